@@ -1,0 +1,352 @@
+"""The `bnsim` command: parse arguments, call one library function, print a summary, exit.
+
+The only module that prints, configures logging or exits. Exit codes: 0 ok; 2 bad input (usage,
+config or workload error: one line on stderr, no traceback); 3 infeasible; 1 anything unexpected
+(with traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bnsim import __version__, units
+from bnsim.errors import BnsimError, ConfigError, InfeasibleError, WorkloadError
+from bnsim.report.tables import key_value_table, markdown_table, text_table
+
+if TYPE_CHECKING:
+    from bnsim.hw import Machine
+
+# Library modules that pull in networkx or pydantic are imported inside the handlers that need them,
+# so that
+# `bnsim --help` and argument errors answer at once.
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --- workloads
+# ---------------------------------------------------------------------------------------------
+
+
+def _workloads_list(args: argparse.Namespace) -> int:
+    from bnsim.graph import summarize
+    from bnsim.graph.zoo import BUILDERS, MODELS, build_model
+
+    rows, documents = [], []
+    for model in MODELS.values():
+        network = build_model(model.name, batch=1)
+        summary = summarize(network)
+        rows.append(
+            [
+                model.name,
+                f"{model.image}×{model.image}",
+                f"{summary.params:,}",
+                units.format_count(summary.macs_per_sample, "MAC"),
+                model.description,
+            ]
+        )
+        documents.append(
+            {
+                "name": model.name,
+                "builder": model.builder,
+                "image": model.image,
+                "params": summary.params,
+                "macs_per_sample": summary.macs_per_sample,
+                "description": model.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(documents, indent=2))
+        return EXIT_OK
+    header = ["model", "image (pixels)", "parameters", "MACs/sample", "description"]
+    print(markdown_table(header, rows) if args.markdown else text_table(header, rows))
+    print(f"\nbuilders for workload files: {', '.join(BUILDERS)}" if not args.markdown else "")
+    return EXIT_OK
+
+
+def _workloads_show(args: argparse.Namespace) -> int:
+    from bnsim.graph import CATEGORIES, load_workload, summarize
+
+    network = load_workload(args.workload, batch=args.batch, image=args.image)
+    summary = summarize(network)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return EXIT_OK
+    c, h, w = summary.input
+    by_category = {category: 0 for category in CATEGORIES}
+    for layer in network.layers[1:]:
+        by_category[layer.layer_kind.category] += 1
+    batch_bytes = summary.activation_bytes_per_sample * summary.batch
+    rows = [
+        ["input", f"{c}×{h}×{w} per sample, batch {summary.batch} samples"],
+        ["parameters", f"{summary.params:,} ({units.format_bytes(summary.params * 4)} in fp32)"],
+        [
+            "forward MACs",
+            f"{units.format_count(summary.macs_per_sample, 'MAC')} per sample "
+            f"({summary.macs_per_sample:,} MAC; conv and linear layers)",
+        ],
+        [
+            "activations",
+            f"{units.format_bytes(summary.activation_bytes_per_sample)} per sample, "
+            f"{units.format_bytes(batch_bytes)} per batch (fp32, every layer output once)",
+        ],
+        [
+            "BN inputs",
+            f"{summary.bn_input_elements_per_sample:,} elements per sample "
+            f"({units.format_bytes(summary.bn_input_elements_per_sample * 4)} fp32)",
+        ],
+        ["layers", f"{summary.num_layers} layers"],
+    ]
+    print(f"{network.name}")
+    print(key_value_table(rows, indent="  "))
+    print("\n  layers by kind:")
+    print(text_table(["kind", "layers"], list(summary.layer_counts.items()), indent="    "))
+    print("\n  layers by breakdown category:")
+    print(
+        text_table(
+            ["category", "layers"], [[k, v] for k, v in by_category.items() if v], indent="    "
+        )
+    )
+    return EXIT_OK
+
+
+def _workloads_export(args: argparse.Namespace) -> int:
+    from bnsim.graph import load_workload
+    from bnsim.graph.load import network_to_dot, network_to_graphml, network_to_yaml
+
+    network = load_workload(args.workload, batch=args.batch, image=args.image)
+    writers = {"yaml": network_to_yaml, "graphml": network_to_graphml, "dot": network_to_dot}
+    text = writers[args.format](network)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_text(Path(args.out), text)
+        print(f"wrote {args.out} ({len(network.layers) - 1} layers, {args.format})")
+    return EXIT_OK
+
+
+# --- hardware
+# ----------------------------------------------------------------------------------------------
+
+
+def _hw_show(args: argparse.Namespace) -> int:
+    from bnsim.hw import load_machine
+
+    machine = load_machine(args.file, args.set)
+    if args.json:
+        derived = {
+            "peak_flops_per_second": machine.peak_flops_per_second(),
+            "dram_peak_bytes_per_second": machine.dram.peak_bandwidth_bytes_per_second(),
+            "dram_sustained_bytes_per_second": machine.dram.sustained_bandwidth_bytes_per_second(),
+        }
+        print(json.dumps({**machine.to_dict(), "derived": derived}, indent=2))
+        return EXIT_OK
+    print(describe_machine(machine))
+    return EXIT_OK
+
+
+def describe_machine(machine: Machine) -> str:
+    """The human summary of `bnsim hw show`."""
+    cores, dram = machine.cores, machine.dram
+    rows = [
+        [
+            "cores",
+            f"{cores.count} × {units.format_frequency(cores.clock_hz)}, {cores.simd_lanes} "
+            f"{machine.dtype} lanes × {cores.fma_units} FMA units = {cores.flops_per_cycle()} "
+            f"FLOP/cycle/core, {cores.max_outstanding_misses} outstanding misses/core",
+        ],
+        [
+            "peak compute",
+            f"{units.format_flop_rate(machine.peak_flops_per_second())} "
+            f"({machine.dtype}, {machine.dtype_bytes()} bytes/element)",
+        ],
+    ]
+    for label, cache in (("l1", machine.l1), ("l2", machine.l2), ("llc", machine.llc)):
+        if cache is None:
+            continue
+        scope = "shared" if label == "llc" else "private, per core"
+        extra = ""
+        if label == "llc":
+            extra = ", inclusive" if machine.llc.inclusive else ", non-inclusive"
+        rows.append(
+            [
+                label,
+                f"{units.format_bytes(cache.size_bytes, binary=True)} {scope}, "
+                f"{cache.ways}-way, {cache.block_bytes} B blocks, {cache.num_sets()} sets, "
+                f"{cache.latency_cycles} cycles{extra}",
+            ]
+        )
+    sustained = dram.sustained_bandwidth_bytes_per_second()
+    rows += [
+        [
+            "dram",
+            f"{dram.channels} channels × "
+            f"{units.format_bandwidth(dram.channel_bandwidth_bytes_per_second)}"
+            f" = {units.format_bandwidth(dram.peak_bandwidth_bytes_per_second())} peak, "
+            f"{units.format_bandwidth(sustained)} sustained ({dram.efficiency:.0%}), "
+            f"{units.format_duration(dram.latency_s)} latency, "
+            f"{units.format_bytes(dram.interleave_bytes, binary=True)} interleave",
+        ],
+        [
+            "machine balance",
+            f"{machine.peak_flops_per_second() / sustained:.1f} FLOP/byte "
+            "(peak compute / sustained DRAM bandwidth)",
+        ],
+        [
+            "conv / fc",
+            f"{machine.compute.conv_efficiency:.0%} / {machine.compute.fc_efficiency:.0%} "
+            f"of peak FMA throughput; fused conv kernels × {machine.compute.fused_conv_factor}",
+        ],
+    ]
+    costs = machine.compute.cycles_per_element.model_dump()
+    lines = [f"{machine.name}: {machine.description}" if machine.description else machine.name]
+    lines.append(key_value_table(rows, indent="  "))
+    lines.append("  element-wise ops (cycles/element per core):")
+    lines.append(
+        text_table(
+            ["op", "cycles/element"],
+            [[op, f"{value:g} cycles"] for op, value in costs.items()],
+            indent="    ",
+        )
+    )
+    lines.append(f"  rates from: {machine.compute.source}")
+    return "\n".join(lines)
+
+
+def _hw_keys(args: argparse.Namespace) -> int:
+    from bnsim.hw import describe_keys
+
+    header = ["key", "type", "unit", "required", "meaning"]
+    rows = [
+        [
+            doc.path,
+            doc.type_name,
+            doc.unit,
+            "yes" if doc.required else f"no (default {doc.default})",
+            doc.description,
+        ]
+        for doc in describe_keys()
+    ]
+    print(markdown_table(header, rows) if args.markdown else text_table(header, rows))
+    return EXIT_OK
+
+
+# --- plumbing
+# ----------------------------------------------------------------------------------------------
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: an interrupted run never leaves a truncated file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = _Parser(prog="bnsim", description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"bnsim {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold on stderr (default WARNING)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    workloads = commands.add_parser("workloads", help="list, inspect and export networks")
+    workload_commands = workloads.add_subparsers(
+        dest="subcommand", required=True, parser_class=_Parser
+    )
+    listing = workload_commands.add_parser("list", help="the model zoo")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    listing.set_defaults(handler=_workloads_list)
+    for name, handler, text in (
+        ("show", _workloads_show, "size facts of one network"),
+        ("export", _workloads_export, "write a network as YAML, GraphML or DOT"),
+    ):
+        sub = workload_commands.add_parser(name, help=text)
+        sub.add_argument("workload", help="zoo model name or workload YAML path")
+        sub.add_argument(
+            "--batch", type=_positive_int, help="mini-batch size (default: the workload's)"
+        )
+        sub.add_argument("--image", type=_positive_int, help="input height = width in pixels")
+        sub.set_defaults(handler=handler)
+        if name == "show":
+            sub.add_argument("--json", action="store_true", help="print a JSON document to stdout")
+        else:
+            sub.add_argument("--format", choices=["yaml", "graphml", "dot"], default="yaml")
+            sub.add_argument("--out", help="output file (default: stdout)")
+
+    hw = commands.add_parser("hw", help="inspect hardware configs")
+    hw_commands = hw.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    show = hw_commands.add_parser("show", help="print the resolved machine with derived peaks")
+    show.add_argument("file", help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
+    show.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key before validation, e.g. --set llc.size=32MiB (repeatable)",
+    )
+    show.add_argument("--json", action="store_true", help="print the resolved machine as JSON")
+    show.set_defaults(handler=_hw_show)
+    keys = hw_commands.add_parser("keys", help="every config key with its unit and meaning")
+    keys.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    keys.set_defaults(handler=_hw_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one bnsim command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except (
+        SystemExit
+    ) as stop:  # --help, --version and usage errors: argparse has printed its message
+        return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
+    logging.basicConfig(level=args.log_level, format="bnsim: %(levelname)s: %(message)s")
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, WorkloadError) as err:
+        print(f"bnsim: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except InfeasibleError as err:
+        print(f"bnsim: infeasible: {err}", file=sys.stderr)
+        return EXIT_INFEASIBLE
+    except BnsimError as err:
+        print(f"bnsim: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except KeyboardInterrupt:
+        print("bnsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`); nothing more to say
+        return EXIT_OK

@@ -1,0 +1,157 @@
+"""Read YAML data files strictly and turn validation failures into one-line, located error messages.
+
+Shared by the hardware loader (bnsim.hw) and the workload loader (bnsim.graph.load), so that both
+reject the same things the same way: missing files, directories, non-UTF-8 bytes, YAML syntax
+errors, duplicate keys, non-mapping documents and Python tags. Imports only bnsim.errors, yaml and
+pydantic.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bnsim.errors import BnsimError
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (line {line})", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml_text(text: str, source: str, error_class: type[BnsimError]) -> dict[str, Any]:
+    """Parse a YAML document that must be a mapping.
+
+    Raises:
+        error_class: on syntax errors, duplicate keys, unsafe tags or a non-mapping document.
+    """
+    try:
+        document = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise error_class(f"{source}: invalid YAML{where}: {problem}") from err
+    if document is None:
+        raise error_class(f"{source}: the file is empty (expected a YAML mapping)")
+    if not isinstance(document, dict):
+        raise error_class(
+            f"{source}: expected a YAML mapping at the top level, got {type(document).__name__}"
+        )
+    return document
+
+
+def read_yaml(path: str | Path, error_class: type[BnsimError]) -> dict[str, Any]:
+    """Read a YAML file whose top level must be a mapping.
+
+    Raises:
+        error_class: the file is missing, a directory, unreadable, not UTF-8, or not valid YAML.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise error_class(f"{path}: no such file")
+    if path.is_dir():
+        raise error_class(f"{path}: is a directory, expected a YAML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error_class(f"{path}: not a UTF-8 text file (byte {err.start})") from err
+    except OSError as err:
+        raise error_class(f"{path}: cannot read: {err.strerror}") from err
+    return parse_yaml_text(text, str(path), error_class)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """Keys accepted at `loc` (a pydantic error location) inside `model`, or None if unknown."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        fields = {field.alias or name: field for name, field in current.model_fields.items()}
+        field = fields.get(str(part))
+        if field is None:
+            return None
+        current = _model_in(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(field.alias or name for name, field in current.model_fields.items())
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside `X`, `X | None` or `Optional[X]`, else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def describe_errors(
+    err: ValidationError,
+    model: type[BaseModel] | None = None,
+    location_names: Mapping[tuple[int | str, ...], str] | None = None,
+) -> list[str]:
+    """One 'key.path: message' line per pydantic error, in a form a user can act on.
+
+    Args:
+        err: the pydantic error.
+        model: the top-level model, used to list the allowed keys when a key is unknown.
+        location_names: optional names for location prefixes (e.g. list index → layer name).
+    """
+    lines = []
+    for error in err.errors(include_url=False):
+        loc = tuple(error["loc"])
+        path = _path_text(loc, location_names or {})
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc) if model is not None else None
+            message = "unknown key"
+            if allowed:
+                close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                message += f" ({hint}allowed: {', '.join(allowed)})"
+        elif kind == "missing":
+            message = "missing required key"
+        elif kind in ("value_error", "assertion_error"):
+            message = (
+                str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            )
+        else:
+            message = f"{error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
+        lines.append(f"{path}: {message}" if path else message)
+    return lines
+
+
+def _path_text(loc: tuple[int | str, ...], names: Mapping[tuple[int | str, ...], str]) -> str:
+    parts: list[str] = []
+    for index in range(len(loc)):
+        prefix = loc[: index + 1]
+        if prefix in names:
+            parts = [names[prefix]]
+        elif isinstance(loc[index], int):
+            parts.append(f"[{loc[index]}]")
+        else:
+            parts.append(("." if parts else "") + str(loc[index]))
+    return "".join(parts)

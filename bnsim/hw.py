@@ -1,0 +1,408 @@
+"""The simulated machine: cores, private caches, shared LLC, DRAM, kernel-library rates.
+
+A Machine is a frozen, validated value. YAML files (hwconfigs/*.yaml) spell every dimensioned
+quantity with its unit ("22MiB", "2.6GHz", "21.33GB/s", "90ns", "14cycles"); in Python the fields
+carry the unit in their name (`size_bytes`, `clock_hz`, `latency_s`). Key paths (`llc.size`,
+`cores.count`, ...) are the YAML spellings and serve the file, `--set key=value` overrides and sweep
+grids alike; docs/hardware.md lists them all. Imports bnsim.errors, bnsim.units, bnsim.datafile;
+pydantic and yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from bnsim import units
+from bnsim.datafile import describe_errors, read_yaml
+from bnsim.errors import ConfigError
+
+SCHEMA_VERSION = 1
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Marks a dimensioned field: YAML spells it with a unit, Python holds the canonical number."""
+
+    name: str  # what docs/hardware.md prints in its unit column
+    example: str
+
+
+def _dimensioned(parse: Any, spell: Any, unit: Unit) -> tuple[Any, ...]:
+    def validate(value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            return parse(value)
+        units_required = bool(info.context and info.context.get("units_required"))
+        if units_required or isinstance(value, bool):
+            parse(value)  # raises with the "has no unit" message
+        return value
+
+    return (BeforeValidator(validate), PlainSerializer(spell, when_used="json"), unit)
+
+
+_STRICT = {"strict": True}
+Bytes = Annotated[
+    int,
+    *_dimensioned(units.parse_bytes, units.bytes_text, Unit("bytes", "64KiB")),
+    Field(gt=0, **_STRICT),
+]
+Hertz = Annotated[
+    float,
+    *_dimensioned(units.parse_frequency, units.frequency_text, Unit("Hz", "2.6GHz")),
+    Field(gt=0),
+]
+BytesPerSecond = Annotated[
+    float,
+    *_dimensioned(units.parse_bandwidth, units.bandwidth_text, Unit("bytes/s", "21.33GB/s")),
+    Field(gt=0),
+]
+Seconds = Annotated[
+    float, *_dimensioned(units.parse_duration, units.duration_text, Unit("s", "90ns")), Field(ge=0)
+]
+Cycles = Annotated[
+    int,
+    *_dimensioned(units.parse_cycles, units.cycles_text, Unit("cycles", "14cycles")),
+    Field(ge=0, **_STRICT),
+]
+Count = Annotated[int, Field(gt=0, **_STRICT)]
+Fraction = Annotated[float, Unit("fraction (0, 1]", "0.85"), Field(gt=0, le=1, **_STRICT)]
+CyclesPerElement = Annotated[float, Unit("cycles/element", "0.0625"), Field(gt=0, **_STRICT)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+def _is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+class CoreConfig(_Config):
+    """Identical cores; peak FP throughput = count × clock × simd_lanes × fma_units × 2."""
+
+    count: Count = Field(description="number of cores (SMs on a GPU)")
+    clock_hz: Hertz = Field(
+        alias="clock", description="core clock (the all-core vector clock if lower)"
+    )
+    simd_lanes: Count = Field(description="elements of `dtype` per vector FMA instruction")
+    fma_units: Count = Field(description="vector FMA instructions issued per cycle per core")
+    max_outstanding_misses: Count = Field(
+        description="cache misses a core can have in flight (L1 fill buffers / MSHRs); bounds "
+        "how much memory time overlaps"
+    )
+
+    def flops_per_cycle(self) -> int:
+        """Peak FLOPs per cycle per core (an FMA counts as two)."""
+        return self.simd_lanes * self.fma_units * 2
+
+
+class CacheConfig(_Config):
+    """A set-associative, LRU, write-back, write-allocate cache."""
+
+    size_bytes: Bytes = Field(alias="size", description="capacity (per core for private caches)")
+    ways: Count = Field(description="associativity")
+    block_bytes: Bytes = Field(alias="block", description="line size")
+    latency_cycles: Cycles = Field(alias="latency", description="load-to-use latency on a hit")
+
+    @model_validator(mode="after")
+    def _check_geometry(self) -> CacheConfig:
+        if not _is_power_of_two(self.block_bytes):
+            raise ValueError(f"block {units.bytes_text(self.block_bytes)} is not a power of two")
+        set_bytes = self.ways * self.block_bytes
+        if self.size_bytes % set_bytes:
+            raise ValueError(
+                f"size {units.bytes_text(self.size_bytes)} is not a multiple of ways × block "
+                f"({self.ways} × {units.bytes_text(self.block_bytes)} = "
+                f"{units.bytes_text(set_bytes)})"
+            )
+        return self
+
+    def num_sets(self) -> int:
+        """Number of sets: size / (ways × block)."""
+        return self.size_bytes // (self.ways * self.block_bytes)
+
+
+class SharedCacheConfig(CacheConfig):
+    """The last-level cache, shared by all cores."""
+
+    inclusive: bool = Field(
+        default=False,
+        strict=True,
+        description="whether the LLC holds every line of the private caches (false: non-inclusive)",
+    )
+
+
+class DRAMConfig(_Config):
+    """Address-interleaved DRAM channels."""
+
+    channels: Count = Field(description="independent channels (HBM: pseudo-channels)")
+    channel_bandwidth_bytes_per_second: BytesPerSecond = Field(
+        alias="channel_bandwidth", description="peak transfer rate of one channel"
+    )
+    efficiency: Fraction = Field(
+        description="fraction of peak bandwidth that streaming access sustains (refresh, "
+        "read/write turnarounds, row misses); from STREAM-type measurements"
+    )
+    latency_s: Seconds = Field(alias="latency", description="loaded access latency")
+    interleave_bytes: Bytes = Field(
+        alias="interleave", description="consecutive bytes mapped to one channel before the next"
+    )
+
+    @model_validator(mode="after")
+    def _check_interleave(self) -> DRAMConfig:
+        if not _is_power_of_two(self.interleave_bytes):
+            raise ValueError(
+                f"interleave {units.bytes_text(self.interleave_bytes)} is not a power of two"
+            )
+        return self
+
+    def peak_bandwidth_bytes_per_second(self) -> float:
+        """All channels at their peak rate."""
+        return self.channels * self.channel_bandwidth_bytes_per_second
+
+    def sustained_bandwidth_bytes_per_second(self) -> float:
+        """All channels at the sustained (streaming) rate."""
+        return self.peak_bandwidth_bytes_per_second() * self.efficiency
+
+
+class ElementwiseCosts(_Config):
+    """Core cycles per element for the element-wise and reduction ops of the kernel library."""
+
+    bn_stats: CyclesPerElement = Field(
+        description="BN forward statistics (Σx, Σx²), per input element"
+    )
+    bn_apply: CyclesPerElement = Field(
+        description="BN forward normalize + scale/shift, per element"
+    )
+    bn_grad_reduce: CyclesPerElement = Field(description="BN backward Σdy, Σdy·x̂, per element")
+    bn_grad_apply: CyclesPerElement = Field(description="BN backward dx, per element")
+    relu_fwd: CyclesPerElement = Field(description="ReLU/ReLU6 forward, per element")
+    relu_bwd: CyclesPerElement = Field(description="ReLU/ReLU6 backward (mask), per element")
+    pool_fwd: CyclesPerElement = Field(description="pooling forward, per input element read")
+    pool_bwd: CyclesPerElement = Field(description="pooling backward, per input-gradient element")
+    concat: CyclesPerElement = Field(
+        description="concat forward / split backward copy, per element"
+    )
+    add: CyclesPerElement = Field(
+        description="residual add, gradient accumulation, per output element"
+    )
+    dropout: CyclesPerElement = Field(description="dropout forward or backward, per element")
+    loss: CyclesPerElement = Field(
+        description="softmax cross-entropy forward + backward, per logit"
+    )
+    sgd_update: CyclesPerElement = Field(description="SGD-with-momentum update, per parameter")
+
+
+class ComputeConfig(_Config):
+    """Compute throughput of the kernel library on this machine (METHODS.md §4)."""
+
+    source: str = Field(min_length=1, description="where the rates come from (free text, required)")
+    conv_efficiency: Fraction = Field(
+        description="fraction of peak FMA throughput reached by convolution kernels"
+    )
+    fc_efficiency: Fraction = Field(
+        description="fraction of peak FMA throughput reached by fully connected (GEMM) kernels"
+    )
+    fused_conv_factor: Fraction = Field(
+        description="multiplier on conv_efficiency for conv kernels carrying fused BN/ReLU work "
+        "(registers given to BN operands; METHODS.md §2.3)"
+    )
+    cycles_per_element: ElementwiseCosts = Field(description="per-core costs of element-wise ops")
+
+
+class Machine(_Config):
+    """A chip multiprocessor: identical cores with private caches, one shared LLC, DRAM channels."""
+
+    schema_version: Literal[1] = Field(description="format version of this file (1)")
+    name: str = Field(min_length=1, description="short machine name used in results")
+    description: str = Field(default="", description="what the machine is, and its sources")
+    dtype: Literal["fp32", "fp16", "bf16"] = Field(description="element type of every tensor")
+    cores: CoreConfig
+    l1: CacheConfig = Field(description="private first-level data cache of each core")
+    l2: CacheConfig | None = Field(default=None, description="optional private second-level cache")
+    llc: SharedCacheConfig = Field(description="shared last-level cache")
+    dram: DRAMConfig
+    compute: ComputeConfig
+
+    def dtype_bytes(self) -> int:
+        """Bytes per tensor element."""
+        return DTYPE_BYTES[self.dtype]
+
+    def private_caches(self) -> tuple[CacheConfig, ...]:
+        """The private cache levels of one core, nearest first."""
+        return (self.l1,) if self.l2 is None else (self.l1, self.l2)
+
+    def peak_flops_per_second(self) -> float:
+        """Peak FP throughput of all cores."""
+        return self.cores.count * self.cores.clock_hz * self.cores.flops_per_cycle()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML form: key paths and unit spellings, loadable again by `machine_from_dict`."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def with_overrides(self, overrides: Sequence[str]) -> Machine:
+        """This machine with `key.path=value` overrides, validated like a file (the sweep path).
+
+        Raises:
+            ConfigError: an override is malformed or makes the machine invalid.
+        """
+        return machine_from_dict(self.to_dict(), source=self.name, overrides=overrides)
+
+
+def machine_from_dict(
+    raw: Mapping[str, Any], *, source: str = "<dict>", overrides: Sequence[str] = ()
+) -> Machine:
+    """Validate a raw (YAML-shaped) mapping, after applying `key.path=value` overrides.
+
+    Raises:
+        ConfigError: listing every problem, each with its key path.
+
+    >>> import yaml
+    >>> raw = yaml.safe_load(open("hwconfigs/tiny.yaml"))
+    >>> machine_from_dict(raw, overrides=["llc.size=1MiB"]).llc.size_bytes
+    1048576
+    """
+    merged, overridden = apply_overrides(raw, overrides)
+    try:
+        return Machine.model_validate(merged, context={"units_required": True})
+    except ValidationError as err:
+        names: dict[tuple[int | str, ...], str] = {
+            path: f"--set {'.'.join(path)}" for path in overridden
+        }
+        lines = describe_errors(err, Machine, names)
+        count = f"{len(lines)} errors: " if len(lines) > 1 else ""
+        raise ConfigError(f"{source}: {count}{'; '.join(lines)}") from None
+
+
+def load_machine(path: str | Path, overrides: Sequence[str] = ()) -> Machine:
+    """Load a hardware config file, applying `--set`-style overrides before validation.
+
+    Raises:
+        ConfigError: naming the file and every bad key path.
+
+    >>> load_machine("hwconfigs/cmp16.yaml", ["cores.count=8"]).cores.count
+    8
+    """
+    return machine_from_dict(read_yaml(path, ConfigError), source=str(path), overrides=overrides)
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], object]:
+    """Split 'llc.size=32MiB' into (('llc', 'size'), '32MiB'); the value is read as a YAML scalar.
+
+    Raises:
+        ConfigError: no '=', an empty key or an empty value.
+
+    >>> parse_override("cores.count=8"), parse_override("llc.inclusive=true")
+    ((('cores', 'count'), 8), (('llc', 'inclusive'), True))
+    """
+    key, sep, value_text = text.partition("=")
+    path = tuple(key.strip().split("."))
+    if not sep or not key.strip() or any(not part for part in path):
+        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. llc.size=32MiB")
+    if not value_text.strip():
+        raise ConfigError(f"--set {text!r}: empty value for {key.strip()}")
+    try:
+        value = yaml.safe_load(value_text)
+    except yaml.YAMLError:
+        value = value_text.strip()
+    return path, value
+
+
+def apply_overrides(
+    raw: Mapping[str, Any], overrides: Iterable[str]
+) -> tuple[dict[str, Any], list[tuple[str, ...]]]:
+    """A deep copy of `raw` with each override set; also returns the overridden paths.
+
+    Raises:
+        ConfigError: an override descends into a value that is not a mapping.
+    """
+    merged = _deep_copy(raw)
+    paths = []
+    for text in overrides:
+        path, value = parse_override(text)
+        node = merged
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                prefix = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {text}: {prefix} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+        paths.append(path)
+    return merged, paths
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDoc:
+    """One documented config key."""
+
+    path: str
+    type_name: str
+    unit: str
+    required: bool
+    default: str
+    description: str
+
+
+def describe_keys(
+    model: type[BaseModel] = Machine, prefix: str = "", *, section_required: bool = True
+) -> Iterator[KeyDoc]:
+    """Every key path of the hardware config, in file order, with its type, unit and meaning."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            required = section_required and field.is_required()
+            yield from describe_keys(nested, f"{key}.", section_required=required)
+            continue
+        unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", str(annotation))
+        if getattr(annotation, "__origin__", None) is Literal:
+            type_name = " | ".join(str(arg) for arg in getattr(annotation, "__args__", ()))
+        default = "" if field.is_required() else repr(field.default)
+        yield KeyDoc(
+            path=key,
+            type_name=type_name,
+            unit=unit.name if unit else "",
+            required=section_required and field.is_required(),
+            default=default,
+            description=field.description or "",
+        )
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = (annotation, *getattr(annotation, "__args__", ()))
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None

@@ -1,0 +1,1 @@
+"""Reports: text tables, plots and timelines made from results. Never runs a simulation."""

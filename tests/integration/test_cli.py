@@ -1,0 +1,179 @@
+"""The command line: output with units, JSON documents, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bnsim.cli import main
+from bnsim.graph import load_workload
+from bnsim.graph.zoo import build_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_workloads_show_prints_the_numbers_with_units(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "workloads", "show", "densenet121")
+    assert code == 0
+    assert "parameters    7,978,856" in out
+    assert "2.834 GMAC per sample" in out
+    assert "3×224×224 per sample, batch 32 samples" in out
+    assert "conv2d                    120" in out
+
+
+def test_workloads_show_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "workloads", "show", "resnet50", "--batch", "4", "--json")
+    document = json.loads(out)
+    assert code == 0
+    assert {
+        "name",
+        "params",
+        "macs_per_sample",
+        "layer_counts",
+        "activation_bytes_per_sample",
+        "bn_input_elements_per_sample",
+    } <= set(document)
+    assert (document["params"], document["batch"], document["layer_counts"]["batchnorm2d"]) == (
+        25_557_032,
+        4,
+        53,
+    )
+
+
+def test_workloads_list_names_every_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "workloads", "list", "--json")
+    assert code == 0
+    assert {item["name"]: item["params"] for item in json.loads(out)}["inception_v3"] == 23_834_568
+
+
+def test_workloads_export_yaml_round_trips(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_path = tmp_path / "sub" / "mobilenet.yaml"
+    code, out, _ = run(
+        capsys, "workloads", "export", "mobilenet_v2", "--batch", "2", "--out", str(out_path)
+    )
+    assert code == 0
+    assert f"wrote {out_path}" in out
+    assert load_workload(out_path) == build_model("mobilenet_v2", batch=2)
+    assert not list(out_path.parent.glob(".*partial"))
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "dot"])
+def test_workloads_export_to_stdout(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    code, out, _ = run(capsys, "workloads", "export", "tiny_cnn", "--format", fmt)
+    assert code == 0
+    assert "res.add" in out
+
+
+def test_hw_show_prints_units_and_derived_peaks(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "hw", "show", str(REPO / "hwconfigs" / "cmp16.yaml"))
+    assert code == 0
+    assert "16 × 2.6 GHz" in out
+    assert "2.662 TFLOP/s" in out
+    assert "22 MiB shared, 11-way, 64 B blocks, 32768 sets, 77 cycles, non-inclusive" in out
+    assert (
+        "6 channels × 21.33 GB/s = 128 GB/s peak, 99.84 GB/s sustained (78%), 90 ns latency" in out
+    )
+
+
+def test_hw_show_applies_set_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "hw",
+        "show",
+        str(REPO / "hwconfigs" / "cmp16.yaml"),
+        "--set",
+        "llc.size=44MiB",
+        "--set",
+        "cores.count=8",
+        "--json",
+    )
+    document = json.loads(out)
+    assert code == 0
+    assert (document["llc"]["size"], document["cores"]["count"]) == ("44MiB", 8)
+    assert document["derived"]["peak_flops_per_second"] == pytest.approx(8 * 2.6e9 * 64)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["hw", "show", "missing.yaml"], "bnsim: error: missing.yaml: no such file"),
+        (
+            ["hw", "show", str(REPO / "hwconfigs" / "cmp16.yaml"), "--set", "llc.sise=1MiB"],
+            "--set llc.sise: unknown key",
+        ),
+        (["workloads", "show", "densnet121"], "did you mean 'densenet121'?"),
+        (["workloads", "show", "densenet121", "--image", "16"], "features.transition3.pool"),
+        (
+            ["workloads", "show", "densenet121", "--batch", "0"],
+            "expected a positive integer, got 0",
+        ),
+        (["workloads", "frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert out == ""
+
+
+def test_bad_file_through_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema_version: 1\nname: x\ncores: {count: zero}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bnsim", "hw", "show", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"bnsim: error: {bad}: ")
+    assert "cores.count: input should be a valid integer, got 'zero'" in result.stderr
+
+
+def test_version_and_help_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bnsim", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("bnsim 0.")
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert "workloads" in out
+    assert "hw" in out
+
+
+def test_docs_list_every_hardware_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/hardware.md embeds `bnsim hw keys --markdown`; regenerate it when a key changes."""
+    code, out, _ = run(capsys, "hw", "keys", "--markdown")
+    assert code == 0
+    assert out.strip() in (REPO / "docs" / "hardware.md").read_text(), (
+        "docs/hardware.md is stale: paste the output of `bnsim hw keys --markdown`"
+    )
+
+
+def test_docs_list_every_zoo_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "workloads", "list", "--markdown")
+    assert code == 0
+    assert out.strip() in (REPO / "docs" / "workloads.md").read_text(), (
+        "docs/workloads.md is stale: paste the output of `bnsim workloads list --markdown`"
+    )

@@ -1,0 +1,117 @@
+"""ARCHITECTURE.md §2's one-way data flow, enforced: who may import whom, print or exit."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "bnsim"
+
+# module prefix → bnsim modules it may import (beyond itself and its own sub-package).
+ALLOWED = {
+    "bnsim.errors": set(),
+    "bnsim.units": {"bnsim.errors"},
+    "bnsim.datafile": {"bnsim.errors"},
+    "bnsim.hw": {"bnsim.errors", "bnsim.units", "bnsim.datafile"},
+    "bnsim.graph": {"bnsim.errors", "bnsim.units", "bnsim.datafile", "bnsim.graph"},
+    "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
+    "bnsim.cli": {"bnsim"},  # everything
+    "bnsim.__init__": {"bnsim"},
+    "bnsim.__main__": {"bnsim.cli"},
+}
+THIRD_PARTY = {
+    "bnsim.hw": {"yaml", "pydantic"},
+    "bnsim.datafile": {"yaml", "pydantic"},
+    "bnsim.graph": {"yaml", "pydantic", "networkx"},
+    "bnsim.report": {"matplotlib"},
+}
+STDLIB_OK = {
+    "__future__",
+    "argparse",
+    "collections",
+    "dataclasses",
+    "difflib",
+    "enum",
+    "functools",
+    "importlib",
+    "io",
+    "itertools",
+    "json",
+    "logging",
+    "math",
+    "pathlib",
+    "re",
+    "sys",
+    "types",
+    "typing",
+}
+
+
+def modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = (
+            ".".join(parts[:-1]) if parts[-1] == "__init__" and len(parts) > 2 else ".".join(parts)
+        )
+        found.append((name, path))
+    return found
+
+
+def rule_for(module: str, table: dict[str, set[str]]) -> set[str] | None:
+    keys = [key for key in table if module == key or module.startswith(key + ".")]
+    return table[max(keys, key=len)] if keys else None
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "bnsim" and node.level == 0:
+            names.update(f"bnsim.{alias.name}" for alias in node.names)  # from bnsim import units
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[name for name, _ in modules()])
+def test_imports_follow_the_data_flow(module: str, path: Path) -> None:
+    allowed = rule_for(module, ALLOWED)
+    assert allowed is not None, f"{module} has no layering rule: add it to ALLOWED"
+    own_package = module.rsplit(".", 1)[0] if module.count(".") > 1 else module
+    for name in imports_of(path):
+        if name == "bnsim" or name.startswith("bnsim."):
+            ok = name.startswith(own_package) or any(
+                name == a or name.startswith(a + ".") or a == "bnsim" for a in allowed
+            )
+            assert ok, f"{module} must not import {name}"
+        else:
+            top = name.split(".")[0]
+            ok = (
+                top in STDLIB_OK
+                or top in (rule_for(module, THIRD_PARTY) or set())
+                or module == "bnsim.cli"
+            )
+            assert ok, f"{module} must not import {name}"
+
+
+@pytest.mark.parametrize(("module", "path"), modules(), ids=[name for name, _ in modules()])
+def test_only_the_cli_prints_or_exits(module: str, path: Path) -> None:
+    if module in ("bnsim.cli", "bnsim.__main__"):
+        return
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            called = ast.unparse(node.func)
+            assert called not in ("print", "sys.exit", "exit", "quit", "logging.basicConfig"), (
+                f"{module} calls {called}; only bnsim.cli may"
+            )
+
+
+def test_every_module_says_its_job_in_its_first_docstring_line() -> None:
+    for module, path in modules():
+        docstring = ast.get_docstring(ast.parse(path.read_text()))
+        assert docstring, f"{module} has no module docstring"
+        assert docstring.splitlines()[0].strip(), f"{module}'s docstring starts with a blank line"
