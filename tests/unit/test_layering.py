@@ -16,6 +16,33 @@ ALLOWED = {
     "bnsim.datafile": {"bnsim.errors"},
     "bnsim.hw": {"bnsim.errors", "bnsim.units", "bnsim.datafile"},
     "bnsim.graph": {"bnsim.errors", "bnsim.units", "bnsim.datafile", "bnsim.graph"},
+    "bnsim.schedule": {"bnsim.errors", "bnsim.graph"},
+    "bnsim.footprint": {"bnsim.schedule", "bnsim.graph"},
+    "bnsim.sampling": {"bnsim.graph"},
+    "bnsim.schemes": {
+        "bnsim.errors",
+        "bnsim.datafile",
+        "bnsim.graph",
+        "bnsim.schedule",
+        "bnsim.sampling",
+        "bnsim.schemes",
+    },
+    "bnsim.kernels": {
+        "bnsim.errors",
+        "bnsim.graph",
+        "bnsim.schedule",
+        "bnsim.footprint",
+        "bnsim.sampling",
+        "bnsim.kernels",
+    },
+    "bnsim.verify": {
+        "bnsim.errors",
+        "bnsim.graph",
+        "bnsim.schedule",
+        "bnsim.sampling",
+        "bnsim.schemes",
+        "bnsim.kernels",
+    },
     "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},
@@ -25,6 +52,10 @@ THIRD_PARTY = {
     "bnsim.hw": {"yaml", "pydantic"},
     "bnsim.datafile": {"yaml", "pydantic"},
     "bnsim.graph": {"yaml", "pydantic", "networkx"},
+    "bnsim.sampling": {"numpy"},
+    "bnsim.schemes": {"yaml", "pydantic", "networkx"},
+    "bnsim.kernels": {"numpy"},
+    "bnsim.verify": {"numpy"},
     "bnsim.report": {"matplotlib"},
 }
 STDLIB_OK = {
@@ -46,6 +77,7 @@ STDLIB_OK = {
     "sys",
     "types",
     "typing",
+    "zlib",
 }
 
 

@@ -1,0 +1,1 @@
+"""NumPy reference kernels and the schedule executor."""

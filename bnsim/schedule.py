@@ -1,0 +1,315 @@
+"""The Schedule IR: the kernels one training iteration runs, their fused ops, tensors and tiles.
+
+A Schedule is what both interpreters read: the simulator times it and the NumPy executor runs it.
+Each Kernel is an ordered group of Ops over one iteration space (the space of its main op), split
+into tiles by `decompose`; a barrier ends every kernel, and outputs listed in an op's `reduces` are
+combined across tiles at that barrier. Tensors have roles and may be transient (never stored:
+produced and consumed inside one kernel). `check_schedule` proves the order legal. Imports
+bnsim.graph and bnsim.errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bnsim.errors import SimulationError
+from bnsim.graph import Network
+
+
+class Phase(StrEnum):
+    """Phase of the training iteration a kernel belongs to."""
+
+    FWD = "fwd"
+    BWD_DATA = "bwd_data"
+    BWD_WEIGHT = "bwd_weight"
+    UPDATE = "update"
+
+
+class TensorRole(StrEnum):
+    """What a tensor is for; results break traffic down by role."""
+
+    INPUT = "input"  # the image batch and the labels
+    ACTIVATION = "activation"  # a forward output that no backward op reads
+    STASHED_ACTIVATION = "stashed_activation"  # a forward output kept for the backward pass
+    WEIGHT = "weight"
+    WEIGHT_GRADIENT = "weight_gradient"
+    ACTIVATION_GRADIENT = "activation_gradient"
+    BN_STATISTICS = "bn_statistics"  # batch mean/var and running mean/var
+    MASK = "mask"  # dropout masks
+    OPTIMIZER_STATE = "optimizer_state"  # SGD momentum
+    WORKSPACE = "workspace"  # max-pool argmax indices, the loss's log-probabilities
+
+
+class ElementType(StrEnum):
+    """Element type of a tensor: the machine's data type, or a fixed-size integer."""
+
+    DATA = "data"  # fp32/fp16/bf16 as the machine says
+    UINT8 = "uint8"
+    INT64 = "int64"
+
+
+FIXED_ELEMENT_BYTES = {ElementType.UINT8: 1, ElementType.INT64: 8}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tensor:
+    """A named array of one training iteration."""
+
+    name: str
+    shape: tuple[int, ...]
+    role: TensorRole
+    layer: str  # the forward layer it belongs to
+    element: ElementType = ElementType.DATA
+    transient: bool = False  # True: lives in registers/tile buffers of one kernel, never in memory
+
+    def num_elements(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    def num_bytes(self, data_bytes: int) -> int:
+        """Bytes in memory, given the machine's bytes per data element."""
+        element_bytes = FIXED_ELEMENT_BYTES.get(self.element, data_bytes)
+        return self.num_elements() * element_bytes
+
+
+class OpKind(StrEnum):
+    """Operations; each reads and writes tensors in a fixed operand order (docs/schemes.md)."""
+
+    CONV_FWD = "conv_fwd"
+    CONV_BWD_DATA = "conv_bwd_data"
+    CONV_BWD_WEIGHT = "conv_bwd_weight"
+    FC_FWD = "fc_fwd"
+    FC_BWD_DATA = "fc_bwd_data"
+    FC_BWD_WEIGHT = "fc_bwd_weight"
+    BN_STATS = "bn_stats"
+    BN_APPLY = "bn_apply"
+    BN_GRAD_REDUCE = "bn_grad_reduce"
+    BN_GRAD_APPLY = "bn_grad_apply"
+    RELU_FWD = "relu_fwd"
+    RELU_BWD = "relu_bwd"
+    POOL_FWD = "pool_fwd"
+    POOL_BWD = "pool_bwd"
+    CONCAT_FWD = "concat_fwd"
+    CONCAT_BWD = "concat_bwd"
+    ADD_FWD = "add_fwd"
+    GRAD_ACCUMULATE = "grad_accumulate"
+    DROPOUT_FWD = "dropout_fwd"
+    DROPOUT_BWD = "dropout_bwd"
+    LOSS_FWD = "loss_fwd"
+    LOSS_BWD = "loss_bwd"
+    SGD_UPDATE = "sgd_update"
+
+    def is_matrix(self) -> bool:
+        """Convolution and fully connected ops (FMA-bound); the rest are element-wise/reductions."""
+        return self in _MATRIX_OPS
+
+
+_MATRIX_OPS = {
+    OpKind.CONV_FWD,
+    OpKind.CONV_BWD_DATA,
+    OpKind.CONV_BWD_WEIGHT,
+    OpKind.FC_FWD,
+    OpKind.FC_BWD_DATA,
+    OpKind.FC_BWD_WEIGHT,
+}
+
+
+class Placement(StrEnum):
+    """Where an op sits in its kernel relative to the main op."""
+
+    PROLOGUE = "prologue"  # on the main op's input footprint, before it
+    MAIN = "main"  # defines the iteration space
+    EPILOGUE = "epilogue"  # on the main op's output tile, after it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Op:
+    """One operation of a kernel.
+
+    `reads` and `writes` are tensor names in the operand order of `kind`. `reduces` lists the
+    written tensors that are sums over tiles, complete only at the kernel's end barrier. `attrs`
+    holds op parameters that the layer does not (e.g. which statistic a BN pass computes, sampling,
+    recomputation).
+    """
+
+    kind: OpKind
+    layer: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    reduces: tuple[str, ...] = ()
+    placement: Placement = Placement.MAIN
+    flops: int = 0
+    attrs: tuple[tuple[str, Any], ...] = ()
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        """The value of attribute `key`, or `default`."""
+        return dict(self.attrs).get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One axis of a kernel's iteration space."""
+
+    name: str  # n, c, h (rows) or e (flat elements)
+    extent: int
+
+
+Box = tuple[tuple[int, int], ...]  # one (start, stop) per axis of the kernel's space
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kernel:
+    """A fused group of ops over one iteration space, ended by a barrier."""
+
+    name: str
+    phase: Phase
+    ops: tuple[Op, ...]
+    space: tuple[Axis, ...]
+
+    def main_op(self) -> Op:
+        """The op whose iteration space the kernel has."""
+        return next(op for op in self.ops if op.placement is Placement.MAIN)
+
+    def layers(self) -> tuple[str, ...]:
+        """Forward layers whose work this kernel does, in op order, without repeats."""
+        return tuple(dict.fromkeys(op.layer for op in self.ops))
+
+    def flops(self) -> int:
+        """Sum of the ops' FLOPs (each element counted once)."""
+        return sum(op.flops for op in self.ops)
+
+    def memory_reads(self) -> tuple[str, ...]:
+        """Tensors this kernel reads that it did not produce itself (its input streams)."""
+        produced: set[str] = set()
+        reads: dict[str, None] = {}
+        for op in self.ops:
+            reads.update((name, None) for name in op.reads if name not in produced)
+            produced.update(op.writes)
+        return tuple(reads)
+
+    def memory_writes(self) -> tuple[str, ...]:
+        """Tensors this kernel writes (transient ones too; callers filter by Tensor.transient)."""
+        return tuple(dict.fromkeys(name for op in self.ops for name in op.writes))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Schedule:
+    """The kernels of one training iteration of `network` under a scheme, in execution order."""
+
+    network: Network
+    scheme: str
+    options: tuple[tuple[str, Any], ...]
+    kernels: tuple[Kernel, ...]
+    tensors: Mapping[str, Tensor] = field(repr=False)
+
+    def tensor(self, name: str) -> Tensor:
+        """The tensor called `name`."""
+        return self.tensors[name]
+
+    def flops(self) -> int:
+        """FLOPs of the whole iteration (each op's elements counted once)."""
+        return sum(kernel.flops() for kernel in self.kernels)
+
+    def kernels_of(self, layer: str) -> Iterator[Kernel]:
+        """Kernels that do work of `layer`."""
+        return (kernel for kernel in self.kernels if layer in kernel.layers())
+
+
+def decompose(space: Sequence[Axis], blocks: Mapping[str, int]) -> tuple[Box, ...]:
+    """Split an iteration space into tiles: boxes of at most `blocks[axis]` along each named axis.
+
+    Axes missing from `blocks` are not split. Tiles come in row-major order, the first axis
+    outermost: this is the order a static OpenMP schedule hands them out and the order the executor
+    runs them.
+
+    Raises:
+        ValueError: a block size below 1.
+
+    >>> decompose((Axis("n", 2), Axis("c", 3)), {"n": 1, "c": 2})
+    (((0, 1), (0, 2)), ((0, 1), (2, 3)), ((1, 2), (0, 2)), ((1, 2), (2, 3)))
+    """
+    ranges = []
+    for axis in space:
+        block = blocks.get(axis.name, axis.extent)
+        if block < 1:
+            raise ValueError(f"block size for axis {axis.name} must be ≥ 1, got {block}")
+        starts = range(0, axis.extent, block)
+        ranges.append([(start, min(start + block, axis.extent)) for start in starts])
+    return tuple(itertools.product(*ranges))
+
+
+def check_schedule(schedule: Schedule) -> None:
+    """Prove the kernel order legal.
+
+    Every tensor an op reads exists already (it has no producer, was written by an earlier kernel,
+    or by an earlier op of the same kernel); a reduction output is never read in the kernel that
+    reduces it (its value is complete only at the barrier); transient tensors never leave their
+    kernel; prologue ops come before the main op and epilogue ops after it.
+
+    Raises:
+        SimulationError: naming the kernel, op and tensor at fault.
+    """
+    produced_by = _producers(schedule)
+    written: set[str] = set()
+    for kernel in schedule.kernels:
+        _check_placements(kernel)
+        in_kernel: set[str] = set()
+        reducing: set[str] = set()
+        for op in kernel.ops:
+            for name in op.reads:
+                if name not in schedule.tensors:
+                    raise SimulationError(
+                        f"kernel {kernel.name}: {op.kind} reads unknown tensor {name}"
+                    )
+                if name in reducing:
+                    raise SimulationError(
+                        f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before the "
+                        "cross-tile reduction that produces it has finished (it completes only "
+                        "at the kernel's barrier)"
+                    )
+                if name in produced_by and name not in written and name not in in_kernel:
+                    raise SimulationError(
+                        f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before it is "
+                        f"produced (by kernel {produced_by[name]})"
+                    )
+                tensor = schedule.tensors[name]
+                if tensor.transient and name not in in_kernel:
+                    raise SimulationError(
+                        f"kernel {kernel.name}: reads transient tensor {name} produced in another "
+                        "kernel"
+                    )
+            in_kernel.update(op.writes)
+            reducing.update(op.reduces)
+        written.update(in_kernel)
+
+
+def _producers(schedule: Schedule) -> dict[str, str]:
+    """First kernel writing each tensor; tensors only updated in place count as inputs."""
+    producers: dict[str, str] = {}
+    for kernel in schedule.kernels:
+        for op in kernel.ops:
+            for name in op.writes:
+                if name not in op.reads:
+                    producers.setdefault(name, kernel.name)
+    return producers
+
+
+def _check_placements(kernel: Kernel) -> None:
+    order = [op.placement for op in kernel.ops]
+    if order.count(Placement.MAIN) != 1:
+        raise SimulationError(
+            f"kernel {kernel.name}: has {order.count(Placement.MAIN)} main ops, not 1"
+        )
+    main_index = order.index(Placement.MAIN)
+    if any(p is not Placement.PROLOGUE for p in order[:main_index]) or any(
+        p is not Placement.EPILOGUE for p in order[main_index + 1 :]
+    ):
+        raise SimulationError(
+            f"kernel {kernel.name}: ops must be prologue…, main, epilogue…; "
+            f"got {[p.value for p in order]}"
+        )

@@ -1,0 +1,335 @@
+"""Prove a scheme's schedule computes what the layer-by-layer reference does, on a small network.
+
+`verify` shrinks the network (small batch and image, channels divided; every layer, branch,
+concatenation and residual kept), runs the reference step and the scheme's schedule tile by tile
+(tiles shuffled) from the same seeded data, and compares the loss, the network outputs, every
+parameter gradient, the input gradient, the BN batch and running statistics and the updated
+parameters and momenta. Sampled schemes are compared with a direct implementation of sampled BN, and
+the report says how far their statistics are from the exact ones. Imports bnsim.graph,
+bnsim.schemes, bnsim.schedule, bnsim.sampling, bnsim.kernels, bnsim.errors; numpy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bnsim.errors import WorkloadError
+from bnsim.graph import LayerKind, Network, build_network
+from bnsim.graph.layer import BatchNorm2d, Conv2d, Layer, Linear
+from bnsim.kernels import reference as ref
+from bnsim.kernels.execute import BlockRule, execute_schedule, halving_blocks
+from bnsim.kernels.network import reference_step
+from bnsim.sampling import Sampling
+from bnsim.schedule import Schedule, TensorRole
+from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
+from bnsim.schemes.sampling import SamplingOptions
+
+Array = NDArray[Any]
+IMAGE_SIZES = (32, 48, 64, 75, 96, 128, 160, 224, 299)  # 32 first: several rows per tile
+TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorComparison:
+    """How one tensor of the schedule compares with the reference."""
+
+    name: str
+    max_abs_err: float
+    max_rel_err: float  # max |a - b| / max |b|: relative to the tensor's scale
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerificationReport:
+    """The outcome of verifying one scheme on one (down-scaled) workload."""
+
+    workload: str
+    scheme: str
+    passed: bool
+    tolerance: float
+    tensors_compared: int
+    max_abs_err: float
+    max_rel_err: float
+    worst: tuple[TensorComparison, ...]  # the five largest relative errors
+    batch: int
+    image: tuple[int, int]
+    width_divisor: int
+    num_kernels: int
+    num_tiles: int
+    seconds: float  # wall-clock time of the check
+    sampled_mean_error: float | None = (
+        None  # max |μ_sampled − μ| / σ over BN layers (sampling only)
+    )
+    sampled_var_error: float | None = None  # max |σ²_sampled / σ² − 1| over BN layers
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def downscale(
+    network: Network, *, batch: int = 2, width_divisor: int = 8, max_classes: int = 10
+) -> Network:
+    """A small copy of `network` with the same layers and topology.
+
+    Channels are divided by `width_divisor` (depthwise convs stay depthwise), classifiers keep at
+    most `max_classes` outputs, and the image is the smallest of IMAGE_SIZES the network accepts.
+
+    Raises:
+        WorkloadError: no image size in IMAGE_SIZES fits the network.
+    """
+    widths: dict[str, int] = {}
+    layers: list[Layer] = []
+    for layer in network.layers:
+        layers.append(_shrink(network, layer, widths, width_divisor, max_classes))
+    for size in IMAGE_SIZES:
+        try:
+            small = build_network(network.name, layers, batch=batch, image=size)
+        except WorkloadError:
+            continue
+        return small
+    raise WorkloadError(
+        f"{network.name}: no image size in {IMAGE_SIZES} fits the down-scaled network"
+    )
+
+
+def _shrink(
+    network: Network, layer: Layer, widths: dict[str, int], divisor: int, max_classes: int
+) -> Layer:
+    """`layer` with fewer channels; records its output width in `widths`."""
+    name = layer.name
+    in_width = widths.get(layer.inputs[0]) if layer.inputs else None
+    if isinstance(layer, Conv2d):
+        original_in = network.in_shapes(name)[0].c
+        assert in_width is not None
+        if layer.groups == original_in:  # depthwise: one group per channel, as before
+            multiplier = layer.out_channels // layer.groups
+            out, groups = in_width * multiplier, in_width
+        else:
+            groups = math.gcd(layer.groups, in_width)
+            out = groups * max(1, math.ceil(layer.out_channels / divisor / groups))
+        widths[name] = out
+        return layer.model_copy(update={"out_channels": out, "groups": groups})
+    if isinstance(layer, Linear):
+        feeds_loss = any(
+            network.layer(c).layer_kind is LayerKind.SOFTMAX_CROSS_ENTROPY
+            for c in network.consumers(name)
+        )
+        out = (
+            min(layer.out_features, max_classes)
+            if feeds_loss
+            else max(1, math.ceil(layer.out_features / divisor))
+        )
+        widths[name] = out
+        return layer.model_copy(update={"out_features": out})
+    if layer.layer_kind is LayerKind.INPUT:
+        widths[name] = network.out_shape(name).c
+    elif layer.layer_kind is LayerKind.CONCAT:
+        widths[name] = sum(widths[source] for source in layer.inputs)
+    elif in_width is not None:
+        widths[name] = in_width
+    return layer
+
+
+def initial_values(schedule: Schedule, seed: int) -> dict[str, Array]:
+    """Seeded values of everything a training iteration starts from.
+
+    Weights have variance 1/fan-in (activations keep their scale through deep nets); BN γ near 1, β
+    near 0; momenta and running statistics are small random values so that the update is checked
+    too.
+    """
+    rng = np.random.default_rng(seed)
+    values: dict[str, Array] = {}
+    for name, tensor in sorted(schedule.tensors.items()):
+        shape = tensor.shape
+        if tensor.transient:
+            continue
+        if name == "labels":
+            num_classes = next(
+                t.shape[1] for n, t in schedule.tensors.items() if n.startswith("logp:")
+            )
+            values[name] = rng.integers(0, num_classes, shape)
+        elif tensor.role is TensorRole.INPUT:
+            values[name] = rng.standard_normal(shape)
+        elif tensor.role is TensorRole.WEIGHT:
+            if name.startswith("gamma:"):
+                values[name] = 1 + 0.1 * rng.standard_normal(shape)
+            elif name.startswith(("beta:", "b:")):
+                values[name] = 0.1 * rng.standard_normal(shape)
+            else:
+                fan_in = math.prod(shape[1:])
+                values[name] = rng.standard_normal(shape) / math.sqrt(fan_in)
+        elif tensor.role is TensorRole.OPTIMIZER_STATE:
+            values[name] = 0.01 * rng.standard_normal(shape)
+        elif name.startswith("running_mean:"):
+            values[name] = 0.1 * rng.standard_normal(shape)
+        elif name.startswith("running_var:"):
+            values[name] = 1 + 0.1 * rng.random(shape)
+    return values
+
+
+def compared_tensors(schedule: Schedule) -> list[str]:
+    """Tensors verification compares: outputs, losses, gradients, statistics, new state."""
+    network = schedule.network
+    outputs = {
+        f"act:{layer.inputs[0]}"
+        for layer in network.layers_of_kind(LayerKind.SOFTMAX_CROSS_ENTROPY)
+    }
+    prefixes = (
+        "loss:",
+        "dw:",
+        "db:",
+        "dgamma:",
+        "dbeta:",
+        "mean:",
+        "var:",
+        "running_mean:",
+        "running_var:",
+        "w:",
+        "b:",
+        "gamma:",
+        "beta:",
+        "v:",
+    )
+    names = [
+        name
+        for name, tensor in schedule.tensors.items()
+        if not tensor.transient and (name.startswith(prefixes) or name in outputs)
+    ]
+    if "grad:input" in schedule.tensors:
+        names.append("grad:input")
+    return sorted(names)
+
+
+def verify(
+    network: Network,
+    scheme: str | SchemeSpec,
+    *,
+    seed: int = 0,
+    width_divisor: int = 8,
+    batch: int | None = None,
+    dtype: type[np.floating[Any]] = np.float64,
+    blocks: BlockRule = halving_blocks,
+) -> VerificationReport:
+    """Run `scheme` on a down-scaled `network` tile by tile and compare it with the reference.
+
+    The batch is 2, or for sampled statistics large enough that each BN samples at least eight
+    samples (`8 / fraction`): statistics of one or two samples of a 1×1 feature map make the network
+    so ill-conditioned that rounding differences, not schedule errors, would decide the comparison
+    (measured: DenseNet-121 with batch sampling of 2 of 16 samples differs by 8e-5 between two tile
+    orders).
+
+    Raises:
+        ConfigError: a bad scheme spec.
+        WorkloadError: the network cannot be down-scaled.
+        SimulationError: the scheme produced an illegal schedule.
+    """
+    started = time.perf_counter()
+    spec = parse_scheme(scheme) if isinstance(scheme, str) else scheme
+    sampling = _sampling_rule(spec)
+    if batch is None:
+        batch = 2 if sampling is None else max(2, math.ceil(8 / sampling.fraction))
+    small = downscale(network, batch=batch, width_divisor=width_divisor)
+    schedule = build_schedule(small, spec, input_grad=True)
+    initial = initial_values(schedule, seed)
+    params = {k: v for k, v in initial.items() if schedule.tensors[k].role is not TensorRole.INPUT}
+    inputs = {k: v for k, v in initial.items() if schedule.tensors[k].role is TensorRole.INPUT}
+    expected = reference_step(
+        small,
+        {k: v.astype(dtype) for k, v in params.items()},
+        {k: v.astype(dtype) if k != "labels" else v for k, v in inputs.items()},
+        sampling=sampling,
+    )
+    got = execute_schedule(schedule, initial, blocks=blocks, shuffle_seed=seed, dtype=dtype)
+    names = compared_tensors(schedule)
+    comparisons = [
+        _compare(name, got[name], expected[name], _family_scale(name, names, expected))
+        for name in names
+    ]
+    tolerance = TOLERANCE[dtype]
+    worst = sorted(
+        comparisons, key=lambda c: -c.max_rel_err if math.isfinite(c.max_rel_err) else -1e300
+    )
+    mean_error, var_error = _sampling_errors(small, expected, sampling)
+    return VerificationReport(
+        workload=network.name,
+        scheme=spec.label(),
+        passed=all(c.max_rel_err <= tolerance for c in comparisons),
+        tolerance=tolerance,
+        tensors_compared=len(comparisons),
+        max_abs_err=max(c.max_abs_err for c in comparisons),
+        max_rel_err=max(c.max_rel_err for c in comparisons),
+        worst=tuple(worst[:5]),
+        batch=small.batch,
+        image=small.image,
+        width_divisor=width_divisor,
+        num_kernels=len(schedule.kernels),
+        num_tiles=sum(len(_tiles(kernel, blocks)) for kernel in schedule.kernels),
+        seconds=time.perf_counter() - started,
+        sampled_mean_error=mean_error,
+        sampled_var_error=var_error,
+    )
+
+
+def _tiles(kernel: Any, blocks: BlockRule) -> tuple[Any, ...]:
+    from bnsim.schedule import decompose  # noqa: PLC0415 (only for the count)
+
+    return decompose(kernel.space, blocks(kernel))
+
+
+def _family_scale(name: str, names: list[str], expected: Mapping[str, Array]) -> float:
+    """Largest magnitude among the tensors of the same kind (the prefix before ':')."""
+    family = name.split(":", 1)[0] + ":"
+    return max(
+        float(np.max(np.abs(expected[other]))) for other in names if other.startswith(family)
+    )
+
+
+def _compare(name: str, got: Array, expected: Array, family_scale: float) -> TensorComparison:
+    """Max error relative to the tensor's largest value, floored at 1e-3 of its kind's largest.
+
+    The floor matters for tensors that are zero in exact arithmetic (the dβ of a BN whose output
+    only a 1×1 convolution followed by BN reads sums gradients that cancel): their values are
+    rounding noise, and comparing noise with noise says nothing. A real error is as large as the
+    values themselves.
+    """
+    got = np.asarray(got, dtype=np.float64).reshape(-1)
+    expected = np.asarray(expected, dtype=np.float64).reshape(-1)
+    if got.shape != expected.shape or not np.all(np.isfinite(got)):
+        return TensorComparison(name=name, max_abs_err=math.inf, max_rel_err=math.inf)
+    error = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-3 * family_scale)
+    return TensorComparison(
+        name=name, max_abs_err=error, max_rel_err=error / scale if scale > 0 else error
+    )
+
+
+def _sampling_rule(spec: SchemeSpec) -> Sampling | None:
+    for _, options in spec.options:
+        if isinstance(options, SamplingOptions):
+            return options.rule()
+    return None
+
+
+def _sampling_errors(
+    network: Network, results: Mapping[str, Array], sampling: Sampling | None
+) -> tuple[float | None, float | None]:
+    """How far the statistics used are from the exact batch statistics, worst over BN layers."""
+    if sampling is None:
+        return None, None
+    mean_errors, var_errors = [], []
+    for layer in network.layers_of_kind(LayerKind.BATCHNORM2D):
+        assert isinstance(layer, BatchNorm2d)
+        x = results[f"act:{layer.inputs[0]}"]
+        exact_mean, exact_var = ref.batchnorm_stats(x)
+        mean, var = results[f"mean:{layer.name}"], results[f"var:{layer.name}"]
+        scale = np.sqrt(exact_var + layer.eps)
+        mean_errors.append(float(np.max(np.abs(mean - exact_mean) / scale)))
+        var_errors.append(float(np.max(np.abs((var + layer.eps) / (exact_var + layer.eps) - 1))))
+    return max(mean_errors), max(var_errors)
