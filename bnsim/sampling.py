@@ -55,20 +55,26 @@ class Selection:
         return len(self.samples) * (self.rows[1] - self.rows[0]) * (self.cols[1] - self.cols[0])
 
     def touched_bytes(self, shape: TensorShape, element_bytes: int, line_bytes: int) -> int:
-        """Bytes of whole cache lines an NCHW read of the selection touches (FS reads are strided).
+        """Bytes of the distinct cache lines an NCHW read of the selection touches.
 
         Each selected row of each feature map is a contiguous run; a run touches every line it
-        overlaps.
+        overlaps, and a line shared by two runs (short rows) is counted once.
+
+        >>> sel = Selection(samples=(0,), rows=(0, 2), cols=(0, 8))
+        >>> sel.touched_bytes(TensorShape(1, 1, 2, 8), 4, 64)  # two 32 B rows share one line
+        64
         """
         row_bytes, plane_bytes = shape.w * element_bytes, shape.h * shape.w * element_bytes
-        lines = 0
         first, last = self.cols[0] * element_bytes, self.cols[1] * element_bytes - 1
+        lines, previous = 0, -1
         for n in self.samples:
             for c in range(shape.c):
                 plane = (n * shape.c + c) * plane_bytes
                 for row in range(*self.rows):
-                    start = plane + row * row_bytes
-                    lines += (start + last) // line_bytes - (start + first) // line_bytes + 1
+                    start_line = (plane + row * row_bytes + first) // line_bytes
+                    end_line = (plane + row * row_bytes + last) // line_bytes
+                    lines += end_line - max(start_line, previous + 1) + 1
+                    previous = end_line
         return lines * line_bytes
 
 

@@ -53,7 +53,7 @@ def use_one_pass_statistics(draft: Draft, bn: str) -> DraftKernel:
         attrs=(("part", "both"),),
     )
     mean_kernel.ops[:] = [both]
-    mean_kernel.name = f"{bn}.fwd.stats"
+    mean_kernel.name = mean_kernel.name.removesuffix(".mean") + ".stats"  # keeps a pass prefix
     draft.kernels.remove(var_kernel)
     return mean_kernel
 

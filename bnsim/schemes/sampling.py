@@ -72,6 +72,7 @@ def _virtual_dataset(draft: Draft, sampling: Sampling) -> None:
     )
     for bn in batch_norms:
         use_one_pass_statistics(virtual, bn)
+    _drop_unused_kernels(virtual)
     for kernel in list(draft.kernels):
         kernel.ops[:] = [
             replace(op, attrs=(*op.attrs, ("stats_gradient", False)))
@@ -85,3 +86,15 @@ def _virtual_dataset(draft: Draft, sampling: Sampling) -> None:
     for tensor in virtual.tensors.values():
         draft.add_tensor(tensor)
     draft.kernels[0:0] = virtual.kernels
+
+
+def _drop_unused_kernels(draft: Draft) -> None:
+    """Remove kernels of a forward-only pass whose outputs nothing needs (the last BN's apply)."""
+    needed: set[str] = set()
+    for kernel in reversed(list(draft.kernels)):
+        writes = {name for op in kernel.ops for name in op.writes}
+        keeps_stats = any(op.kind is OpKind.BN_STATS for op in kernel.ops)
+        if keeps_stats or writes & needed:
+            needed.update(name for op in kernel.ops for name in op.reads)
+        else:
+            draft.kernels.remove(kernel)

@@ -76,6 +76,7 @@ STDLIB_OK = {
     "re",
     "sys",
     "types",
+    "time",
     "typing",
     "zlib",
 }
