@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,8 +32,7 @@ EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0,
 Handler = Callable[[argparse.Namespace], int]
 
 
-# --- workloads
-# ---------------------------------------------------------------------------------------------
+# --- workloads ---
 
 
 def _workloads_list(args: argparse.Namespace) -> int:
@@ -132,8 +132,7 @@ def _workloads_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- hardware
-# ----------------------------------------------------------------------------------------------
+# --- hardware ---
 
 
 def _hw_show(args: argparse.Namespace) -> int:
@@ -238,8 +237,119 @@ def _hw_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- plumbing
-# ----------------------------------------------------------------------------------------------
+# --- schemes and verification ---
+
+
+def _schemes(args: argparse.Namespace) -> int:
+    from bnsim.schemes import MODIFIERS, SCHEMES
+
+    for scheme in (*SCHEMES.values(), *MODIFIERS.values()):
+        kind = " (a modifier: X+sampling)" if scheme.name in MODIFIERS else ""
+        print(f"{scheme.name}: {scheme.summary}{kind}")
+        rows = [
+            [key, repr(field.default), field.description or ""]
+            for key, field in scheme.options_model.model_fields.items()
+        ]
+        if rows:
+            print(text_table(["option", "default", "meaning"], rows, indent="  "))
+    print("\noptions: --scheme NAME:key=value,key=value, e.g. baseline:bn_stats_passes=1")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bnsim.graph import load_workload
+    from bnsim.schemes import parse_scheme
+    from bnsim.verify import verify
+
+    network = load_workload(args.workload)
+    specs = [parse_scheme(text) for text in args.scheme or ["fission", "bnff", "recompute"]]
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+    reports = [
+        verify(network, spec, seed=args.seed, width_divisor=args.width_divisor, dtype=dtype)
+        for spec in specs
+    ]
+    print(f"{network.name}, down-scaled: channels ÷{args.width_divisor}, every layer kept")
+    rows = [
+        [
+            r.scheme,
+            "ok" if r.passed else "MISMATCH",
+            f"{r.image[0]}×{r.image[1]}",
+            r.batch,
+            r.tensors_compared,
+            f"{r.max_rel_err:.1e}",
+            f"{r.tolerance:.0e}",
+            r.num_kernels,
+            r.num_tiles,
+            f"{r.seconds:.2f}",
+        ]
+        for r in reports
+    ]
+    header = [
+        "scheme",
+        "result",
+        "image (pixels)",
+        "batch (samples)",
+        "tensors",
+        "max rel. error",
+        "tolerance",
+        "kernels",
+        "tiles",
+        "time (s)",
+    ]
+    print(text_table(header, rows))
+    for report in reports:
+        if report.sampled_mean_error is not None:
+            print(
+                f"{report.scheme}: statistics used vs exact batch statistics: mean off by up to "
+                f"{report.sampled_mean_error:.3g} standard deviations, variance by up to "
+                f"{report.sampled_var_error:.1%}"
+            )
+        if not report.passed:
+            print(f"{report.scheme}: worst tensors:")
+            worst = [[c.name, f"{c.max_rel_err:.2e}", f"{c.max_abs_err:.2e}"] for c in report.worst]
+            print(text_table(["tensor", "max rel. error", "max abs. error"], worst, indent="  "))
+    if args.json:
+        _write_text(
+            Path(args.json), json.dumps(_verify_document(network.name, reports), indent=2) + "\n"
+        )
+        print(f"wrote {args.json}")
+    return EXIT_OK if all(r.passed for r in reports) else EXIT_UNEXPECTED
+
+
+def _verify_document(workload: str, reports: Sequence[Any]) -> dict[str, Any]:
+    """The `bnsim verify --json` document: totals over the schemes, then one report per scheme.
+
+    Errors that are not finite (a tensor full of NaN) are written as null: JSON has no infinity.
+    """
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(item) for item in value]
+        return value
+
+    return finite(
+        {
+            "schema": "bnsim.verify/1",
+            "bnsim_version": __version__,
+            "workload": workload,
+            "scheme": [r.scheme for r in reports],
+            "passed": all(r.passed for r in reports),
+            "tensors_compared": sum(r.tensors_compared for r in reports),
+            "max_abs_err": max(r.max_abs_err for r in reports),
+            "max_rel_err": max(r.max_rel_err for r in reports),
+            "seconds": sum(r.seconds for r in reports),
+            "reports": [r.to_dict() for r in reports],
+        }
+    )
+
+
+# --- plumbing ---
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -303,6 +413,29 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--format", choices=["yaml", "graphml", "dot"], default="yaml")
             sub.add_argument("--out", help="output file (default: stdout)")
+
+    schemes = commands.add_parser("schemes", help="the restructuring schemes and their options")
+    schemes.set_defaults(handler=_schemes)
+    check = commands.add_parser(
+        "verify", help="prove schemes compute what the reference computes (NumPy, down-scaled)"
+    )
+    check.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    check.add_argument(
+        "--scheme",
+        action="append",
+        metavar="SPEC",
+        help="scheme to verify, repeatable (default: fission, bnff, recompute)",
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of data, weights and tile order")
+    check.add_argument(
+        "--width-divisor",
+        type=_positive_int,
+        default=8,
+        help="divide every layer's channels by this (default 8)",
+    )
+    check.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    check.add_argument("--json", metavar="FILE", help="write the reports as JSON")
+    check.set_defaults(handler=_verify)
 
     hw = commands.add_parser("hw", help="inspect hardware configs")
     hw_commands = hw.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)

@@ -222,8 +222,8 @@ def verify(
     The batch is 8, and for sampled statistics large enough that each BN samples at least eight
     samples (`8 / fraction`): a BN over a 1×1 feature map of one or two samples normalizes by the
     spread of two numbers, which makes the network so ill-conditioned that rounding differences, not
-    schedule errors, decide the comparison (measured: ResNet-50 at batch 2 differs by 7e-7 between two
-    correct summation orders; DenseNet-121 sampling 2 of 16 samples by 8e-5).
+    schedule errors, decide the comparison (measured: ResNet-50 at batch 2 differs by 7e-7 between
+    two correct summation orders; DenseNet-121 sampling 2 of 16 samples by 8e-5).
 
     Raises:
         ConfigError: a bad scheme spec.

@@ -177,3 +177,51 @@ def test_docs_list_every_zoo_model(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.strip() in (REPO / "docs" / "workloads.md").read_text(), (
         "docs/workloads.md is stale: paste the output of `bnsim workloads list --markdown`"
     )
+
+
+def test_schemes_lists_every_scheme_with_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schemes")
+    assert code == 0
+    for name in ("baseline", "fission", "bnff", "recompute", "sampling"):
+        assert f"{name}: " in out
+    assert "bn_stats_passes  2" in out
+    assert "wide_limit     1024" in out
+
+
+def test_verify_passes_and_writes_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_path = tmp_path / "verify.json"
+    code, out, _ = run(
+        capsys,
+        "verify",
+        "--workload",
+        "tiny_cnn",
+        "--scheme",
+        "bnff",
+        "--scheme",
+        "sampling:method=feature",
+        "--json",
+        str(out_path),
+    )
+    assert code == 0
+    assert "bnff" in out
+    assert "ok" in out
+    assert "statistics used vs exact batch statistics" in out
+    document = json.loads(out_path.read_text())
+    assert {
+        "workload",
+        "scheme",
+        "passed",
+        "tensors_compared",
+        "max_abs_err",
+        "max_rel_err",
+        "seconds",
+    } <= set(document)
+    assert document["passed"] is True
+    assert document["scheme"] == ["bnff", "baseline+sampling:method=feature"]
+    assert document["reports"][0]["tensors_compared"] == 84
+
+
+def test_verify_rejects_a_bad_scheme_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "verify", "--workload", "tiny_cnn", "--scheme", "bnf")
+    assert code == 2
+    assert "unknown scheme 'bnf' (did you mean 'bnff'?" in err

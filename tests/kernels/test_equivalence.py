@@ -1,7 +1,7 @@
 """Every scheme's schedule, run tile by tile, computes what the layer-by-layer reference computes.
 
-Also: tile order and tile size do not change the results, and deliberately broken schedules are caught,
-by the legality check or by the numbers.
+Also: tile order and tile size do not change the results, and deliberately broken schedules are
+caught, by the legality check or by the numbers.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_hand_written_network_matches_the_reference(scheme: str) -> None:
 )
 @pytest.mark.parametrize("scheme", ["fission", "bnff", "recompute", "bnff+sampling"])
 def test_zoo_schemes_match_the_reference(model: str, scheme: str) -> None:
-    """The foundation issue's acceptance grid; each point runs in seconds at the down-scaled size."""
+    """The schedules issue's acceptance grid; each point runs in seconds at the down-scaled size."""
     report = verify(build_model(model), scheme)
     assert report.passed, report.worst
     tensors = build_schedule(build_model(model, batch=1), "baseline").tensors
@@ -74,7 +74,8 @@ def test_verification_compares_every_parameter_gradient() -> None:
         for name in build_schedule(network, "bnff").tensors
         if name.startswith(("w:", "b:", "gamma:", "beta:"))
     ]
-    # d<param>, the updated <param> and v:<param> for each; 4 statistics per BN; logits, loss, input grad
+    # d<param>, the updated <param> and v:<param> for each; 4 statistics per BN; logits, loss, input
+    # grad
     num_bn = sum(1 for layer in network.layers if layer.layer_kind.value == "batchnorm2d")
     assert report.tensors_compared == 3 * len(weights) + 4 * num_bn + 3
 

@@ -1,9 +1,9 @@
 """Schemes on the canonical group CONV_a → BN → ReLU → CONV_b: exact pass counts, kernels and FLOPs.
 
-The pass counts are METHODS.md §2's ground truth: reads and writes of the BN-sized tensors x (BN input), y
-(BN output), z (ReLU output), g (dL/dz), dy (dL/dy), dx (dL/dx), counted once per kernel that streams
-them from memory, excluding CONV_a's own write of x and its reads of dx (the same in every scheme) and
-the weight-gradient kernels.
+The pass counts are METHODS.md §2's ground truth: reads and writes of the BN-sized tensors x (BN
+input), y (BN output), z (ReLU output), g (dL/dz), dy (dL/dy), dx (dL/dx), counted once per kernel
+that streams them from memory, excluding CONV_a's own write of x and its reads of dx (the same in
+every scheme) and the weight-gradient kernels.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def test_batch_sampling_reads_the_sampled_share_in_both_statistics_passes() -> N
 
 def test_feature_sampling_counts_touched_lines_not_bytes() -> None:
     """An 8×8 map, fraction 1/4: a 4×4 patch. Each patch row is 16 B of a 32 B image row; whether it
-    touches one 64 B line or two depends on where it falls, so the share is at least 1/4 of the bytes."""
+    touches one 64 B line or two depends on where it falls, so the share is at least 1/4 of the
+    bytes."""
     schedule = build_schedule(canonical_network(), "fission+sampling:method=feature,fraction=0.25")
     shape = schedule.network.in_shapes("bn")[0]
     selection = select(Sampling("feature", 0.25, 0), "bn", shape)
@@ -194,7 +195,8 @@ def test_bnff_fuses_the_bn_sub_layers_into_the_convolutions() -> None:
         "epilogue:bn_grad_reduce",
     ]
     assert ops["conv_a.bwd_data"] == ["prologue:bn_grad_apply", "main:conv_bwd_data"]
-    assert schedule.tensor("act:bn").transient and schedule.tensor("grad:relu").transient
+    assert schedule.tensor("act:bn").transient
+    assert schedule.tensor("grad:relu").transient
     assert not schedule.tensor("act:relu").transient  # z is stored once, for backward
 
 
@@ -265,12 +267,12 @@ def test_every_scheme_builds_a_legal_schedule_for_every_model(name: str) -> None
 
 
 def test_densenet121_bnff_fusion_counts() -> None:
-    """DenseNet-121 has 121 BNs. Statistics fuse into the producer conv where one conv alone produces
-    the BN input: norm0 (after conv0) and the 58 norm2 (after conv1): 59. The other 62 (58 norm1, 3
-    transition norms, norm5) read a concatenation or a pool and keep a one-pass statistics kernel.
-    Normalize+ReLU fuses into the consuming conv for the 58 norm1, 58 norm2 and 3 transition norms,
-    except into transition3.conv, the only conv with ≥ 1024 input channels: 118; norm0 (→ pool0) and
-    norm5 (→ global pool) get an element-wise normalize+ReLU kernel."""
+    """DenseNet-121 has 121 BNs. Statistics fuse into the producer conv where one conv alone
+    produces the BN input: norm0 (after conv0) and the 58 norm2 (after conv1): 59. The other 62 (58
+    norm1, 3 transition norms, norm5) read a concatenation or a pool and keep a one-pass statistics
+    kernel. Normalize+ReLU fuses into the consuming conv for the 58 norm1, 58 norm2 and 3 transition
+    norms, except into transition3.conv, the only conv with ≥ 1024 input channels: 118; norm0 (→
+    pool0) and norm5 (→ global pool) get an element-wise normalize+ReLU kernel."""
     schedule = build_schedule(build_model("densenet121", batch=2), "bnff")
 
     def kernels(main: OpKind, fused: OpKind) -> int:
@@ -301,7 +303,8 @@ def test_densenet121_bnff_fusion_counts() -> None:
     [
         (
             "bnf",
-            r"unknown scheme 'bnf' \(did you mean 'bnff'\? known: baseline, fission, bnff, recompute",
+            r"unknown scheme 'bnf' \(did you mean 'bnff'\? known: baseline, fission, bnff, "
+            r"recompute",
         ),
         (
             "bnff+samples",
