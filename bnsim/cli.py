@@ -333,7 +333,7 @@ def _verify_document(workload: str, reports: Sequence[Any]) -> dict[str, Any]:
             return [finite(item) for item in value]
         return value
 
-    return finite(
+    document: dict[str, Any] = finite(
         {
             "schema": "bnsim.verify/1",
             "bnsim_version": __version__,
@@ -347,6 +347,7 @@ def _verify_document(workload: str, reports: Sequence[Any]) -> dict[str, Any]:
             "reports": [r.to_dict() for r in reports],
         }
     )
+    return document
 
 
 # --- plumbing ---
