@@ -183,6 +183,10 @@ class Kernel:
         """Sum of the ops' FLOPs (each element counted once)."""
         return sum(op.flops for op in self.ops)
 
+    def reductions(self) -> tuple[str, ...]:
+        """Tensors summed across tiles (and threads), complete only at this kernel's barrier."""
+        return tuple(dict.fromkeys(name for op in self.ops for name in op.reduces))
+
     def memory_reads(self) -> tuple[str, ...]:
         """Tensors this kernel reads that it did not produce itself (its input streams)."""
         produced: set[str] = set()
@@ -214,6 +218,26 @@ class Schedule:
     def flops(self) -> int:
         """FLOPs of the whole iteration (each op's elements counted once)."""
         return sum(kernel.flops() for kernel in self.kernels)
+
+    def producer(self, name: str) -> int | None:
+        """Index of the first kernel writing `name` without reading it (None: an input)."""
+        for index, kernel in enumerate(self.kernels):
+            if any(name in op.writes and name not in op.reads for op in kernel.ops):
+                return index
+        return None
+
+    def consumers(self, name: str) -> tuple[int, ...]:
+        """Indices of the kernels that read tensor `name` from memory (not from their own ops)."""
+        return tuple(i for i, kernel in enumerate(self.kernels) if name in kernel.memory_reads())
+
+    def lifetime(self, name: str) -> tuple[int, int] | None:
+        """First and last kernel index touching tensor `name` (None if no kernel does)."""
+        touching = [
+            i
+            for i, kernel in enumerate(self.kernels)
+            if any(name in op.reads or name in op.writes for op in kernel.ops)
+        ]
+        return (touching[0], touching[-1]) if touching else None
 
     def kernels_of(self, layer: str) -> Iterator[Kernel]:
         """Kernels that do work of `layer`."""

@@ -335,3 +335,17 @@ def test_scheme_specs_parse_and_label() -> None:
     assert dict(spec.flat_options())["fraction"] == 0.125
     assert parse_scheme("sampling").name == "baseline+sampling"
     assert "recompute+sampling" in scheme_names()
+
+
+def test_tensor_producers_consumers_and_lifetimes() -> None:
+    schedule = build_schedule(canonical_network(), "bnff")
+    names = [kernel.name for kernel in schedule.kernels]
+    z = GROUP["z"]
+    assert names[schedule.producer(z)] == "conv_b.fwd"
+    # z is read back by ReLU-backward (in CONV_b's backward-data epilogue) and the weight gradient
+    assert [names[i] for i in schedule.consumers(z)] == ["conv_b.bwd_data", "conv_b.bwd_weight"]
+    first, last = schedule.lifetime(z)
+    assert (names[first], names[last]) == ("conv_b.fwd", "conv_b.bwd_weight")
+    assert schedule.producer("w:conv_a") is None  # an input of the iteration, updated in place
+    stats_kernel = schedule.kernels[names.index("conv_a.fwd")]
+    assert stats_kernel.reductions() == ("mean:bn", "var:bn", "running_mean:bn", "running_var:bn")
