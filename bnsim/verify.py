@@ -27,7 +27,7 @@ from bnsim.kernels import reference as ref
 from bnsim.kernels.execute import BlockRule, execute_schedule, halving_blocks
 from bnsim.kernels.network import reference_step
 from bnsim.sampling import Sampling
-from bnsim.schedule import Schedule, TensorRole
+from bnsim.schedule import Box, Kernel, Schedule, TensorRole, decompose
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.schemes.sampling import SamplingOptions
 
@@ -304,9 +304,7 @@ def check_schedule_against_reference(
     )
 
 
-def _tiles(kernel: Any, blocks: BlockRule) -> tuple[Any, ...]:
-    from bnsim.schedule import decompose  # noqa: PLC0415 (only for the count)
-
+def _tiles(kernel: Kernel, blocks: BlockRule) -> tuple[Box, ...]:
     return decompose(kernel.space, blocks(kernel))
 
 

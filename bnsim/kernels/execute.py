@@ -27,6 +27,7 @@ from bnsim.footprint import (
     input_footprint,
     prologue_operand,
 )
+from bnsim.graph import TensorShape
 from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind
 from bnsim.kernels import reference as ref
 from bnsim.sampling import Sampling, select
@@ -142,9 +143,9 @@ class _Run:
         return full[_index(region, full.ndim)]
 
     def write(self, name: str, region: Region, value: Array) -> None:
-        full = self.array(name)
-        view = full.reshape(value.shape if full.size == value.size else full.shape)
-        view[_index(region, view.ndim)] = value
+        """Store `value` into a region of a tensor (flattened views are reshaped to the region)."""
+        target = self.array(name)[_index(region, self.array(name).ndim)]
+        target[...] = value.reshape(target.shape)
 
     def channels(self, name: str, region: Region) -> Array:
         start, stop = region.get("c", (0, self.array(name).shape[0]))
@@ -182,8 +183,6 @@ def _selection_mask(run: _Run, op: Op, name: str, region: Region) -> Array:
     if sampling is None:
         mask = np.ones((n, 1, h, w), dtype=run.dtype)
     else:
-        from bnsim.graph import TensorShape  # noqa: PLC0415 (value type only)
-
         mask = select(sampling, op.layer, TensorShape(n, c, h, w)).mask(TensorShape(n, c, h, w))
         mask = mask.astype(run.dtype)
     return mask[_index({k: v for k, v in region.items() if k != "c"}, 4)]
@@ -295,8 +294,6 @@ def _bn_grad_apply(run: _Run, index: int, op: Op, region: Region) -> None:
     if sampling is None:
         weight: Array | float = 1.0 / (n * h * w)
     else:
-        from bnsim.graph import TensorShape  # noqa: PLC0415
-
         selection = select(sampling, op.layer, TensorShape(n, c, h, w))
         weight = _selection_mask(run, op, x_name, region) / selection.elements_per_channel()
     x_hat = (x - mean) * inv_std
@@ -340,14 +337,9 @@ def _dropout_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
 
 def _dropout_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
     layer = run.layer(op)
-    shape = run.shape(op.writes[0])
     keep = run.read(op.reads[1], region).astype(bool)
     dy = run.read(op.reads[0], region, run.shape(op.reads[1]))
-    run.write(
-        op.writes[0],
-        region,
-        ref.dropout_bwd(dy, keep, p=layer.p).reshape(run.read(op.writes[0], region, shape).shape),
-    )
+    run.write(op.writes[0], region, ref.dropout_bwd(dy, keep, p=layer.p))
 
 
 # --- pooling and concatenation (tiles over samples and channels)

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bnsim.graph import LayerKind
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
 from bnsim.schemes.rewrite import (
     BNChain,
@@ -209,6 +210,6 @@ def _recompute_output(
 def draft_tensor_of(draft: Draft, layer: str) -> str:
     """The tensor holding `layer`'s output in the draft (flatten layers alias their input)."""
     network = draft.network
-    while network.layer(layer).layer_kind.value == "flatten":
+    while network.layer(layer).layer_kind is LayerKind.FLATTEN:
         layer = network.layer(layer).inputs[0]
     return act(layer)

@@ -16,7 +16,7 @@ from bnsim.errors import SimulationError
 from bnsim.graph import load_workload
 from bnsim.graph.zoo import build_model
 from bnsim.kernels.execute import execute_schedule
-from bnsim.schedule import OpKind, Placement, Schedule, check_schedule
+from bnsim.schedule import Kernel, OpKind, Placement, Schedule, check_schedule
 from bnsim.schemes import build_schedule
 from bnsim.schemes.rewrite import fuse
 from bnsim.schemes.training import lower_training
@@ -141,8 +141,6 @@ def test_verification_catches_it_when_the_check_is_bypassed() -> None:
 
 
 def _kernels(draft):
-    from bnsim.schedule import Kernel  # noqa: PLC0415
-
     return [
         Kernel(name=k.name, phase=k.phase, ops=tuple(k.ops), space=k.space) for k in draft.kernels
     ]
