@@ -229,6 +229,20 @@ class ComputeConfig(_Config):
         "(registers given to BN operands; METHODS.md §2.3)"
     )
     cycles_per_element: ElementwiseCosts = Field(description="per-core costs of element-wise ops")
+    layout: Literal["nChw16c", "nchw"] = Field(
+        description="activation layout: nChw16c (16-channel blocks, channels padded to 16, as "
+        "MKL-DNN/oneDNN) or nchw (plain, as cuDNN and PyTorch)"
+    )
+    kernel_overhead_cycles: Cycles = Field(
+        alias="kernel_overhead",
+        description="fixed cost of every kernel: thread fork/join and barrier on a CPU, the gap "
+        "between back-to-back kernels on a GPU",
+    )
+    nontemporal_stores: bool = Field(
+        default=False,
+        strict=True,
+        description="outputs bypass the caches (no read-for-ownership fill, no reuse)",
+    )
 
 
 class Machine(_Config):

@@ -557,7 +557,9 @@ class _Lowering:
             f"{name}.bwd_weight",
             Phase.BWD_WEIGHT,
             op,
-            (Axis("n", out_shape.n), Axis("c", out_shape.c)),
+            # output channels outermost: each thread owns whole channel blocks of the weight
+            # gradient, so partial sums cross threads only where a block's samples are split
+            (Axis("c", out_shape.c), Axis("n", out_shape.n)),
         )
 
     def batchnorm_backward(self, layer: Layer, g: str, x: str) -> None:

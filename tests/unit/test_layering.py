@@ -43,6 +43,10 @@ ALLOWED = {
         "bnsim.schemes",
         "bnsim.kernels",
     },
+    "bnsim.result": set(),
+    "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint"},
+    "bnsim.sim": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.trace",
+                  "bnsim.result", "bnsim.sim"},
     "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},
@@ -56,11 +60,13 @@ THIRD_PARTY = {
     "bnsim.schemes": {"yaml", "pydantic", "networkx"},
     "bnsim.kernels": {"numpy"},
     "bnsim.verify": {"numpy"},
+    "bnsim.sim": {"simpy"},
     "bnsim.report": {"matplotlib"},
 }
 STDLIB_OK = {
     "__future__",
     "argparse",
+    "bisect",
     "collections",
     "dataclasses",
     "difflib",

@@ -1,0 +1,195 @@
+"""Results of simulated runs: frozen values, breakdowns that add up to the totals, JSON round trip.
+
+A RunResult holds one scheme's totals, one row of attributed traffic per (kernel, op, tensor) source, one
+row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer kind, by tensor role,
+...) are sums over the traffic rows, so they always add up to the totals. `to_dict` writes the document of
+ARCHITECTURE.md §5. Imports nothing from bnsim.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+SCHEMA = "bnsim.result/1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrafficRow:
+    """DRAM bytes charged to one source: an op of a kernel touching one tensor."""
+
+    kernel: int  # index into RunResult.kernels
+    op: str  # op kind
+    layer: str
+    layer_kind: str  # breakdown category: conv, bn, relu, pool, concat, add, fc, loss, other
+    phase: str
+    tensor: str
+    tensor_role: str
+    dram_read_bytes: int
+    dram_write_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KernelResult:
+    """One kernel's time, work and attributed traffic."""
+
+    name: str
+    phase: str
+    ops: tuple[str, ...]
+    layers: tuple[str, ...]
+    layer_kind: str  # the breakdown category of its main op's layer
+    start_cycle: int
+    end_cycle: int
+    flops: int
+    compute_cycles: int  # sum over its tiles of the cores' compute time
+    memory_cycles: int  # sum over its tiles of the cores' memory time
+    dram_read_bytes: int
+    dram_write_bytes: int
+    num_tiles: int
+
+    def cycles(self) -> int:
+        """Wall-clock cycles from start to end (barrier included)."""
+        return self.end_cycle - self.start_cycle
+
+    def bound(self) -> str:
+        """'compute' or 'memory': which of the two dominated its tiles."""
+        return "compute" if self.compute_cycles >= self.memory_cycles else "memory"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheCounters:
+    """One cache level, summed over its instances, in lines."""
+
+    accesses: int
+    hits: int
+    misses: int
+    writebacks: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """One scheme simulated on one machine for one training iteration."""
+
+    scheme: str
+    fidelity: str
+    cycles: int
+    seconds: float
+    flops: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    kernels: tuple[KernelResult, ...]
+    traffic: tuple[TrafficRow, ...]
+    caches: tuple[tuple[str, CacheCounters], ...]
+    core_busy_cycles: tuple[int, ...]
+    channel_bytes: tuple[int, ...]
+    num_events: int
+
+    def dram_bytes(self) -> int:
+        """Read plus write bytes."""
+        return self.dram_read_bytes + self.dram_write_bytes
+
+    def breakdown(self, *keys: str) -> list[dict[str, Any]]:
+        """Traffic and kernel time summed by the given TrafficRow fields (e.g. "phase", "layer_kind").
+
+        Cycles are charged to a kernel's phase and layer kind (its main op), bytes to their sources.
+        """
+        rows: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
+            lambda: {"cycles": 0, "dram_read_bytes": 0, "dram_write_bytes": 0}
+        )
+        for row in self.traffic:
+            key = tuple(getattr(row, name) for name in keys)
+            rows[key]["dram_read_bytes"] += row.dram_read_bytes
+            rows[key]["dram_write_bytes"] += row.dram_write_bytes
+        kernel_keys = {"phase", "layer_kind"}
+        if set(keys) <= kernel_keys:
+            for kernel in self.kernels:
+                key = tuple(getattr(kernel, name) for name in keys)
+                rows[key]["cycles"] += kernel.cycles()
+        return [{**dict(zip(keys, key, strict=True)), **value} for key, value in sorted(
+            rows.items(), key=lambda item: tuple(str(part) for part in item[0]))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's entry of the result document (ARCHITECTURE.md §5), plus detail rows."""
+        return {
+            "scheme": self.scheme,
+            "fidelity": self.fidelity,
+            "cycles": self.cycles,
+            "seconds": self.seconds,
+            "flops": self.flops,
+            "dram_read_bytes": self.dram_read_bytes,
+            "dram_write_bytes": self.dram_write_bytes,
+            "breakdown": self.breakdown("phase", "layer_kind"),
+            "kernels": [
+                {**{key: value for key, value in asdict(kernel).items()},
+                 "ops": list(kernel.ops), "layers": list(kernel.layers),
+                 "cycles": kernel.cycles(), "bound": kernel.bound()}
+                for kernel in self.kernels
+            ],
+            "traffic": [asdict(row) for row in self.traffic],
+            "caches": {name: asdict(counters) for name, counters in self.caches},
+            "cores": {"busy_cycles": list(self.core_busy_cycles)},
+            "dram_channels": {"bytes": list(self.channel_bytes)},
+            "num_events": self.num_events,
+        }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> RunResult:
+        """Rebuild from `to_dict` output (derived keys are ignored)."""
+        kernel_fields = {f.name for f in fields(KernelResult)}
+        return cls(
+            scheme=document["scheme"],
+            fidelity=document["fidelity"],
+            cycles=document["cycles"],
+            seconds=document["seconds"],
+            flops=document["flops"],
+            dram_read_bytes=document["dram_read_bytes"],
+            dram_write_bytes=document["dram_write_bytes"],
+            kernels=tuple(
+                KernelResult(**{
+                    key: tuple(value) if isinstance(value, list) else value
+                    for key, value in kernel.items() if key in kernel_fields
+                })
+                for kernel in document["kernels"]
+            ),
+            traffic=tuple(TrafficRow(**row) for row in document["traffic"]),
+            caches=tuple((name, CacheCounters(**c)) for name, c in document["caches"].items()),
+            core_busy_cycles=tuple(document["cores"]["busy_cycles"]),
+            channel_bytes=tuple(document["dram_channels"]["bytes"]),
+            num_events=document["num_events"],
+        )
+
+
+def result_document(hardware: dict[str, Any], workload: dict[str, Any], runs: Sequence[RunResult],
+                    version: str) -> dict[str, Any]:
+    """The whole `bnsim run --json` document: machine, workload, runs, speedups vs baseline."""
+    baseline = next((run for run in runs if run.scheme.split(":")[0] == "baseline"), None)
+    speedups = {
+        run.scheme: baseline.cycles / run.cycles for run in runs
+        if baseline is not None and run.cycles > 0
+    }
+    return {
+        "schema": SCHEMA,
+        "bnsim_version": version,
+        "hardware": hardware,
+        "workload": workload,
+        "runs": [run.to_dict() for run in runs],
+        "speedup_vs_baseline": speedups,
+    }
+
+
+def runs_from_document(document: dict[str, Any]) -> list[RunResult]:
+    """The runs of a result document.
+
+    Raises:
+        ValueError: not a bnsim result document of a known schema.
+    """
+    if document.get("schema") != SCHEMA:
+        raise ValueError(f"not a {SCHEMA} document (schema: {document.get('schema')!r})")
+    return [RunResult.from_dict(run) for run in document["runs"]]
+
+
+def total(rows: Iterable[dict[str, Any]], key: str) -> int:
+    """Sum of one column of breakdown rows."""
+    return sum(row[key] for row in rows)

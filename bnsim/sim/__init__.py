@@ -1,0 +1,5 @@
+"""The discrete-event chip-multiprocessor model: `simulate(schedule, machine, options) -> RunResult`."""
+
+from bnsim.sim.engine import simulate
+
+__all__ = ["simulate"]

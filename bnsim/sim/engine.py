@@ -1,0 +1,292 @@
+"""The discrete-event model: cores run tiles against the memory system, kernels end in barriers.
+
+One SimPy process runs the kernels in order. A kernel hands its tiles to the cores in contiguous chunks
+(OpenMP's static schedule); each core is a process that runs its tiles one after another. A tile's
+accesses go through the memory system when it starts; it then takes as long as the largest of its compute
+time, the time its misses need with the core's bounded number of outstanding misses (Little's law), and
+the time the DRAM channels need to deliver its reads after the requests queued before them. Writes to
+DRAM are posted: they occupy the channels but do not stall the core. After the last tile, the partial sums
+of reduced tensors are combined serially across the threads that made them, the result is written, and
+the kernel pays its fixed overhead (fork/join and barrier). Time is integer core cycles.
+Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.graph, bnsim.sim.*; simpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from bnsim.errors import SimulationError
+from bnsim.graph import LayerKind
+from bnsim.hw import Machine
+from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
+from bnsim.schedule import Kernel, Schedule
+from bnsim.sim.cache import CacheStats
+from bnsim.sim.memory import AccessCost, MemorySystem
+from bnsim.trace import Reduction, SimOptions, Tile, Trace
+
+ProcessGenerator = Generator[simpy.events.Event, Any, None]
+
+
+@dataclass
+class _KernelTally:
+    start: int = 0
+    end: int = 0
+    flops: int = 0
+    compute_cycles: float = 0.0
+    memory_cycles: float = 0.0
+    num_tiles: int = 0
+
+
+@dataclass
+class _Chip:
+    """Mutable state of one simulation."""
+
+    machine: Machine
+    trace: Trace
+    memory: MemorySystem
+    env: simpy.Environment
+    channel_free: list[float]
+    bytes_per_cycle: float  # sustained, per channel
+    dram_latency_cycles: float
+    busy: list[float] = field(default_factory=list)
+    tallies: list[_KernelTally] = field(default_factory=list)
+
+
+def simulate(schedule: Schedule, machine: Machine, options: SimOptions | None = None) -> RunResult:
+    """Time one training iteration of `schedule` on `machine`.
+
+    Raises:
+        ConfigError: options that cannot simulate this machine.
+        SimulationError: the simulation did not finish every kernel (a bnsim bug).
+    """
+    options = options or SimOptions()
+    trace = Trace(schedule, machine, options)
+    env = simpy.Environment()
+    dram = machine.dram
+    chip = _Chip(
+        machine=machine,
+        trace=trace,
+        memory=MemorySystem(machine),
+        env=env,
+        channel_free=[0.0] * dram.channels,
+        bytes_per_cycle=dram.channel_bandwidth_bytes_per_second * dram.efficiency
+        / machine.cores.clock_hz,
+        dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
+        busy=[0.0] * machine.cores.count,
+        tallies=[_KernelTally() for _ in schedule.kernels],
+    )
+    done = env.process(_run_iteration(chip))
+    env.run()
+    if not done.triggered:
+        raise SimulationError("the simulation stopped before the last kernel finished")
+    return _result(chip, options)
+
+
+def _run_iteration(chip: _Chip) -> ProcessGenerator:
+    env = chip.env
+    for index, kernel in enumerate(chip.trace.schedule.kernels):
+        tally = chip.tallies[index]
+        tally.start = round(env.now)
+        tiles = list(chip.trace.tiles(index))
+        chunks = static_chunks(len(tiles), chip.machine.cores.count)
+        workers = [
+            env.process(_run_core(chip, core, [tiles[i] for i in chunk], tally))
+            for core, chunk in enumerate(chunks)
+            if chunk
+        ]
+        yield env.all_of(workers)
+        reduction = _reduction_cycles(chip, index, kernel, chunks)
+        if reduction:
+            yield env.timeout(reduction)
+        yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
+        tally.end = round(env.now)
+    flush = chip.memory.new_cost()
+    chip.memory.flush(flush)  # counted as traffic; in steady state it overlaps the next iteration
+    _post_writes(chip, flush, env.now)
+
+
+def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
+    """Contiguous, balanced chunks of tiles per core (OpenMP static schedule, MKL-DNN's balance211).
+
+    >>> [list(chunk) for chunk in static_chunks(5, 3)]
+    [[0, 1], [2, 3], [4]]
+    """
+    base, extra = divmod(num_tiles, num_cores)
+    chunks, start = [], 0
+    for core in range(num_cores):
+        size = base + (1 if core < extra else 0)
+        chunks.append(range(start, start + size))
+        start += size
+    return chunks
+
+
+def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) -> ProcessGenerator:
+    env = chip.env
+    memory = chip.memory
+    machine = chip.machine
+    outstanding = machine.cores.max_outstanding_misses
+    line = memory.line
+    llc_latency = machine.llc.latency_cycles
+    for tile in tiles:
+        now = env.now
+        cost = memory.new_cost()
+        for start, stop, write, source in tile.accesses:
+            memory.access(core, start, stop, write, source, cost)
+        read_done = _post_reads(chip, cost, now)
+        mlp_cycles = (cost.llc_hit_bytes / line * llc_latency
+                      + cost.dram_read_bytes / line * chip.dram_latency_cycles) / outstanding
+        _post_writes(chip, cost, now)
+        memory_cycles = max(mlp_cycles, read_done - now)
+        duration = max(tile.compute_cycles, memory_cycles, 1.0)
+        tally.flops += tile.flops
+        tally.compute_cycles += tile.compute_cycles
+        tally.memory_cycles += memory_cycles
+        tally.num_tiles += 1
+        chip.busy[core] += duration
+        yield env.timeout(duration)
+
+
+def _post_reads(chip: _Chip, cost: AccessCost, now: float) -> float:
+    """Queue a tile's DRAM reads on the channels; returns when the last of them arrives."""
+    if not cost.dram_read_bytes:
+        return now
+    done = now
+    rate = chip.bytes_per_cycle
+    free = chip.channel_free
+    for channel in range(len(free)):
+        amount = cost.channel_read_bytes(channel)
+        if amount:
+            free[channel] = max(now, free[channel]) + amount / rate
+            done = max(done, free[channel] + chip.dram_latency_cycles)
+    return done
+
+
+def _post_writes(chip: _Chip, cost: AccessCost, now: float) -> None:
+    """Queue DRAM writes: they occupy the channels, but nobody waits for them."""
+    chip.memory.account(cost)
+    if not cost.dram_write_bytes:
+        return
+    rate = chip.bytes_per_cycle
+    free = chip.channel_free
+    for channel in range(len(free)):
+        amount = cost.channel_write_bytes(channel)
+        if amount:
+            free[channel] = max(now, free[channel]) + amount / rate
+
+
+def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[range]) -> float:
+    """Serial combine of per-thread partial sums, plus writing each reduced tensor once.
+
+    A tensor's partial sums come from every thread that ran a tile touching it; the combine reads the
+    other threads' partials (line by line, at the LLC latency, with the core's outstanding misses) and adds
+    them (one element per lane per cycle).
+    """
+    reductions = chip.trace.reductions(index)
+    if not reductions:
+        return 0.0
+    boxes = chip.trace.boxes(kernel)
+    owner = {tile: core for core, chunk in enumerate(chunks) for tile in chunk}
+    axes = [axis.name for axis in kernel.space]
+    c_axis = axes.index("c") if "c" in axes else None
+    machine = chip.machine
+    element_bytes = machine.dtype_bytes()
+    cycles = 0.0
+    cost = chip.memory.new_cost()
+    for reduction in reductions:
+        extra = _extra_partials(reduction, boxes, owner, c_axis)
+        lines = math.ceil(extra * element_bytes / chip.memory.line)
+        cycles += lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
+        cycles += extra / machine.cores.simd_lanes
+        for start, stop in chip.trace.runs(reduction.tensor, {}):
+            chip.memory.access(0, start, stop, True, reduction.source, cost)
+    _post_writes(chip, cost, chip.env.now)
+    if cycles:
+        cycles += machine.compute.kernel_overhead_cycles / 2  # the barrier before the combine
+    return cycles
+
+
+def _extra_partials(reduction: Reduction, boxes: tuple[Any, ...], owner: dict[int, int],
+                    c_axis: int | None) -> int:
+    """Elements of partial sums beyond the first thread's, summed over the tensor."""
+    if c_axis is None or reduction.channel_axis_elements == 0:
+        threads = len(set(owner.values()))
+        per_unit = reduction.channel_axis_elements or 1
+        return (threads - 1) * per_unit
+    cores_of: dict[tuple[int, int], set[int]] = {}
+    for tile, box in enumerate(boxes):
+        cores_of.setdefault(box[c_axis], set()).add(owner[tile])
+    return sum((len(cores) - 1) * (stop - start) * reduction.channel_axis_elements
+               for (start, stop), cores in cores_of.items())
+
+
+def _result(chip: _Chip, options: SimOptions) -> RunResult:
+    trace, memory = chip.trace, chip.memory
+    schedule = trace.schedule
+    network = schedule.network
+    read_by_kernel = [0] * len(schedule.kernels)
+    write_by_kernel = [0] * len(schedule.kernels)
+    rows = []
+    for ident, source in enumerate(trace.sources):
+        read, write = memory.read_bytes.get(ident, 0), memory.write_bytes.get(ident, 0)
+        if not read and not write:
+            continue
+        kernel = schedule.kernels[source.kernel]
+        op = kernel.ops[source.op]
+        read_by_kernel[source.kernel] += read
+        write_by_kernel[source.kernel] += write
+        rows.append(TrafficRow(
+            kernel=source.kernel, op=op.kind.value, layer=op.layer,
+            layer_kind=_category(network, op.layer), phase=kernel.phase.value,
+            tensor=source.tensor, tensor_role=schedule.tensor(source.tensor).role.value,
+            dram_read_bytes=read, dram_write_bytes=write,
+        ))
+    kernels = tuple(
+        KernelResult(
+            name=kernel.name, phase=kernel.phase.value,
+            ops=tuple(op.kind.value for op in kernel.ops), layers=kernel.layers(),
+            layer_kind=_category(network, kernel.main_op().layer),
+            start_cycle=tally.start, end_cycle=tally.end, flops=tally.flops,
+            compute_cycles=round(tally.compute_cycles), memory_cycles=round(tally.memory_cycles),
+            dram_read_bytes=read_by_kernel[index], dram_write_bytes=write_by_kernel[index],
+            num_tiles=tally.num_tiles,
+        )
+        for index, (kernel, tally) in enumerate(zip(schedule.kernels, chip.tallies, strict=True))
+    )
+    cycles = round(chip.env.now)
+    line = memory.line
+    return RunResult(
+        scheme=schedule.scheme,
+        fidelity=options.fidelity,
+        cycles=cycles,
+        seconds=cycles / chip.machine.cores.clock_hz,
+        flops=sum(kernel.flops for kernel in kernels),
+        dram_read_bytes=sum(memory.read_bytes.values()),
+        dram_write_bytes=sum(memory.write_bytes.values()),
+        kernels=kernels,
+        traffic=tuple(rows),
+        caches=(("private", _counters(memory.private_stats(), line)),
+                ("llc", _counters(memory.llc.stats, line))),
+        core_busy_cycles=tuple(round(busy) for busy in chip.busy),
+        channel_bytes=tuple(memory.channel_bytes),
+        num_events=sum(tally.num_tiles for tally in chip.tallies) + 3 * len(schedule.kernels),
+    )
+
+
+def _category(network: Any, layer: str) -> str:
+    if layer in network.graph:
+        return str(network.layer(layer).layer_kind.category)
+    return LayerKind.INPUT.category
+
+
+def _counters(stats: CacheStats, line: int) -> CacheCounters:
+    return CacheCounters(
+        accesses=(stats.read_bytes + stats.write_bytes) // line,
+        hits=stats.hit_bytes // line,
+        misses=stats.miss_bytes // line,
+        writebacks=stats.writeback_bytes // line,
+    )
