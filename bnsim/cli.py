@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,8 @@ from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
     from bnsim.hw import Machine
+    from bnsim.point import Point
+    from bnsim.result import RunResult
 
 # Library modules that pull in networkx or pydantic are imported inside the handlers that need them,
 # so that
@@ -237,6 +240,135 @@ def _hw_keys(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- simulation ---
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bnsim.graph import load_workload
+    from bnsim.hw import load_machine
+    from bnsim.point import make_point, point_document, run_point
+    from bnsim.schemes import DEFAULT_SCHEMES
+    from bnsim.trace import SimOptions
+
+    machine = load_machine(args.hw, args.set)
+    network = load_workload(args.workload, batch=args.batch, image=args.image)
+    options = SimOptions(fidelity=args.fidelity, tiles_per_core=args.tiles_per_core)
+    point = make_point(machine, network, args.scheme or list(DEFAULT_SCHEMES), options)
+    jobs = args.jobs or min(len(point.schemes), os.cpu_count() or 1)
+    runs = run_point(point, jobs=jobs)
+    print(describe_runs(point, runs))
+    if args.json:
+        document = point_document(point, runs, __version__)
+        _write_text(Path(args.json), json.dumps(document, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.csv:
+        _write_text(Path(args.csv), breakdown_csv(runs))
+        print(f"wrote {args.csv}")
+    return EXIT_OK
+
+
+def describe_runs(point: Point, runs: Sequence[RunResult]) -> str:
+    """The human summary of `bnsim run`: totals per scheme, then where traffic and time go."""
+    machine, network = point.machine, point.network
+    c = network.input_channels()
+    h, w = network.image
+    lines = [
+        f"{network.name}, batch {network.batch} samples of {c}×{h}×{w}, one training iteration, on "
+        f"{machine.name} ({machine.cores.count} cores, "
+        f"{units.format_flop_rate(machine.peak_flops_per_second())}, "
+        f"{units.format_bandwidth(machine.dram.peak_bandwidth_bytes_per_second())} DRAM), "
+        f"{point.options.fidelity} fidelity"
+    ]
+    baseline = next((r for r in runs if r.scheme.split(":")[0] == "baseline"), None)
+    rows = []
+    for run in runs:
+        speedup = f"{baseline.cycles / run.cycles:.3f}×" if baseline else "—"
+        traffic = (
+            f"{run.dram_bytes() / baseline.dram_bytes() - 1:+.1%}"
+            if baseline and baseline.dram_bytes()
+            else "—"
+        )
+        rows.append(
+            [
+                run.scheme,
+                f"{run.seconds * 1e3:.1f}",
+                f"{run.cycles:,}",
+                f"{run.dram_read_bytes / 1e9:.2f}",
+                f"{run.dram_write_bytes / 1e9:.2f}",
+                f"{run.dram_bytes() / run.seconds / 1e9:.1f}",
+                f"{run.flops / run.seconds / 1e12:.3f}",
+                speedup,
+                traffic,
+            ]
+        )
+    header = [
+        "scheme",
+        "time (ms)",
+        "time (cycles)",
+        "DRAM read (GB)",
+        "DRAM write (GB)",
+        "DRAM BW (GB/s)",
+        "TFLOP/s",
+        "speedup",
+        "DRAM traffic vs baseline",
+    ]
+    lines += ["", text_table(header, rows)]
+    for run in runs:
+        lines += [
+            "",
+            f"{run.scheme}: DRAM traffic (GB, read + write) and time (ms) by phase and layer kind",
+        ]
+        lines.append(_pivot(run))
+    return "\n".join(lines)
+
+
+def _pivot(run: RunResult) -> str:
+    from bnsim.graph.layer import CATEGORIES
+
+    phases = ["fwd", "bwd_data", "bwd_weight", "update"]
+    cells = {(row["phase"], row["layer_kind"]): row for row in run.breakdown("phase", "layer_kind")}
+    header = [
+        "layer kind",
+        *[f"{phase} GB" for phase in phases],
+        "total GB",
+        *[f"{phase} ms" for phase in phases],
+        "total ms",
+    ]
+    rows = []
+    for kind in CATEGORIES:
+        found = [cells.get((phase, kind)) for phase in phases]
+        if not any(found):
+            continue
+        traffic = [
+            (f["dram_read_bytes"] + f["dram_write_bytes"]) / 1e9 if f else 0.0 for f in found
+        ]
+        times = [f["cycles"] / run.cycles * run.seconds * 1e3 if f else 0.0 for f in found]
+        rows.append(
+            [
+                kind,
+                *[f"{t:.2f}" for t in traffic],
+                f"{sum(traffic):.2f}",
+                *[f"{t:.1f}" for t in times],
+                f"{sum(times):.1f}",
+            ]
+        )
+    return text_table(header, rows, indent="  ")
+
+
+def breakdown_csv(runs: Sequence[RunResult]) -> str:
+    """One tidy row per (scheme, phase, layer kind): cycles, seconds, DRAM bytes."""
+    lines = ["scheme,phase,layer_kind,cycles,seconds,dram_read_bytes,dram_write_bytes"]
+    for run in runs:
+        seconds_per_cycle = run.seconds / run.cycles if run.cycles else 0.0
+        for row in run.breakdown("phase", "layer_kind"):
+            lines.append(
+                f"{run.scheme},{row['phase']},{row['layer_kind']},{row['cycles']},"
+                f"{row['cycles'] * seconds_per_cycle!r},{row['dram_read_bytes']},"
+                f"{row['dram_write_bytes']}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 # --- schemes and verification ---
 
 
@@ -390,6 +522,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    _add_workloads(commands)
+    _add_run(commands)
+    _add_schemes_and_verify(commands)
+    _add_hw(commands)
+    return parser
+
+
+def _add_workloads(commands: Any) -> None:
+    """`bnsim workloads list|show|export`."""
     workloads = commands.add_parser("workloads", help="list, inspect and export networks")
     workload_commands = workloads.add_subparsers(
         dest="subcommand", required=True, parser_class=_Parser
@@ -415,6 +556,51 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--format", choices=["yaml", "graphml", "dot"], default="yaml")
             sub.add_argument("--out", help="output file (default: stdout)")
 
+
+def _add_run(commands: Any) -> None:
+    """`bnsim run`."""
+    run = commands.add_parser("run", help="simulate one training iteration under each scheme")
+    run.add_argument("--hw", required=True, help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
+    run.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    run.add_argument(
+        "--scheme",
+        action="append",
+        metavar="SPEC",
+        help="scheme to simulate, repeatable (default: baseline and bnff)",
+    )
+    run.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
+    run.add_argument("--image", type=_positive_int, help="input height = width in pixels")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hardware key, e.g. --set llc.size=32MiB (repeatable)",
+    )
+    run.add_argument(
+        "--fidelity",
+        choices=["fast"],
+        default="fast",
+        help="fast: tile-level events, exact LRU of lines tracked as ranges",
+    )
+    run.add_argument(
+        "--tiles-per-core",
+        type=_positive_int,
+        default=1,
+        help="tiles per core per kernel (finer interleaving of cores; default 1)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        help="simulate schemes in this many processes (default: one per scheme, up to the CPUs)",
+    )
+    run.add_argument("--json", metavar="FILE", help="write the result document as JSON")
+    run.add_argument("--csv", metavar="FILE", help="write traffic and time by phase and layer kind")
+    run.set_defaults(handler=_run)
+
+
+def _add_schemes_and_verify(commands: Any) -> None:
+    """`bnsim schemes` and `bnsim verify`."""
     schemes = commands.add_parser("schemes", help="the restructuring schemes and their options")
     schemes.set_defaults(handler=_schemes)
     check = commands.add_parser(
@@ -438,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", metavar="FILE", help="write the reports as JSON")
     check.set_defaults(handler=_verify)
 
+
+def _add_hw(commands: Any) -> None:
+    """`bnsim hw show|keys`."""
     hw = commands.add_parser("hw", help="inspect hardware configs")
     hw_commands = hw.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
     show = hw_commands.add_parser("show", help="print the resolved machine with derived peaks")
@@ -454,7 +643,6 @@ def build_parser() -> argparse.ArgumentParser:
     keys = hw_commands.add_parser("keys", help="every config key with its unit and meaning")
     keys.add_argument("--markdown", action="store_true", help="print a Markdown table")
     keys.set_defaults(handler=_hw_keys)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """Results of simulated runs: frozen values, breakdowns that add up to the totals, JSON round trip.
 
-A RunResult holds one scheme's totals, one row of attributed traffic per (kernel, op, tensor) source, one
-row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer kind, by tensor role,
-...) are sums over the traffic rows, so they always add up to the totals. `to_dict` writes the document of
-ARCHITECTURE.md §5. Imports nothing from bnsim.
+A RunResult holds one scheme's totals, one row of attributed traffic per (kernel, op, tensor)
+source, one row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer
+kind, by tensor role, ...) are sums over the traffic rows, so they always add up to the totals.
+`to_dict` writes the document of ARCHITECTURE.md §5. Imports nothing from bnsim.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class RunResult:
     dram_write_bytes: int
     kernels: tuple[KernelResult, ...]
     traffic: tuple[TrafficRow, ...]
-    caches: tuple[tuple[str, CacheCounters], ...]
+    caches: tuple[tuple[str, CacheCounters], ...]  # (level name, counters), sorted by name
     core_busy_cycles: tuple[int, ...]
     channel_bytes: tuple[int, ...]
     num_events: int
@@ -91,7 +91,7 @@ class RunResult:
         return self.dram_read_bytes + self.dram_write_bytes
 
     def breakdown(self, *keys: str) -> list[dict[str, Any]]:
-        """Traffic and kernel time summed by the given TrafficRow fields (e.g. "phase", "layer_kind").
+        """Traffic and kernel time summed by TrafficRow fields (e.g. "phase", "layer_kind").
 
         Cycles are charged to a kernel's phase and layer kind (its main op), bytes to their sources.
         """
@@ -107,8 +107,12 @@ class RunResult:
             for kernel in self.kernels:
                 key = tuple(getattr(kernel, name) for name in keys)
                 rows[key]["cycles"] += kernel.cycles()
-        return [{**dict(zip(keys, key, strict=True)), **value} for key, value in sorted(
-            rows.items(), key=lambda item: tuple(str(part) for part in item[0]))]
+        return [
+            {**dict(zip(keys, key, strict=True)), **value}
+            for key, value in sorted(
+                rows.items(), key=lambda item: tuple(str(part) for part in item[0])
+            )
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The run's entry of the result document (ARCHITECTURE.md §5), plus detail rows."""
@@ -122,9 +126,13 @@ class RunResult:
             "dram_write_bytes": self.dram_write_bytes,
             "breakdown": self.breakdown("phase", "layer_kind"),
             "kernels": [
-                {**{key: value for key, value in asdict(kernel).items()},
-                 "ops": list(kernel.ops), "layers": list(kernel.layers),
-                 "cycles": kernel.cycles(), "bound": kernel.bound()}
+                {
+                    **{key: value for key, value in asdict(kernel).items()},
+                    "ops": list(kernel.ops),
+                    "layers": list(kernel.layers),
+                    "cycles": kernel.cycles(),
+                    "bound": kernel.bound(),
+                }
                 for kernel in self.kernels
             ],
             "traffic": [asdict(row) for row in self.traffic],
@@ -137,7 +145,7 @@ class RunResult:
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RunResult:
         """Rebuild from `to_dict` output (derived keys are ignored)."""
-        kernel_fields = {f.name for f in fields(KernelResult)}
+        {f.name for f in fields(KernelResult)}
         return cls(
             scheme=document["scheme"],
             fidelity=document["fidelity"],
@@ -146,27 +154,35 @@ class RunResult:
             flops=document["flops"],
             dram_read_bytes=document["dram_read_bytes"],
             dram_write_bytes=document["dram_write_bytes"],
-            kernels=tuple(
-                KernelResult(**{
-                    key: tuple(value) if isinstance(value, list) else value
-                    for key, value in kernel.items() if key in kernel_fields
-                })
-                for kernel in document["kernels"]
-            ),
+            kernels=tuple(_kernel_from_dict(kernel) for kernel in document["kernels"]),
             traffic=tuple(TrafficRow(**row) for row in document["traffic"]),
-            caches=tuple((name, CacheCounters(**c)) for name, c in document["caches"].items()),
+            caches=tuple(
+                sorted((name, CacheCounters(**c)) for name, c in document["caches"].items())
+            ),
             core_busy_cycles=tuple(document["cores"]["busy_cycles"]),
             channel_bytes=tuple(document["dram_channels"]["bytes"]),
             num_events=document["num_events"],
         )
 
 
-def result_document(hardware: dict[str, Any], workload: dict[str, Any], runs: Sequence[RunResult],
-                    version: str) -> dict[str, Any]:
+def _kernel_from_dict(document: dict[str, Any]) -> KernelResult:
+    known = {f.name for f in fields(KernelResult)}
+    values: dict[str, Any] = {
+        key: tuple(value) if isinstance(value, list) else value
+        for key, value in document.items()
+        if key in known
+    }
+    return KernelResult(**values)
+
+
+def result_document(
+    hardware: dict[str, Any], workload: dict[str, Any], runs: Sequence[RunResult], version: str
+) -> dict[str, Any]:
     """The whole `bnsim run --json` document: machine, workload, runs, speedups vs baseline."""
     baseline = next((run for run in runs if run.scheme.split(":")[0] == "baseline"), None)
     speedups = {
-        run.scheme: baseline.cycles / run.cycles for run in runs
+        run.scheme: baseline.cycles / run.cycles
+        for run in runs
         if baseline is not None and run.cycles > 0
     }
     return {

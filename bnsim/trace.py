@@ -1,12 +1,12 @@
-"""Turn a Schedule into tiles with FLOPs and address ranges: memory layout, tile sizes, tile accesses.
+"""Turn a Schedule into tiles with FLOPs and address ranges: layout, tile sizes, tile accesses.
 
-Every stored tensor gets a base address in one flat address space (page aligned). Activations use the
-machine's library layout: nChw16c (channels padded to blocks of 16, each block's rows contiguous) or
-nchw. Each kernel is cut into tiles by `bnsim.schedule.decompose`, the function verification runs, with
-block sizes chosen as a CPU library shares a kernel among its threads (`choose_blocks`). A tile lists, in
-op order, the byte ranges each op reads and writes, each tagged with its op and tensor (its *source*),
-and the core cycles of its work. Tiles are generated lazily, kernel by kernel. Imports bnsim.schedule,
-bnsim.footprint, bnsim.hw, bnsim.graph, bnsim.errors.
+Every stored tensor gets a base address in one flat address space (page aligned). Activations use
+the machine's library layout: nChw16c (channels padded to blocks of 16, each block's rows
+contiguous) or nchw. Each kernel is cut into tiles by `bnsim.schedule.decompose`, the function
+verification runs, with block sizes chosen as a CPU library shares a kernel among its threads
+(`choose_blocks`). A tile lists, in op order, the byte ranges each op reads and writes, each tagged
+with its op and tensor (its *source*), and the core cycles of its work. Tiles are generated lazily,
+kernel by kernel. Imports bnsim.schedule, bnsim.footprint, bnsim.hw, bnsim.graph, bnsim.errors.
 """
 
 from __future__ import annotations
@@ -201,13 +201,20 @@ class Trace:
             if fused_conv and conv:
                 efficiency *= compute.fused_conv_factor
             return op.flops * share / (self.machine.cores.flops_per_cycle() * efficiency)
-        costs = compute.cycles_per_element
-        per_element = getattr(costs, ELEMENTWISE_COST[op.kind])
+        per_element: float = getattr(compute.cycles_per_element, ELEMENTWISE_COST[op.kind])
         return op_elements(self.schedule, op) * share * per_element
 
-    def _op_accesses(self, kernel_index: int, op_index: int, op: Op, main: Op, tile: Region,
-                     region: Region, produced: set[str],
-                     accesses: list[tuple[int, int, bool, int]]) -> None:
+    def _op_accesses(
+        self,
+        kernel_index: int,
+        op_index: int,
+        op: Op,
+        main: Op,
+        tile: Region,
+        region: Region,
+        produced: set[str],
+        accesses: list[tuple[int, int, bool, int]],
+    ) -> None:
         tensors = self.schedule.tensors
         reduced = set(op.reduces)
         for operand, name in enumerate(op.reads):
@@ -224,8 +231,9 @@ class Trace:
             out_region = self._output_region(op, name, region)
             accesses.extend((a, b, True, ident) for a, b in self.runs(name, out_region))
 
-    def _operand_region(self, op: Op, main: Op, operand: int, name: str, tile: Region,
-                        region: Region) -> Region:
+    def _operand_region(
+        self, op: Op, main: Op, operand: int, name: str, tile: Region, region: Region
+    ) -> Region:
         """The region of operand `operand` (tensor `name`) that `op` reads in this tile."""
         if op is main and operand in _FOOTPRINT_OPERANDS.get(op.kind, ()):
             return input_footprint(self.schedule, op, tile, operand)
@@ -251,8 +259,9 @@ class Trace:
     def _output_region(self, op: Op, name: str, region: Region) -> Region:
         if op.kind is OpKind.CONCAT_BWD:
             position = op.writes.index(name)
-            return _concat_part(self.schedule, op, op.attr("slices")[position], region,
-                                forward=False)
+            return _concat_part(
+                self.schedule, op, op.attr("slices")[position], region, forward=False
+            )
         return region
 
     def reductions(self, index: int) -> tuple[Reduction, ...]:
@@ -267,8 +276,13 @@ class Trace:
                 per_channel = math.prod(shape[1:]) if len(shape) > 1 else 1
                 if op.kind is OpKind.LOSS_FWD:
                     per_channel = 0
-                found.append(Reduction(tensor=name, source=self.source(index, op_index, name),
-                                       channel_axis_elements=per_channel))
+                found.append(
+                    Reduction(
+                        tensor=name,
+                        source=self.source(index, op_index, name),
+                        channel_axis_elements=per_channel,
+                    )
+                )
         return tuple(found)
 
 
@@ -312,22 +326,31 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
 
 def op_elements(schedule: Schedule, op: Op) -> int:
     """Elements an element-wise op processes (what `cycles_per_element` is per)."""
-    if op.kind in (OpKind.POOL_FWD, OpKind.BN_STATS, OpKind.LOSS_FWD, OpKind.LOSS_BWD,
-                   OpKind.SGD_UPDATE, OpKind.CONCAT_BWD, OpKind.POOL_BWD):
+    if op.kind in (
+        OpKind.POOL_FWD,
+        OpKind.BN_STATS,
+        OpKind.LOSS_FWD,
+        OpKind.LOSS_BWD,
+        OpKind.SGD_UPDATE,
+        OpKind.CONCAT_BWD,
+        OpKind.POOL_BWD,
+    ):
         name = op.reads[0] if op.kind is not OpKind.POOL_BWD else op.writes[0]
         return schedule.tensor(name).num_elements()
     return schedule.tensor(op.writes[0]).num_elements()
 
 
-def choose_blocks(schedule: Schedule, kernel: Kernel, machine: Machine, tiles_per_core: int = 1
-                  ) -> dict[str, int]:
+def choose_blocks(
+    schedule: Schedule, kernel: Kernel, machine: Machine, tiles_per_core: int = 1
+) -> dict[str, int]:
     """Block sizes per axis, as a CPU library shares a kernel among its threads.
 
     About `cores × tiles_per_core` tiles, none with less than MIN_TILE_ELEMENTS of the main op's
-    largest tensor: whole samples first, then blocks of 16 channels, then rows. A
-    convolution's tile keeps to the output channels whose weights fit in half the private cache (its
-    weights stay there while the tile streams). Weight-gradient kernels split channels first, so that each
-    thread owns whole channel blocks of the gradient. Fully connected kernels split their channels.
+    largest tensor: whole samples first, then blocks of 16 channels, then rows. A convolution's tile
+    keeps to the output channels whose weights fit in half the private cache (its weights stay there
+    while the tile streams). Weight-gradient kernels split samples when the gradient fits in half
+    the private cache (partial sums per thread), else channels, so that each thread owns whole
+    channel blocks of the gradient. Fully connected kernels split their channels.
     """
     main = kernel.main_op()
     extents = {axis.name: axis.extent for axis in kernel.space}
@@ -345,11 +368,19 @@ def choose_blocks(schedule: Schedule, kernel: Kernel, machine: Machine, tiles_pe
         weight_bytes = schedule.tensor(main.reads[1]).num_bytes(machine.dtype_bytes())
         per_channel = weight_bytes / extents["c"]
         budget = machine.private_caches()[-1].size_bytes / 2
-        channel_limit = max(CHANNEL_BLOCK, int(budget / per_channel) // CHANNEL_BLOCK * CHANNEL_BLOCK)
+        channel_limit = max(
+            CHANNEL_BLOCK, int(budget / per_channel) // CHANNEL_BLOCK * CHANNEL_BLOCK
+        )
     order = ["n", "c", "h"]
-    if main.kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT, OpKind.FC_FWD,
-                     OpKind.FC_BWD_DATA):
+    if main.kind in (OpKind.FC_FWD, OpKind.FC_BWD_DATA):
         order = ["c", "n", "h"]
+    if main.kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT):
+        # small gradients: threads split samples and keep private partial sums (combined at the
+        # end);
+        # large ones: threads split output channels, each reading all samples
+        gradient = schedule.tensor(main.writes[0]).num_bytes(machine.dtype_bytes())
+        if gradient > machine.private_caches()[-1].size_bytes / 2:
+            order = ["c", "n", "h"]
     blocks: dict[str, int] = {}
     remaining = target
     for axis in order:
@@ -379,15 +410,19 @@ def _volume(region: Region, shape: tuple[int, ...]) -> int:
     )
 
 
-def _runs_4d(shape: tuple[int, ...], region: Region, base: int, size: int, blocked: bool
-             ) -> Iterator[tuple[int, int]]:
+def _runs_4d(
+    shape: tuple[int, ...], region: Region, base: int, size: int, blocked: bool
+) -> Iterator[tuple[int, int]]:
     n, c, h, w = shape
     n0, n1 = region.get("n", (0, n))
     c0, c1 = region.get("c", (0, c))
     h0, h1 = region.get("h", (0, h))
     if blocked:
-        c0, c1, c, unit = c0 // CHANNEL_BLOCK, -(-c1 // CHANNEL_BLOCK), -(-c // CHANNEL_BLOCK), (
-            CHANNEL_BLOCK * size
+        c0, c1, c, unit = (
+            c0 // CHANNEL_BLOCK,
+            -(-c1 // CHANNEL_BLOCK),
+            -(-c // CHANNEL_BLOCK),
+            (CHANNEL_BLOCK * size),
         )
     else:
         unit = size
@@ -406,8 +441,9 @@ def _runs_4d(shape: tuple[int, ...], region: Region, base: int, size: int, block
             yield start, start + (h1 - h0) * row
 
 
-def _concat_part(schedule: Schedule, op: Op, position: int, region: Region, *,
-                 forward: bool = True) -> Region:
+def _concat_part(
+    schedule: Schedule, op: Op, position: int, region: Region, *, forward: bool = True
+) -> Region:
     """The region of concatenation part `position` that a region of the whole covers."""
     layer = schedule.network.layer(op.layer)
     offset = 0

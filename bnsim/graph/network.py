@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import networkx as nx
 
@@ -45,6 +46,10 @@ class Network:
 
     def __hash__(self) -> int:
         return hash((self.name, self.batch, self.image, self.layers))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its definition: the frozen graph and the shape mapping do not pickle
+        return (_rebuilt, (self.name, self.layers, self.batch, self.image))
 
     def layer(self, name: str) -> Layer:
         """The layer called `name`.
@@ -174,6 +179,10 @@ def _infer_shapes(
         else:
             shapes[layer.name] = layer.infer_shape(tuple(shapes[source] for source in layer.inputs))
     return shapes
+
+
+def _rebuilt(name: str, layers: tuple[Layer, ...], batch: int, image: tuple[int, int]) -> Network:
+    return build_network(name, layers, batch=batch, image=image)
 
 
 def rebuild(

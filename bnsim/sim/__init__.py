@@ -1,4 +1,4 @@
-"""The discrete-event chip-multiprocessor model: `simulate(schedule, machine, options) -> RunResult`."""
+"""The discrete-event chip-multiprocessor model: `simulate(schedule, machine, options)`."""
 
 from bnsim.sim.engine import simulate
 

@@ -1,12 +1,12 @@
 """A fully associative, write-back LRU cache over byte ranges: exact line LRU at the cost of ranges.
 
-The cache holds pieces: address ranges [start, stop) with one recency, a dirty flag and an owner (the
-attribution id of the last writer). An access scans its range in address order: a cached piece is a hit
-and becomes most recent; a gap is a miss, inserted as most recent after evicting least recent bytes.
-Within a piece, lower addresses count as older (a stream touches them first), so a partial eviction drops
-a piece's low end. For accesses in whole lines this is exactly a fully associative LRU cache of lines
-(tests/unit/test_cache.py checks it against one), but it costs per range, not per line.
-Imports nothing from bnsim.
+The cache holds pieces: address ranges [start, stop) with one recency, a dirty flag and an owner
+(the attribution id of the last writer). An access scans its range in address order: a cached piece
+is a hit and becomes most recent; a gap is a miss, inserted as most recent after evicting least
+recent bytes. Within a piece, lower addresses count as older (a stream touches them first), so a
+partial eviction drops a piece's low end. For accesses in whole lines this is exactly a fully
+associative LRU cache of lines (tests/unit/test_cache.py checks it against one), but it costs per
+range, not per line. Imports nothing from bnsim.
 """
 
 from __future__ import annotations
@@ -64,8 +64,16 @@ class RangeCache:
     _starts: list[int] = field(default_factory=list)  # sorted piece starts
     _by_start: dict[int, _Piece] = field(default_factory=dict)
 
-    def access(self, start: int, stop: int, *, write: bool, owner: int,
-               evictions: list[Eviction], fill: bool = True) -> list[tuple[int, int]]:
+    def access(
+        self,
+        start: int,
+        stop: int,
+        *,
+        write: bool,
+        owner: int,
+        evictions: list[Eviction],
+        fill: bool = True,
+    ) -> list[tuple[int, int]]:
         """Touch [start, stop); returns the missed ranges in address order.
 
         Args:
@@ -74,7 +82,7 @@ class RangeCache:
             write: a store (the touched bytes become dirty and owned by `owner`).
             owner: attribution id of the accessor.
             evictions: receives the bytes this access pushes out, in eviction order.
-            fill: whether misses count as misses (False for lines installed from an upper level: whole
+            fill: whether misses count as misses (False for lines installed from an upper level:
                 lines arrive, nothing is fetched).
         """
         stats = self.stats
@@ -154,8 +162,15 @@ class RangeCache:
         index += 1
         return self._by_start[starts[index]] if index < len(starts) else None
 
-    def _insert(self, low: int, high: int, write: bool, owner: int, evictions: list[Eviction],
-                last: _Piece | None) -> _Piece:
+    def _insert(
+        self,
+        low: int,
+        high: int,
+        write: bool,
+        owner: int,
+        evictions: list[Eviction],
+        last: _Piece | None,
+    ) -> _Piece:
         if high - low > self.capacity_bytes:  # the front of a huge stream passes straight through
             passed = high - self.capacity_bytes
             if write:
@@ -166,10 +181,13 @@ class RangeCache:
         return self._add(low, high, write, owner, last)
 
     def _add(self, low: int, high: int, dirty: bool, owner: int, last: _Piece | None) -> _Piece:
-        """Add a most recent piece, merged into `last` (this access's previous one) if contiguous."""
+        """Add a most recent piece, merged into `last` (this access's previous one) if adjacent."""
         self.used_bytes += high - low
-        if last is not None and last is self._newest and last.stop == low and (
-            last.dirty == dirty and last.owner == owner
+        if (
+            last is not None
+            and last is self._newest
+            and last.stop == low
+            and (last.dirty == dirty and last.owner == owner)
         ):
             last.stop = high
             return last

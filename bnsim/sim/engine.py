@@ -1,14 +1,15 @@
 """The discrete-event model: cores run tiles against the memory system, kernels end in barriers.
 
-One SimPy process runs the kernels in order. A kernel hands its tiles to the cores in contiguous chunks
-(OpenMP's static schedule); each core is a process that runs its tiles one after another. A tile's
-accesses go through the memory system when it starts; it then takes as long as the largest of its compute
-time, the time its misses need with the core's bounded number of outstanding misses (Little's law), and
-the time the DRAM channels need to deliver its reads after the requests queued before them. Writes to
-DRAM are posted: they occupy the channels but do not stall the core. After the last tile, the partial sums
-of reduced tensors are combined serially across the threads that made them, the result is written, and
-the kernel pays its fixed overhead (fork/join and barrier). Time is integer core cycles.
-Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.graph, bnsim.sim.*; simpy.
+One SimPy process runs the kernels in order. A kernel hands its tiles to the cores in contiguous
+chunks (OpenMP's static schedule); each core is a process that runs its tiles one after another. A
+tile's accesses go through the memory system when it starts; it then takes as long as the largest of
+its compute time, the time its misses need with the core's bounded number of outstanding misses
+(Little's law), and the time the DRAM channels need to deliver its reads after the requests queued
+before them. Writes to DRAM are posted: they occupy the channels but do not stall the core. After
+the last tile, the partial sums of reduced tensors are combined serially across the threads that
+made them, the result is written, and the kernel pays its fixed overhead (fork/join and barrier).
+Time is integer core cycles. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
+bnsim.graph, bnsim.sim.*; simpy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bnsim.errors import SimulationError
 from bnsim.graph import LayerKind
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
-from bnsim.schedule import Kernel, Schedule
+from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim.cache import CacheStats
 from bnsim.sim.memory import AccessCost, MemorySystem
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
@@ -65,6 +66,7 @@ def simulate(schedule: Schedule, machine: Machine, options: SimOptions | None = 
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
+    check_schedule(schedule)
     trace = Trace(schedule, machine, options)
     env = simpy.Environment()
     dram = machine.dram
@@ -74,7 +76,8 @@ def simulate(schedule: Schedule, machine: Machine, options: SimOptions | None = 
         memory=MemorySystem(machine),
         env=env,
         channel_free=[0.0] * dram.channels,
-        bytes_per_cycle=dram.channel_bandwidth_bytes_per_second * dram.efficiency
+        bytes_per_cycle=dram.channel_bandwidth_bytes_per_second
+        * dram.efficiency
         / machine.cores.clock_hz,
         dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
         busy=[0.0] * machine.cores.count,
@@ -138,8 +141,10 @@ def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) ->
         for start, stop, write, source in tile.accesses:
             memory.access(core, start, stop, write, source, cost)
         read_done = _post_reads(chip, cost, now)
-        mlp_cycles = (cost.llc_hit_bytes / line * llc_latency
-                      + cost.dram_read_bytes / line * chip.dram_latency_cycles) / outstanding
+        mlp_cycles = (
+            cost.llc_hit_bytes / line * llc_latency
+            + cost.dram_read_bytes / line * chip.dram_latency_cycles
+        ) / outstanding
         _post_writes(chip, cost, now)
         memory_cycles = max(mlp_cycles, read_done - now)
         duration = max(tile.compute_cycles, memory_cycles, 1.0)
@@ -182,9 +187,9 @@ def _post_writes(chip: _Chip, cost: AccessCost, now: float) -> None:
 def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[range]) -> float:
     """Serial combine of per-thread partial sums, plus writing each reduced tensor once.
 
-    A tensor's partial sums come from every thread that ran a tile touching it; the combine reads the
-    other threads' partials (line by line, at the LLC latency, with the core's outstanding misses) and adds
-    them (one element per lane per cycle).
+    A tensor's partial sums come from every thread that ran a tile touching it; the combine reads
+    the other threads' partials (line by line, at the LLC latency, with the core's outstanding
+    misses) and adds them (one element per lane per cycle).
     """
     reductions = chip.trace.reductions(index)
     if not reductions:
@@ -210,8 +215,9 @@ def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[rang
     return cycles
 
 
-def _extra_partials(reduction: Reduction, boxes: tuple[Any, ...], owner: dict[int, int],
-                    c_axis: int | None) -> int:
+def _extra_partials(
+    reduction: Reduction, boxes: tuple[Any, ...], owner: dict[int, int], c_axis: int | None
+) -> int:
     """Elements of partial sums beyond the first thread's, summed over the tensor."""
     if c_axis is None or reduction.channel_axis_elements == 0:
         threads = len(set(owner.values()))
@@ -220,8 +226,10 @@ def _extra_partials(reduction: Reduction, boxes: tuple[Any, ...], owner: dict[in
     cores_of: dict[tuple[int, int], set[int]] = {}
     for tile, box in enumerate(boxes):
         cores_of.setdefault(box[c_axis], set()).add(owner[tile])
-    return sum((len(cores) - 1) * (stop - start) * reduction.channel_axis_elements
-               for (start, stop), cores in cores_of.items())
+    return sum(
+        (len(cores) - 1) * (stop - start) * reduction.channel_axis_elements
+        for (start, stop), cores in cores_of.items()
+    )
 
 
 def _result(chip: _Chip, options: SimOptions) -> RunResult:
@@ -239,20 +247,33 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         op = kernel.ops[source.op]
         read_by_kernel[source.kernel] += read
         write_by_kernel[source.kernel] += write
-        rows.append(TrafficRow(
-            kernel=source.kernel, op=op.kind.value, layer=op.layer,
-            layer_kind=_category(network, op.layer), phase=kernel.phase.value,
-            tensor=source.tensor, tensor_role=schedule.tensor(source.tensor).role.value,
-            dram_read_bytes=read, dram_write_bytes=write,
-        ))
+        rows.append(
+            TrafficRow(
+                kernel=source.kernel,
+                op=op.kind.value,
+                layer=op.layer,
+                layer_kind=_category(network, op.layer),
+                phase=kernel.phase.value,
+                tensor=source.tensor,
+                tensor_role=schedule.tensor(source.tensor).role.value,
+                dram_read_bytes=read,
+                dram_write_bytes=write,
+            )
+        )
     kernels = tuple(
         KernelResult(
-            name=kernel.name, phase=kernel.phase.value,
-            ops=tuple(op.kind.value for op in kernel.ops), layers=kernel.layers(),
+            name=kernel.name,
+            phase=kernel.phase.value,
+            ops=tuple(op.kind.value for op in kernel.ops),
+            layers=kernel.layers(),
             layer_kind=_category(network, kernel.main_op().layer),
-            start_cycle=tally.start, end_cycle=tally.end, flops=tally.flops,
-            compute_cycles=round(tally.compute_cycles), memory_cycles=round(tally.memory_cycles),
-            dram_read_bytes=read_by_kernel[index], dram_write_bytes=write_by_kernel[index],
+            start_cycle=tally.start,
+            end_cycle=tally.end,
+            flops=tally.flops,
+            compute_cycles=round(tally.compute_cycles),
+            memory_cycles=round(tally.memory_cycles),
+            dram_read_bytes=read_by_kernel[index],
+            dram_write_bytes=write_by_kernel[index],
             num_tiles=tally.num_tiles,
         )
         for index, (kernel, tally) in enumerate(zip(schedule.kernels, chip.tallies, strict=True))
@@ -269,10 +290,12 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         dram_write_bytes=sum(memory.write_bytes.values()),
         kernels=kernels,
         traffic=tuple(rows),
-        caches=(("private", _counters(memory.private_stats(), line)),
-                ("llc", _counters(memory.llc.stats, line))),
+        caches=(
+            ("llc", _counters(memory.llc.stats, line)),
+            ("private", _counters(memory.private_stats(), line)),
+        ),
         core_busy_cycles=tuple(round(busy) for busy in chip.busy),
-        channel_bytes=tuple(memory.channel_bytes),
+        channel_bytes=tuple(round(amount) for amount in memory.channel_bytes),
         num_events=sum(tally.num_tiles for tally in chip.tallies) + 3 * len(schedule.kernels),
     )
 

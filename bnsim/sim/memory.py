@@ -1,14 +1,14 @@
-"""The memory system: a private cache per core, the shared LLC, and address-interleaved DRAM channels.
+"""The memory system: a private cache per core, the shared LLC, address-interleaved DRAM channels.
 
-Accesses are rounded to whole lines. A core's access goes through its private cache (the last private
-level of the machine; L1 reuse is inside a tile and part of the kernel's efficiency), misses are filled
-from the LLC, LLC misses from DRAM. Writes allocate: a store miss first reads the line (read for
-ownership) unless the library uses non-temporal stores, which bypass the caches. Dirty lines evicted from a
-private cache are installed in the LLC; dirty lines evicted from the LLC, or flushed at the end, are written
-to DRAM. `inclusive` LLCs back-invalidate private copies of what they evict; otherwise the levels are
-non-inclusive and non-exclusive (a fill lands in both). Every DRAM byte is charged to a source: reads to
-the accessor, write-backs to the last writer. DRAM channels are next-free-time counters.
-Imports bnsim.hw and bnsim.sim.cache.
+Accesses are rounded to whole lines. A core's access goes through its private cache (the last
+private level of the machine; L1 reuse is inside a tile and part of the kernel's efficiency), misses
+are filled from the LLC, LLC misses from DRAM. Writes allocate: a store miss first reads the line
+(read for ownership) unless the library uses non-temporal stores, which bypass the caches. Dirty
+lines evicted from a private cache are installed in the LLC; dirty lines evicted from the LLC, or
+flushed at the end, are written to DRAM. `inclusive` LLCs back-invalidate private copies of what
+they evict; otherwise the levels are non-inclusive and non-exclusive (a fill lands in both). Every
+DRAM byte is charged to a source: reads to the accessor, write-backs to the last writer. DRAM
+channels are next-free-time counters. Imports bnsim.hw and bnsim.sim.cache.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ class MemorySystem:
 
     def new_cost(self) -> AccessCost:
         """An empty cost accumulator sized for this machine's channels."""
-        return AccessCost(channel_reads=[0.0] * self.channels,
-                          channel_writes=[0.0] * self.channels)
+        return AccessCost(channel_reads=[0.0] * self.channels, channel_writes=[0.0] * self.channels)
 
-    def access(self, core: int, start: int, stop: int, write: bool, source: int,
-               cost: AccessCost) -> None:
+    def access(
+        self, core: int, start: int, stop: int, write: bool, source: int, cost: AccessCost
+    ) -> None:
         """One core touches [start, stop); adds the cost to `cost`."""
         line = self.line
         start, stop = start // line * line, -(-stop // line) * line
@@ -78,8 +78,9 @@ class MemorySystem:
             self._stream_out(start, stop, source, cost)
             return
         evictions: list[Eviction] = []
-        misses = self.private[core].access(start, stop, write=write, owner=source,
-                                           evictions=evictions)
+        misses = self.private[core].access(
+            start, stop, write=write, owner=source, evictions=evictions
+        )
         for eviction in evictions:
             if eviction.dirty:
                 self._install_in_llc(eviction, cost)
@@ -118,8 +119,14 @@ class MemorySystem:
 
     def _install_in_llc(self, eviction: Eviction, cost: AccessCost) -> None:
         evictions: list[Eviction] = []
-        self.llc.access(eviction.start, eviction.stop, write=True, owner=eviction.owner,
-                        evictions=evictions, fill=False)
+        self.llc.access(
+            eviction.start,
+            eviction.stop,
+            write=True,
+            owner=eviction.owner,
+            evictions=evictions,
+            fill=False,
+        )
         self._handle_llc_evictions(evictions, cost)
 
     def _handle_llc_evictions(self, evictions: list[Eviction], cost: AccessCost) -> None:

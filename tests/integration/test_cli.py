@@ -225,3 +225,78 @@ def test_verify_rejects_a_bad_scheme_with_exit_2(capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "verify", "--workload", "tiny_cnn", "--scheme", "bnf")
     assert code == 2
     assert "unknown scheme 'bnf' (did you mean 'bnff'?" in err
+
+
+def test_run_prints_totals_and_writes_json_and_csv(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    json_path, csv_path = tmp_path / "run.json", tmp_path / "run.csv"
+    code, out, _ = run(
+        capsys,
+        "run",
+        "--hw",
+        str(REPO / "hwconfigs" / "tiny.yaml"),
+        "--workload",
+        "tiny_cnn",
+        "--batch",
+        "4",
+        "--scheme",
+        "baseline",
+        "--scheme",
+        "bnff",
+        "--jobs",
+        "1",
+        "--json",
+        str(json_path),
+        "--csv",
+        str(csv_path),
+    )
+    assert code == 0
+    assert "tiny_cnn, batch 4 samples of 3×16×16" in out
+    assert "time (ms)" in out and "DRAM read (GB)" in out and "speedup" in out
+    assert "baseline: DRAM traffic (GB, read + write) and time (ms) by phase and layer kind" in out
+    document = json.loads(json_path.read_text())
+    assert document["schema"] == "bnsim.result/1"
+    assert document["hardware"]["name"] == "tiny"
+    assert document["workload"]["params"] == 1770
+    runs = {r["scheme"]: r for r in document["runs"]}
+    assert set(runs) == {"baseline", "bnff"}
+    for run_document in runs.values():
+        assert {
+            "cycles",
+            "seconds",
+            "flops",
+            "dram_read_bytes",
+            "dram_write_bytes",
+            "breakdown",
+            "kernels",
+            "caches",
+        } <= set(run_document)
+        assert (
+            sum(r["dram_read_bytes"] for r in run_document["breakdown"])
+            == (run_document["dram_read_bytes"])
+        )
+    assert document["speedup_vs_baseline"]["baseline"] == 1.0
+    import csv  # noqa: PLC0415
+
+    rows = list(csv.DictReader(csv_path.read_text().splitlines()))
+    assert {row["scheme"] for row in rows} == {"baseline", "bnff"}
+    assert (
+        sum(int(r["dram_read_bytes"]) for r in rows if r["scheme"] == "bnff")
+        == (runs["bnff"]["dram_read_bytes"])
+    )
+
+
+def test_run_rejects_a_bad_override(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "run",
+        "--hw",
+        str(REPO / "hwconfigs" / "tiny.yaml"),
+        "--workload",
+        "tiny_cnn",
+        "--set",
+        "llc.size=lots",
+    )
+    assert code == 2
+    assert "--set llc.size: cannot parse 'lots' as a size" in err

@@ -45,8 +45,15 @@ ALLOWED = {
     },
     "bnsim.result": set(),
     "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint"},
-    "bnsim.sim": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.trace",
-                  "bnsim.result", "bnsim.sim"},
+    "bnsim.sim": {
+        "bnsim.errors",
+        "bnsim.graph",
+        "bnsim.hw",
+        "bnsim.schedule",
+        "bnsim.trace",
+        "bnsim.result",
+        "bnsim.sim",
+    },
     "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},

@@ -1,0 +1,75 @@
+"""One point of the design space: a machine, a workload and schemes, simulated; its result document.
+
+`run_point` is what `bnsim run` calls (and sweeps will): it builds each scheme's schedule, simulates
+it, optionally in parallel processes, and returns the runs in the order asked. Imports bnsim.graph,
+bnsim.hw, bnsim.schemes, bnsim.trace, bnsim.sim, bnsim.result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from bnsim.graph import Network, summarize
+from bnsim.hw import Machine
+from bnsim.result import RunResult, result_document
+from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
+from bnsim.sim import simulate
+from bnsim.trace import SimOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """The inputs of one simulation point."""
+
+    machine: Machine
+    network: Network
+    schemes: tuple[SchemeSpec, ...]
+    options: SimOptions
+
+    def workload_dict(self) -> dict[str, Any]:
+        """The `workload` block of the result document."""
+        summary = summarize(self.network, dtype_bytes=self.machine.dtype_bytes())
+        return {
+            "name": summary.name,
+            "batch": summary.batch,
+            "input": list(summary.input),
+            "params": summary.params,
+            "macs_per_sample": summary.macs_per_sample,
+        }
+
+
+def make_point(
+    machine: Machine,
+    network: Network,
+    schemes: Sequence[str | SchemeSpec],
+    options: SimOptions | None = None,
+) -> Point:
+    """Validate the schemes and options of a point.
+
+    Raises:
+        ConfigError: a bad scheme spec or options that cannot simulate the machine.
+    """
+    specs = tuple(parse_scheme(s) if isinstance(s, str) else s for s in schemes)
+    options = options or SimOptions()
+    options.check(machine)
+    return Point(machine=machine, network=network, schemes=specs, options=options)
+
+
+def run_point(point: Point, *, jobs: int = 1) -> list[RunResult]:
+    """Simulate every scheme of the point; `jobs` > 1 runs schemes in parallel processes."""
+    if jobs <= 1 or len(point.schemes) == 1:
+        return [_simulate_scheme(point, spec) for spec in point.schemes]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(point.schemes))) as pool:
+        return list(pool.map(_simulate_scheme, [point] * len(point.schemes), point.schemes))
+
+
+def _simulate_scheme(point: Point, spec: SchemeSpec) -> RunResult:
+    return simulate(build_schedule(point.network, spec), point.machine, point.options)
+
+
+def point_document(point: Point, runs: Sequence[RunResult], version: str) -> dict[str, Any]:
+    """The result document (ARCHITECTURE.md §5) of a simulated point."""
+    return result_document(point.machine.to_dict(), point.workload_dict(), runs, version)

@@ -1,0 +1,272 @@
+"""The simulator: hand-timed micro-cases, bounds, conservation, monotonicity and determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bnsim.errors import SimulationError
+from bnsim.graph import build_network
+from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
+from bnsim.graph.zoo import build_model
+from bnsim.hw import Machine, load_machine
+from bnsim.point import make_point, point_document
+from bnsim.result import RunResult
+from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
+from bnsim.schemes import build_schedule
+from bnsim.sim import simulate
+from bnsim.trace import SimOptions, Trace
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def machine(**overrides: str) -> Machine:
+    """tiny.yaml: 2 cores at 1 GHz, 2 channels × 8 GB/s = 8 B/cycle each, 50 ns = 50 cycles."""
+    base = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    return base.with_overrides([f"{key}={value}" for key, value in overrides.items()])
+
+
+def relu_schedule(channels: int, size: int, batch: int = 1) -> Schedule:
+    """A schedule of a single ReLU kernel over a (batch, channels, size, size) input."""
+    layers = [
+        Input(name="input", channels=channels),
+        ReLU(name="relu", inputs=("input",)),
+        Flatten(name="flat", inputs=("relu",)),
+        Linear(name="fc", inputs=("flat",), out_features=2),
+        SoftmaxCrossEntropy(name="loss", inputs=("fc",)),
+    ]
+    network = build_network("relu_only", layers, batch=batch, image=size)
+    shape = (batch, channels, size, size)
+    tensors = {
+        "act:input": Tensor(name="act:input", shape=shape, role=TensorRole.INPUT, layer="input"),
+        "act:relu": Tensor(name="act:relu", shape=shape, role=TensorRole.ACTIVATION, layer="relu"),
+    }
+    op = Op(
+        kind=OpKind.RELU_FWD,
+        layer="relu",
+        reads=("act:input",),
+        writes=("act:relu",),
+        flops=math.prod(shape),
+    )
+    kernel = Kernel(
+        name="relu.fwd",
+        phase=Phase.FWD,
+        ops=(op,),
+        space=(Axis("n", batch), Axis("c", channels), Axis("h", size)),
+    )
+    return Schedule(network=network, scheme="test", options=(), kernels=(kernel,), tensors=tensors)
+
+
+def test_one_tile_on_an_idle_channel_takes_transfer_plus_latency() -> None:
+    """A 1-core machine with one 8 B/cycle channel reads 64 KiB: 8192 cycles of transfer, then 50
+    cycles of latency. Outputs stream out (non-temporal) and are posted; compute is 0.25 cycles per
+    element × 16384 elements = 4096 cycles; the kernel adds its 100-cycle overhead."""
+    m = machine(
+        **{
+            "cores.count": 1,
+            "dram.channels": 1,
+            "compute.nontemporal_stores": "true",
+            "cores.max_outstanding_misses": 1024,
+        }
+    )
+    result = simulate(relu_schedule(channels=16, size=32), m)
+    transfer = 64 * 1024 / 8
+    assert result.cycles == transfer + 50 + 100
+    assert result.dram_read_bytes == 64 * 1024
+    assert result.dram_write_bytes == 64 * 1024
+    assert result.kernels[0].bound() == "memory"
+
+
+def test_two_cores_contending_for_one_channel_serialise() -> None:
+    """Two 64 KiB tiles start together on two cores and share one 8 B/cycle channel, first come
+    first served: core 0's reads take cycles 0-8192, its posted writes 8192-16384, core 1's reads
+    16384-24576; core 1 then waits the 50-cycle latency, and the kernel adds its 100 cycles."""
+    m = machine(
+        **{
+            "dram.channels": 1,
+            "compute.nontemporal_stores": "true",
+            "cores.max_outstanding_misses": 1024,
+        }
+    )
+    result = simulate(relu_schedule(channels=16, size=32, batch=2), m)
+    assert result.kernels[0].num_tiles == 2
+    assert result.cycles == 3 * 8192 + 50 + 100
+    assert result.core_busy_cycles == (8192 + 50, 3 * 8192 + 50)
+
+
+def test_a_compute_bound_tile_takes_its_compute_time() -> None:
+    m = machine(
+        **{
+            "cores.count": 1,
+            "compute.nontemporal_stores": "true",
+            "compute.cycles_per_element.relu_fwd": 100,
+        }
+    )
+    result = simulate(relu_schedule(channels=16, size=32), m)
+    assert result.cycles == 16 * 32 * 32 * 100 + 100
+    assert result.kernels[0].bound() == "compute"
+
+
+def test_little_law_bounds_a_core_with_few_outstanding_misses() -> None:
+    """1 outstanding miss: each of the 1024 lines waits the full 50-cycle latency."""
+    m = machine(
+        **{
+            "cores.count": 1,
+            "compute.nontemporal_stores": "true",
+            "cores.max_outstanding_misses": 1,
+        }
+    )
+    result = simulate(relu_schedule(channels=16, size=32), m)
+    assert result.cycles == 1024 * 50 + 100
+
+
+@pytest.fixture(scope="module")
+def tiny_runs() -> dict[str, RunResult]:
+    network = build_model("tiny_cnn", batch=4, image=32)
+    m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    return {
+        scheme: simulate(build_schedule(network, scheme), m)
+        for scheme in ("baseline", "bnff", "recompute", "fission", "bnff+sampling")
+    }
+
+
+def test_breakdowns_add_up_to_the_totals(tiny_runs: dict[str, RunResult]) -> None:
+    for run in tiny_runs.values():
+        for keys in (("phase", "layer_kind"), ("tensor_role",), ("op",), ("layer",)):
+            rows = run.breakdown(*keys)
+            assert sum(r["dram_read_bytes"] for r in rows) == run.dram_read_bytes
+            assert sum(r["dram_write_bytes"] for r in rows) == run.dram_write_bytes
+        assert sum(k.dram_read_bytes for k in run.kernels) == run.dram_read_bytes
+        assert sum(r["cycles"] for r in run.breakdown("phase")) == sum(
+            k.cycles() for k in run.kernels
+        )
+        assert sum(run.channel_bytes) == run.dram_read_bytes + run.dram_write_bytes
+
+
+def stored_bytes(schedule: Schedule, m: Machine) -> tuple[int, int]:
+    """(bytes of tensors read before they are written, bytes of tensors written): compulsory."""
+    trace = Trace(schedule, m, SimOptions())
+    written, read_first, written_total = set(), 0, 0
+    for kernel in schedule.kernels:
+        for name in kernel.memory_reads():
+            if name not in written and not schedule.tensor(name).transient:
+                read_first += trace.stored_bytes(name)
+                written.add(name)
+        for name in kernel.memory_writes():
+            if not schedule.tensor(name).transient and name not in written:
+                written.add(name)
+                written_total += trace.stored_bytes(name)
+    return read_first, written_total
+
+
+@pytest.mark.parametrize("scheme", ["baseline", "bnff", "recompute"])
+def test_an_infinite_llc_leaves_only_compulsory_traffic(scheme: str) -> None:
+    network = build_model("tiny_cnn", batch=4, image=32)
+    m = machine(**{"llc.size": "64MiB"})
+    schedule = build_schedule(network, scheme)
+    result = simulate(schedule, m)
+    first_reads, _ = stored_bytes(schedule, m)
+    # every tensor first read from memory is read once; every stored tensor is written once, at the
+    # end; a store that misses first reads its lines (write-allocate)
+    stored = sum(
+        Trace(schedule, m, SimOptions()).stored_bytes(n)
+        for n, t in schedule.tensors.items()
+        if not t.transient
+    )
+    assert result.dram_read_bytes <= stored + first_reads
+    assert result.dram_read_bytes >= first_reads
+    written = {
+        n for k in schedule.kernels for n in k.memory_writes() if not schedule.tensor(n).transient
+    }
+    trace = Trace(schedule, m, SimOptions())
+    assert result.dram_write_bytes == pytest.approx(
+        sum(trace.stored_bytes(n) for n in written), rel=0.02
+    )
+
+
+def test_a_one_line_llc_misses_everything() -> None:
+    network = build_model("tiny_cnn", batch=4, image=32)
+    tiny_caches = machine(**{"llc.size": "512B", "llc.ways": 8, "l2.size": "512B", "l2.ways": 8})
+    schedule = build_schedule(network, "baseline")
+    result = simulate(schedule, tiny_caches)
+    llc = dict(result.caches)["llc"]
+    assert llc.hits <= llc.accesses * 0.05
+    big = simulate(schedule, machine(**{"llc.size": "64MiB"}))
+    assert result.dram_read_bytes > 2 * big.dram_read_bytes
+
+
+def test_cycles_never_beat_the_compute_or_bandwidth_bounds(tiny_runs: dict[str, RunResult]) -> None:
+    m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    for run in tiny_runs.values():
+        bandwidth = m.dram.sustained_bandwidth_bytes_per_second() / m.cores.clock_hz
+        assert run.cycles >= run.dram_read_bytes / bandwidth
+        compute = sum(k.compute_cycles for k in run.kernels) / m.cores.count
+        assert run.cycles >= compute
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(13, 22), st.integers(0, 3))
+def test_a_larger_llc_never_adds_traffic(log_size: int, growth: int) -> None:
+    network = build_model("tiny_cnn", batch=2, image=32)
+    schedule = build_schedule(network, "bnff")
+    small = simulate(
+        schedule, machine(**{"llc.size": f"{2**log_size}B", "llc.ways": 1, "llc.block": "64B"})
+    )
+    large = simulate(
+        schedule,
+        machine(**{"llc.size": f"{2 ** (log_size + growth)}B", "llc.ways": 1, "llc.block": "64B"}),
+    )
+    assert large.dram_read_bytes <= small.dram_read_bytes
+    assert large.dram_read_bytes + large.dram_write_bytes <= (
+        small.dram_read_bytes + small.dram_write_bytes
+    )
+
+
+def test_bnff_moves_fewer_bytes_than_baseline(tiny_runs: dict[str, RunResult]) -> None:
+    assert tiny_runs["bnff"].dram_bytes() < tiny_runs["baseline"].dram_bytes()
+    assert tiny_runs["recompute"].dram_bytes() <= tiny_runs["bnff"].dram_bytes()
+    assert tiny_runs["recompute"].flops > tiny_runs["bnff"].flops
+
+
+def test_same_inputs_give_identical_json(tmp_path: Path) -> None:
+    network = build_model("tiny_cnn", batch=2, image=32)
+    m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    point = make_point(m, network, ["baseline", "bnff"])
+    documents = []
+    for _ in range(2):
+        runs = [simulate(build_schedule(network, spec), m) for spec in point.schemes]
+        documents.append(json.dumps(point_document(point, runs, "test"), sort_keys=True))
+    assert documents[0] == documents[1]
+    runs = [RunResult.from_dict(run) for run in json.loads(documents[0])["runs"]]
+    assert runs[0] == simulate(build_schedule(network, "baseline"), m)
+
+
+def test_an_illegal_schedule_is_refused_before_simulating() -> None:
+    schedule = relu_schedule(channels=16, size=8)
+    kernel = schedule.kernels[0]
+    broken_op = Op(kind=OpKind.RELU_FWD, layer="relu", reads=("act:relu",), writes=("act:relu2",))
+    tensors = {
+        **schedule.tensors,
+        "act:relu2": Tensor(
+            name="act:relu2", shape=(1, 16, 8, 8), role=TensorRole.ACTIVATION, layer="relu"
+        ),
+    }
+    first = Kernel(name="early", phase=Phase.FWD, ops=(broken_op,), space=kernel.space)
+    broken = Schedule(
+        network=schedule.network,
+        scheme="broken",
+        options=(),
+        kernels=(first, kernel),
+        tensors=tensors,
+    )
+    with pytest.raises(
+        SimulationError,
+        match=r"kernel early: relu_fwd of relu reads act:relu before "
+        r"it is produced",
+    ):
+        simulate(broken, machine())
