@@ -44,6 +44,8 @@ ALLOWED = {
         "bnsim.kernels",
     },
     "bnsim.result": set(),
+    "bnsim.point": {"bnsim.graph", "bnsim.hw", "bnsim.schemes", "bnsim.trace", "bnsim.sim",
+                    "bnsim.result"},
     "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint"},
     "bnsim.sim": {
         "bnsim.errors",
@@ -75,6 +77,7 @@ STDLIB_OK = {
     "argparse",
     "bisect",
     "collections",
+    "concurrent",
     "dataclasses",
     "difflib",
     "enum",
