@@ -12,7 +12,7 @@ kernel by kernel. Imports bnsim.schedule, bnsim.footprint, bnsim.hw, bnsim.graph
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,7 +91,14 @@ class Trace:
         self.blocked = machine.compute.layout == "nChw16c"
         self.base, self.size = _lay_out(schedule, self, PAGE_BYTES)
         self.sources: list[Source] = []
-        self._source_ids: dict[Source, int] = {}
+        self._source_ids: dict[tuple[int, int, str], int] = {}
+        # name → (base address, bytes per element, shape, blocked): what `runs` needs, looked up
+        # once
+        self._info = {
+            name: (self.base[name], self.element_bytes(name), tensor.shape, self.is_blocked(name))
+            for name, tensor in schedule.tensors.items()
+            if not tensor.transient
+        }
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -118,37 +125,22 @@ class Trace:
             elements = elements // shape[1] * _padded(shape[1])
         return elements * self.element_bytes(name)
 
-    def runs(self, name: str, region: Region) -> Iterator[tuple[int, int]]:
+    def runs(self, name: str, region: Region) -> list[tuple[int, int]]:
         """Byte ranges [start, stop) of a region of tensor `name`, merged where contiguous.
 
         4-D tensors take n, c, h bounds (for weights, n bounds the output channels); flat tensors
-        take e bounds; 1-D tensors c (channels) or n (samples) bounds; 2-D tensors n (row) bounds.
+        take e bounds; 1-D tensors c (channels) or n (samples) bounds; 2-D tensors n (row) bounds,
+        or `columns` bounds (a column block: one range per row).
         """
-        tensor = self.schedule.tensor(name)
-        base, size = self.base[name], self.element_bytes(name)
-        shape = tensor.shape
-        if "e" in region:
-            start, stop = region["e"]
-            yield base + start * size, base + stop * size
-        elif len(shape) == 4:
-            yield from _runs_4d(shape, region, base, size, self.is_blocked(name))
-        elif "columns" in region and len(shape) == 2:
-            low, high = region["columns"]
-            row_bytes = shape[1] * size
-            for row in range(shape[0]):
-                yield base + row * row_bytes + low * size, base + row * row_bytes + high * size
-        else:
-            rows = region.get("c", region.get("n", (0, shape[0])))
-            row_bytes = math.prod(shape[1:]) * size
-            yield base + rows[0] * row_bytes, base + rows[1] * row_bytes
+        return _runs(self._info[name], region)
 
     def source(self, kernel: int, op: int, tensor: str) -> int:
         """Id of an attribution source (interned)."""
-        key = Source(kernel, op, tensor)
+        key = (kernel, op, tensor)
         ident = self._source_ids.get(key)
         if ident is None:
             ident = self._source_ids[key] = len(self.sources)
-            self.sources.append(key)
+            self.sources.append(Source(kernel, op, tensor))
         return ident
 
     # --- tiles ---------------------------------------------------------------------------------
@@ -166,31 +158,83 @@ class Trace:
         kernel = self.schedule.kernels[index]
         main = kernel.main_op()
         volume = math.prod(axis.extent for axis in kernel.space)
-        operands = {
-            i: prologue_operand(kernel, i)
-            for i, op in enumerate(kernel.ops)
-            if op.placement is Placement.PROLOGUE
-        }
-        fused = len(kernel.ops) > 1
+        plan = self._plan(index)
+        names = [axis.name for axis in kernel.space]
         for box in self.boxes(kernel):
-            tile = {axis.name: bounds for axis, bounds in zip(kernel.space, box, strict=True)}
+            tile = dict(zip(names, box, strict=True))
             share = math.prod(stop - start for start, stop in box) / volume
+            footprints: dict[int, Region] = {}
             accesses: list[tuple[int, int, bool, int]] = []
+            append = accesses.append
             cycles, flops = 0.0, 0
-            produced: set[str] = set()
-            for op_index, op in enumerate(kernel.ops):
+            for step in plan:
                 region = tile
-                if op_index in operands:
-                    region = input_footprint(self.schedule, main, tile, operands[op_index])
-                work = share
-                if op.attr("per_load") and op_index in operands:
-                    work = _volume(region, self.schedule.tensor(op.reads[0]).shape) / math.prod(
-                        self.schedule.tensor(op.reads[0]).shape
+                if step.operand is not None:
+                    region = footprints.get(step.operand) or footprints.setdefault(
+                        step.operand, input_footprint(self.schedule, main, tile, step.operand)
                     )
-                cycles += self.compute_cycles(op, work, fused and op is main)
-                flops += round(op.flops * work)
-                self._op_accesses(index, op_index, op, main, tile, region, produced, accesses)
+                work = share
+                if step.per_load_elements:
+                    work = _volume(region, step.shape) / step.per_load_elements
+                cycles += step.cycles * work
+                flops += round(step.flops * work)
+                for access in step.accesses:
+                    write, source = access.write, access.source
+                    for start, stop in _runs(access.layout, access.region(tile, region)):
+                        append((start, stop, write, source))
             yield Tile(compute_cycles=cycles, flops=flops, accesses=tuple(accesses))
+
+    def _plan(self, index: int) -> list[_Step]:
+        """What every tile of kernel `index` does, decided once: per op its work and accesses."""
+        kernel = self.schedule.kernels[index]
+        main = kernel.main_op()
+        tensors = self.schedule.tensors
+        fused = len(kernel.ops) > 1
+        produced: set[str] = set()  # written by an earlier op of the tile: still in registers/L1
+        plan = []
+        for op_index, op in enumerate(kernel.ops):
+            operand = (
+                prologue_operand(kernel, op_index) if op.placement is Placement.PROLOGUE else None
+            )
+            accesses = []
+            for position, name in enumerate(op.reads):
+                if tensors[name].transient or name in produced:
+                    continue
+                accesses.append(
+                    _Access(
+                        name,
+                        False,
+                        self.source(index, op_index, name),
+                        self._read_region(op, main, position, name),
+                        self._info[name],
+                    )
+                )
+            for name in op.writes:
+                produced.add(name)
+                if tensors[name].transient or name in op.reduces:
+                    continue  # reduced tensors are written once, after the kernel's tiles
+                accesses.append(
+                    _Access(
+                        name,
+                        True,
+                        self.source(index, op_index, name),
+                        self._write_region(op, name),
+                        self._info[name],
+                    )
+                )
+            shape = tensors[op.reads[0]].shape
+            per_load = bool(op.attr("per_load")) and operand is not None
+            plan.append(
+                _Step(
+                    cycles=self.compute_cycles(op, 1.0, fused and op is main),
+                    flops=op.flops,
+                    operand=operand,
+                    shape=shape,
+                    per_load_elements=math.prod(shape) if per_load else 0,
+                    accesses=tuple(accesses),
+                )
+            )
+        return plan
 
     def compute_cycles(self, op: Op, share: float, fused_conv: bool) -> float:
         """Core cycles of `share` (0..1) of an op's work."""
@@ -204,65 +248,37 @@ class Trace:
         per_element: float = getattr(compute.cycles_per_element, ELEMENTWISE_COST[op.kind])
         return op_elements(self.schedule, op) * share * per_element
 
-    def _op_accesses(
-        self,
-        kernel_index: int,
-        op_index: int,
-        op: Op,
-        main: Op,
-        tile: Region,
-        region: Region,
-        produced: set[str],
-        accesses: list[tuple[int, int, bool, int]],
-    ) -> None:
-        tensors = self.schedule.tensors
-        reduced = set(op.reduces)
-        for operand, name in enumerate(op.reads):
-            if tensors[name].transient or name in produced:
-                continue  # registers, or written by an earlier op of this tile (still in L1)
-            operand_region = self._operand_region(op, main, operand, name, tile, region)
-            ident = self.source(kernel_index, op_index, name)
-            accesses.extend((a, b, False, ident) for a, b in self.runs(name, operand_region))
-        for name in op.writes:
-            produced.add(name)
-            if tensors[name].transient or name in reduced:
-                continue  # reduced tensors are written once, after the kernel's tiles
-            ident = self.source(kernel_index, op_index, name)
-            out_region = self._output_region(op, name, region)
-            accesses.extend((a, b, True, ident) for a, b in self.runs(name, out_region))
-
-    def _operand_region(
-        self, op: Op, main: Op, operand: int, name: str, tile: Region, region: Region
-    ) -> Region:
-        """The region of operand `operand` (tensor `name`) that `op` reads in this tile."""
-        if op is main and operand in _FOOTPRINT_OPERANDS.get(op.kind, ()):
-            return input_footprint(self.schedule, op, tile, operand)
+    def _read_region(self, op: Op, main: Op, position: int, name: str) -> RegionRule:
+        """How the region `op` reads of operand `position` follows from (tile, op region)."""
+        if op is main and position in _FOOTPRINT_OPERANDS.get(op.kind, ()):
+            schedule = self.schedule
+            return lambda tile, region: input_footprint(schedule, op, tile, position)
         if op.kind is OpKind.CONCAT_FWD:
-            return _concat_part(self.schedule, op, operand, region)
+            schedule = self.schedule
+            return lambda tile, region: _concat_part(schedule, op, position, region)
         tensor = self.schedule.tensor(name)
         if tensor.role in _ACTIVATION_ROLES or op.kind is OpKind.SGD_UPDATE:
-            return region
+            return _same
         if tensor.role in (TensorRole.WEIGHT, TensorRole.WEIGHT_GRADIENT):
             if len(tensor.shape) == 1:  # biases, BN scale and shift: the tile's channels
-                return {"c": region["c"]} if "c" in region else {}
-            if op.kind in (OpKind.CONV_FWD, OpKind.FC_FWD):  # the weight rows of the tile's outputs
-                return {"n": region["c"]}
+                return _channels
+            if op.kind in (OpKind.CONV_FWD, OpKind.FC_FWD):  # weight rows of the tile's outputs
+                return lambda tile, region: {"n": region["c"]}
             if op.kind is OpKind.FC_BWD_DATA:  # the weight columns of the tile's inputs
-                return {"columns": region["c"]}
-            return {}
+                return lambda tile, region: {"columns": region["c"]}
+            return _everything
         if tensor.role is TensorRole.BN_STATISTICS:
-            return {"c": region["c"]} if "c" in region else {}
+            return _channels
         if len(tensor.shape) == 4:  # max-pool indices, dropout masks: like the activation
-            return region
-        return {"n": region["n"]} if "n" in region else {}  # labels, log-probabilities
+            return _same
+        return lambda tile, region: {"n": region["n"]} if "n" in region else {}  # labels, logp
 
-    def _output_region(self, op: Op, name: str, region: Region) -> Region:
+    def _write_region(self, op: Op, name: str) -> RegionRule:
         if op.kind is OpKind.CONCAT_BWD:
-            position = op.writes.index(name)
-            return _concat_part(
-                self.schedule, op, op.attr("slices")[position], region, forward=False
-            )
-        return region
+            part = op.attr("slices")[op.writes.index(name)]
+            schedule = self.schedule
+            return lambda tile, region: _concat_part(schedule, op, part, region, forward=False)
+        return _same
 
     def reductions(self, index: int) -> tuple[Reduction, ...]:
         """The kernel's cross-tile sums: what the simulator combines after its tiles."""
@@ -284,6 +300,42 @@ class Trace:
                     )
                 )
         return tuple(found)
+
+
+RegionRule = Callable[[Region, Region], Region]  # (tile, op region) → operand region
+
+
+def _same(tile: Region, region: Region) -> Region:
+    return region
+
+
+def _channels(tile: Region, region: Region) -> Region:
+    return {"c": region["c"]} if "c" in region else {}
+
+
+def _everything(tile: Region, region: Region) -> Region:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    tensor: str
+    write: bool
+    source: int
+    region: RegionRule
+    layout: _Layout
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One op of a kernel, as every tile runs it."""
+
+    cycles: float  # core cycles of the whole op
+    flops: int
+    operand: int | None  # for prologue ops: the main-op input they produce
+    shape: tuple[int, ...]  # of the op's first input
+    per_load_elements: int  # nonzero: work follows the footprint (recomputed on every load)
+    accesses: tuple[_Access, ...]
 
 
 _ACTIVATION_ROLES = (
@@ -410,35 +462,55 @@ def _volume(region: Region, shape: tuple[int, ...]) -> int:
     )
 
 
+_Layout = tuple[int, int, tuple[int, ...], bool]  # base address, element bytes, shape, blocked
+
+
+def _runs(layout: _Layout, region: Region) -> list[tuple[int, int]]:
+    base, size, shape, blocked = layout
+    if "e" in region:
+        start, stop = region["e"]
+        return [(base + start * size, base + stop * size)]
+    if len(shape) == 4:
+        return _runs_4d(shape, region, base, size, blocked)
+    if "columns" in region and len(shape) == 2:
+        low, high = region["columns"]
+        row_bytes = shape[1] * size
+        return [
+            (base + row * row_bytes + low * size, base + row * row_bytes + high * size)
+            for row in range(shape[0])
+        ]
+    rows = region.get("c") or region.get("n") or (0, shape[0])
+    row_bytes = math.prod(shape[1:]) * size
+    return [(base + rows[0] * row_bytes, base + rows[1] * row_bytes)]
+
+
 def _runs_4d(
     shape: tuple[int, ...], region: Region, base: int, size: int, blocked: bool
-) -> Iterator[tuple[int, int]]:
+) -> list[tuple[int, int]]:
     n, c, h, w = shape
-    n0, n1 = region.get("n", (0, n))
-    c0, c1 = region.get("c", (0, c))
-    h0, h1 = region.get("h", (0, h))
+    n0, n1 = region.get("n") or (0, n)
+    c0, c1 = region.get("c") or (0, c)
+    h0, h1 = region.get("h") or (0, h)
     if blocked:
-        c0, c1, c, unit = (
-            c0 // CHANNEL_BLOCK,
-            -(-c1 // CHANNEL_BLOCK),
-            -(-c // CHANNEL_BLOCK),
-            (CHANNEL_BLOCK * size),
-        )
+        c0, c1, c = c0 // CHANNEL_BLOCK, -(-c1 // CHANNEL_BLOCK), -(-c // CHANNEL_BLOCK)
+        row = w * CHANNEL_BLOCK * size  # bytes of one row of one channel block
     else:
-        unit = size
-    row = w * unit  # bytes of one row of one channel (block)
+        row = w * size  # bytes of one row of one channel
     plane = h * row
-    if (h0, h1) == (0, h):
-        if (c0, c1) == (0, c):
-            yield base + n0 * c * plane, base + n1 * c * plane
-            return
-        for sample in range(n0, n1):
-            yield base + (sample * c + c0) * plane, base + (sample * c + c1) * plane
-        return
-    for sample in range(n0, n1):
-        for channel in range(c0, c1):
-            start = base + (sample * c + channel) * plane + h0 * row
-            yield start, start + (h1 - h0) * row
+    if h0 == 0 and h1 == h:
+        if c0 == 0 and c1 == c:
+            return [(base + n0 * c * plane, base + n1 * c * plane)]
+        return [
+            (base + (sample * c + c0) * plane, base + (sample * c + c1) * plane)
+            for sample in range(n0, n1)
+        ]
+    length = (h1 - h0) * row
+    offset = base + h0 * row
+    return [
+        (offset + (sample * c + channel) * plane, offset + (sample * c + channel) * plane + length)
+        for sample in range(n0, n1)
+        for channel in range(c0, c1)
+    ]
 
 
 def _concat_part(

@@ -26,8 +26,7 @@ from bnsim.graph import LayerKind
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
-from bnsim.sim.cache import CacheStats
-from bnsim.sim.memory import AccessCost, MemorySystem
+from bnsim.sim.memory import TileCost, memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
@@ -49,7 +48,7 @@ class _Chip:
 
     machine: Machine
     trace: Trace
-    memory: MemorySystem
+    memory: Any  # MemorySystem or its compiled twin
     env: simpy.Environment
     channel_free: list[float]
     bytes_per_cycle: float  # sustained, per channel
@@ -58,8 +57,17 @@ class _Chip:
     tallies: list[_KernelTally] = field(default_factory=list)
 
 
-def simulate(schedule: Schedule, machine: Machine, options: SimOptions | None = None) -> RunResult:
+def simulate(
+    schedule: Schedule,
+    machine: Machine,
+    options: SimOptions | None = None,
+    *,
+    compiled: bool = True,
+) -> RunResult:
     """Time one training iteration of `schedule` on `machine`.
+
+    `compiled=False` forces the pure-Python memory model (the reference the compiled one is tested
+    against).
 
     Raises:
         ConfigError: options that cannot simulate this machine.
@@ -73,7 +81,7 @@ def simulate(schedule: Schedule, machine: Machine, options: SimOptions | None = 
     chip = _Chip(
         machine=machine,
         trace=trace,
-        memory=MemorySystem(machine),
+        memory=memory_system(machine, compiled=compiled),
         env=env,
         channel_free=[0.0] * dram.channels,
         bytes_per_cycle=dram.channel_bandwidth_bytes_per_second
@@ -108,9 +116,8 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
         tally.end = round(env.now)
-    flush = chip.memory.new_cost()
-    chip.memory.flush(flush)  # counted as traffic; in steady state it overlaps the next iteration
-    _post_writes(chip, flush, env.now)
+    # the final write-backs count as traffic; in steady state they overlap the next iteration
+    _post_writes(chip, chip.memory.flush(), env.now)
 
 
 def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
@@ -130,20 +137,18 @@ def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
 
 def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) -> ProcessGenerator:
     env = chip.env
-    memory = chip.memory
+    run_tile = chip.memory.run_tile
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
-    line = memory.line
+    line = machine.llc.block_bytes
     llc_latency = machine.llc.latency_cycles
     for tile in tiles:
         now = env.now
-        cost = memory.new_cost()
-        for start, stop, write, source in tile.accesses:
-            memory.access(core, start, stop, write, source, cost)
+        cost = run_tile(core, tile.accesses)
+        llc_hit_bytes, dram_read_bytes = cost[0], cost[1]
         read_done = _post_reads(chip, cost, now)
         mlp_cycles = (
-            cost.llc_hit_bytes / line * llc_latency
-            + cost.dram_read_bytes / line * chip.dram_latency_cycles
+            llc_hit_bytes / line * llc_latency + dram_read_bytes / line * chip.dram_latency_cycles
         ) / outstanding
         _post_writes(chip, cost, now)
         memory_cycles = max(mlp_cycles, read_done - now)
@@ -156,30 +161,27 @@ def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) ->
         yield env.timeout(duration)
 
 
-def _post_reads(chip: _Chip, cost: AccessCost, now: float) -> float:
+def _post_reads(chip: _Chip, cost: TileCost, now: float) -> float:
     """Queue a tile's DRAM reads on the channels; returns when the last of them arrives."""
-    if not cost.dram_read_bytes:
+    if not cost[1]:
         return now
     done = now
     rate = chip.bytes_per_cycle
     free = chip.channel_free
-    for channel in range(len(free)):
-        amount = cost.channel_read_bytes(channel)
+    for channel, amount in enumerate(cost[3]):
         if amount:
             free[channel] = max(now, free[channel]) + amount / rate
             done = max(done, free[channel] + chip.dram_latency_cycles)
     return done
 
 
-def _post_writes(chip: _Chip, cost: AccessCost, now: float) -> None:
+def _post_writes(chip: _Chip, cost: TileCost, now: float) -> None:
     """Queue DRAM writes: they occupy the channels, but nobody waits for them."""
-    chip.memory.account(cost)
-    if not cost.dram_write_bytes:
+    if not cost[2]:
         return
     rate = chip.bytes_per_cycle
     free = chip.channel_free
-    for channel in range(len(free)):
-        amount = cost.channel_write_bytes(channel)
+    for channel, amount in enumerate(cost[4]):
         if amount:
             free[channel] = max(now, free[channel]) + amount / rate
 
@@ -201,15 +203,14 @@ def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[rang
     machine = chip.machine
     element_bytes = machine.dtype_bytes()
     cycles = 0.0
-    cost = chip.memory.new_cost()
+    line = machine.llc.block_bytes
     for reduction in reductions:
         extra = _extra_partials(reduction, boxes, owner, c_axis)
-        lines = math.ceil(extra * element_bytes / chip.memory.line)
+        lines = math.ceil(extra * element_bytes / line)
         cycles += lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
         cycles += extra / machine.cores.simd_lanes
         for start, stop in chip.trace.runs(reduction.tensor, {}):
-            chip.memory.access(0, start, stop, True, reduction.source, cost)
-    _post_writes(chip, cost, chip.env.now)
+            _post_writes(chip, chip.memory.write(0, start, stop, reduction.source), chip.env.now)
     if cycles:
         cycles += machine.compute.kernel_overhead_cycles / 2  # the barrier before the combine
     return cycles
@@ -236,11 +237,12 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
     trace, memory = chip.trace, chip.memory
     schedule = trace.schedule
     network = schedule.network
+    reads, writes = memory.source_bytes()
     read_by_kernel = [0] * len(schedule.kernels)
     write_by_kernel = [0] * len(schedule.kernels)
     rows = []
     for ident, source in enumerate(trace.sources):
-        read, write = memory.read_bytes.get(ident, 0), memory.write_bytes.get(ident, 0)
+        read, write = reads.get(ident, 0), writes.get(ident, 0)
         if not read and not write:
             continue
         kernel = schedule.kernels[source.kernel]
@@ -279,23 +281,21 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         for index, (kernel, tally) in enumerate(zip(schedule.kernels, chip.tallies, strict=True))
     )
     cycles = round(chip.env.now)
-    line = memory.line
+    line = chip.machine.llc.block_bytes
+    stats = memory.cache_stats()
     return RunResult(
         scheme=schedule.scheme,
         fidelity=options.fidelity,
         cycles=cycles,
         seconds=cycles / chip.machine.cores.clock_hz,
         flops=sum(kernel.flops for kernel in kernels),
-        dram_read_bytes=sum(memory.read_bytes.values()),
-        dram_write_bytes=sum(memory.write_bytes.values()),
+        dram_read_bytes=sum(reads.values()),
+        dram_write_bytes=sum(writes.values()),
         kernels=kernels,
         traffic=tuple(rows),
-        caches=(
-            ("llc", _counters(memory.llc.stats, line)),
-            ("private", _counters(memory.private_stats(), line)),
-        ),
+        caches=tuple((name, _counters(stats[name], line)) for name in ("llc", "private")),
         core_busy_cycles=tuple(round(busy) for busy in chip.busy),
-        channel_bytes=tuple(round(amount) for amount in memory.channel_bytes),
+        channel_bytes=tuple(round(amount) for amount in memory.channel_bytes()),
         num_events=sum(tally.num_tiles for tally in chip.tallies) + 3 * len(schedule.kernels),
     )
 
@@ -306,10 +306,11 @@ def _category(network: Any, layer: str) -> str:
     return LayerKind.INPUT.category
 
 
-def _counters(stats: CacheStats, line: int) -> CacheCounters:
+def _counters(stats: tuple[int, int, int, int, int], line: int) -> CacheCounters:
+    read, write, hit, miss, writeback = stats
     return CacheCounters(
-        accesses=(stats.read_bytes + stats.write_bytes) // line,
-        hits=stats.hit_bytes // line,
-        misses=stats.miss_bytes // line,
-        writebacks=stats.writeback_bytes // line,
+        accesses=(read + write) // line,
+        hits=hit // line,
+        misses=miss // line,
+        writebacks=writeback // line,
     )

@@ -1,27 +1,39 @@
 """The memory system: a private cache per core, the shared LLC, address-interleaved DRAM channels.
 
 Accesses are rounded to whole lines. A core's access goes through its private cache (the last
-private level of the machine; L1 reuse is inside a tile and part of the kernel's efficiency), misses
-are filled from the LLC, LLC misses from DRAM. Writes allocate: a store miss first reads the line
-(read for ownership) unless the library uses non-temporal stores, which bypass the caches. Dirty
-lines evicted from a private cache are installed in the LLC; dirty lines evicted from the LLC, or
-flushed at the end, are written to DRAM. `inclusive` LLCs back-invalidate private copies of what
-they evict; otherwise the levels are non-inclusive and non-exclusive (a fill lands in both). Every
-DRAM byte is charged to a source: reads to the accessor, write-backs to the last writer. DRAM
-channels are next-free-time counters. Imports bnsim.hw and bnsim.sim.cache.
+private level of the machine; L1 reuse happens inside a tile and is part of the kernel's
+efficiency), misses are filled from the LLC, LLC misses from DRAM. Writes allocate: a store miss
+first reads the line (read for ownership) unless the library uses non-temporal stores, which bypass
+the caches. Dirty lines evicted from a private cache are installed in the LLC; dirty lines evicted
+from the LLC, or flushed at the end, are written to DRAM. An inclusive LLC back-invalidates private
+copies of what it evicts; otherwise the levels are non-inclusive and non-exclusive (a fill lands in
+both). Every DRAM byte is charged to a source: reads to the accessor, write-backs to the last
+writer.
+
+`memory_system(machine)` returns the compiled twin (bnsim.sim._fastmemory) when it was built, else
+this pure-Python one; both give identical numbers. Imports bnsim.hw and bnsim.sim.cache.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bnsim.hw import Machine
 from bnsim.sim.cache import CacheStats, Eviction, RangeCache
 
+TileCost = tuple[int, int, int, list[float], list[float]]
+# (LLC hit bytes, DRAM read bytes, DRAM write bytes, read bytes per channel, write bytes per
+# channel)
+
+_log = logging.getLogger(__name__)
+
 
 @dataclass(slots=True)
-class AccessCost:
-    """What one tile's accesses cost the memory system.
+class _Tally:
+    """LLC and DRAM bytes of the accesses since the last `_begin`.
 
     DRAM bytes are kept per channel for transfers shorter than one interleaving period (channels ×
     interleave bytes) and as one total for longer ones, which fine interleaving spreads evenly.
@@ -30,52 +42,127 @@ class AccessCost:
     llc_hit_bytes: int = 0
     dram_read_bytes: int = 0
     dram_write_bytes: int = 0
-    channel_reads: list[float] = field(default_factory=list)  # short transfers, bytes per channel
+    channel_reads: list[float] = field(default_factory=list)
     channel_writes: list[float] = field(default_factory=list)
-    spread_reads: float = 0.0  # long transfers, bytes over all channels
+    spread_reads: float = 0.0
     spread_writes: float = 0.0
 
-    def channel_read_bytes(self, channel: int) -> float:
-        """Read bytes of one channel."""
-        return self.channel_reads[channel] + self.spread_reads / len(self.channel_reads)
 
-    def channel_write_bytes(self, channel: int) -> float:
-        """Write bytes of one channel."""
-        return self.channel_writes[channel] + self.spread_writes / len(self.channel_writes)
+def memory_system(machine: Machine, *, compiled: bool = True) -> Any:
+    """The memory system of `machine`: compiled if available (and asked for), else pure Python."""
+    arguments = (
+        machine.cores.count,
+        machine.private_caches()[-1].size_bytes,
+        machine.llc.size_bytes,
+        machine.llc.inclusive,
+        machine.compute.nontemporal_stores,
+        machine.llc.block_bytes,
+        machine.dram.channels,
+        machine.dram.interleave_bytes,
+    )
+    if compiled:
+        try:
+            from bnsim.sim._fastmemory import FastMemorySystem  # noqa: PLC0415 (optional build)
+        except ImportError:
+            _log.info("compiled memory model not built; using the pure-Python one (slower)")
+        else:
+            return FastMemorySystem(*arguments)
+    return MemorySystem(*arguments)
 
 
 class MemorySystem:
     """Private caches, LLC and DRAM of one machine, with per-source DRAM accounting."""
 
-    def __init__(self, machine: Machine, num_cores: int | None = None) -> None:
-        cores = num_cores if num_cores is not None else machine.cores.count
-        private = machine.private_caches()[-1]
-        self.line = machine.llc.block_bytes
+    def __init__(
+        self,
+        cores: int,
+        private_bytes: int,
+        llc_bytes: int,
+        inclusive: bool,
+        nontemporal: bool,
+        line: int,
+        channels: int,
+        interleave: int,
+    ) -> None:
+        self.line = line
         self.private = [
-            RangeCache(capacity_bytes=private.size_bytes, report_clean=False) for _ in range(cores)
+            RangeCache(capacity_bytes=private_bytes, report_clean=False) for _ in range(cores)
         ]
-        self.inclusive = machine.llc.inclusive
-        self.llc = RangeCache(capacity_bytes=machine.llc.size_bytes, report_clean=self.inclusive)
-        self.nontemporal = machine.compute.nontemporal_stores
-        self.channels = machine.dram.channels
-        self.interleave = machine.dram.interleave_bytes
+        self.inclusive = inclusive
+        self.llc = RangeCache(capacity_bytes=llc_bytes, report_clean=inclusive)
+        self.nontemporal = nontemporal
+        self.channels = channels
+        self.interleave = interleave
+        self.stride = interleave * channels
         self.read_bytes: dict[int, int] = {}  # source → DRAM bytes read for it
         self.write_bytes: dict[int, int] = {}  # source → DRAM bytes written for it
-        self.channel_bytes = [0.0] * self.channels
-        self.stride = self.interleave * self.channels
+        self.channel_totals = [0.0] * channels
+        self._tally = _Tally()
 
-    def new_cost(self) -> AccessCost:
-        """An empty cost accumulator sized for this machine's channels."""
-        return AccessCost(channel_reads=[0.0] * self.channels, channel_writes=[0.0] * self.channels)
+    def run_tile(self, core: int, accesses: Iterable[tuple[int, int, bool, int]]) -> TileCost:
+        """Run a tile's (start, stop, write, source) accesses on `core`; returns what they cost."""
+        self._begin()
+        for start, stop, write, source in accesses:
+            self._access(core, start, stop, write, source)
+        return self._end()
 
-    def access(
-        self, core: int, start: int, stop: int, write: bool, source: int, cost: AccessCost
-    ) -> None:
-        """One core touches [start, stop); adds the cost to `cost`."""
+    def write(self, core: int, start: int, stop: int, source: int) -> TileCost:
+        """One write outside a tile (a reduced tensor, written after the tiles)."""
+        self._begin()
+        self._access(core, start, stop, True, source)
+        return self._end()
+
+    def flush(self) -> TileCost:
+        """Write every dirty line back to DRAM (the end of the iteration)."""
+        self._begin()
+        for cache in self.private:
+            for eviction in cache.flush():
+                if eviction.dirty:
+                    self._install_in_llc(eviction)
+        for eviction in self.llc.flush():
+            if eviction.dirty:
+                self._dram_write(eviction.start, eviction.stop, eviction.owner)
+        return self._end()
+
+    def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]:
+        """DRAM bytes read and written per attribution source."""
+        return dict(self.read_bytes), dict(self.write_bytes)
+
+    def channel_bytes(self) -> list[float]:
+        """DRAM bytes per channel so far."""
+        return list(self.channel_totals)
+
+    def cache_stats(self) -> dict[str, tuple[int, int, int, int, int]]:
+        """Per level: read, write, hit, miss and write-back bytes (private caches summed)."""
+        private = [0, 0, 0, 0, 0]
+        for cache in self.private:
+            for index, value in enumerate(_row(cache.stats)):
+                private[index] += value
+        return {
+            "llc": _row(self.llc.stats),
+            "private": (private[0], private[1], private[2], private[3], private[4]),
+        }
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        self._tally = _Tally(
+            channel_reads=[0.0] * self.channels, channel_writes=[0.0] * self.channels
+        )
+
+    def _end(self) -> TileCost:
+        tally = self._tally
+        reads = [r + tally.spread_reads / self.channels for r in tally.channel_reads]
+        writes = [w + tally.spread_writes / self.channels for w in tally.channel_writes]
+        for channel in range(self.channels):
+            self.channel_totals[channel] += reads[channel] + writes[channel]
+        return tally.llc_hit_bytes, tally.dram_read_bytes, tally.dram_write_bytes, reads, writes
+
+    def _access(self, core: int, start: int, stop: int, write: bool, source: int) -> None:
         line = self.line
         start, stop = start // line * line, -(-stop // line) * line
         if write and self.nontemporal:
-            self._stream_out(start, stop, source, cost)
+            self._stream_out(start, stop, source)
             return
         evictions: list[Eviction] = []
         misses = self.private[core].access(
@@ -83,41 +170,21 @@ class MemorySystem:
         )
         for eviction in evictions:
             if eviction.dirty:
-                self._install_in_llc(eviction, cost)
+                self._install_in_llc(eviction)
         for low, high in misses:
-            self._fill_from_llc(low, high, source, cost)
+            self._fill_from_llc(low, high, source)
 
-    def flush(self, cost: AccessCost) -> None:
-        """Write every dirty line back to DRAM (the end of the iteration)."""
-        for cache in self.private:
-            for eviction in cache.flush():
-                if eviction.dirty:
-                    self._install_in_llc(eviction, cost)
-        for eviction in self.llc.flush():
-            if eviction.dirty:
-                self._dram_write(eviction.start, eviction.stop, eviction.owner, cost)
-
-    def private_stats(self) -> CacheStats:
-        """The private caches' counters, summed over cores."""
-        total = CacheStats()
-        for cache in self.private:
-            for name in CacheStats.__slots__:
-                setattr(total, name, getattr(total, name) + getattr(cache.stats, name))
-        return total
-
-    # --- internals -----------------------------------------------------------------------------
-
-    def _fill_from_llc(self, low: int, high: int, source: int, cost: AccessCost) -> None:
+    def _fill_from_llc(self, low: int, high: int, source: int) -> None:
         evictions: list[Eviction] = []
         misses = self.llc.access(low, high, write=False, owner=source, evictions=evictions)
         missed = 0
         for miss_low, miss_high in misses:
             missed += miss_high - miss_low
-            self._dram_read(miss_low, miss_high, source, cost)
-        cost.llc_hit_bytes += high - low - missed
-        self._handle_llc_evictions(evictions, cost)
+            self._dram_read(miss_low, miss_high, source)
+        self._tally.llc_hit_bytes += high - low - missed
+        self._handle_llc_evictions(evictions)
 
-    def _install_in_llc(self, eviction: Eviction, cost: AccessCost) -> None:
+    def _install_in_llc(self, eviction: Eviction) -> None:
         evictions: list[Eviction] = []
         self.llc.access(
             eviction.start,
@@ -127,39 +194,39 @@ class MemorySystem:
             evictions=evictions,
             fill=False,
         )
-        self._handle_llc_evictions(evictions, cost)
+        self._handle_llc_evictions(evictions)
 
-    def _handle_llc_evictions(self, evictions: list[Eviction], cost: AccessCost) -> None:
+    def _handle_llc_evictions(self, evictions: list[Eviction]) -> None:
         for eviction in evictions:
             if eviction.dirty:
-                self._dram_write(eviction.start, eviction.stop, eviction.owner, cost)
+                self._dram_write(eviction.start, eviction.stop, eviction.owner)
             if self.inclusive:
                 for cache in self.private:
                     for dropped in cache.invalidate(eviction.start, eviction.stop):
                         if dropped.dirty:
-                            self._dram_write(dropped.start, dropped.stop, dropped.owner, cost)
+                            self._dram_write(dropped.start, dropped.stop, dropped.owner)
 
-    def _stream_out(self, start: int, stop: int, source: int, cost: AccessCost) -> None:
+    def _stream_out(self, start: int, stop: int, source: int) -> None:
         """A non-temporal store: drop cached copies, write the bytes straight to DRAM."""
         for cache in (*self.private, self.llc):
             cache.invalidate(start, stop)
-        self._dram_write(start, stop, source, cost)
+        self._dram_write(start, stop, source)
 
-    def _dram_read(self, low: int, high: int, source: int, cost: AccessCost) -> None:
+    def _dram_read(self, low: int, high: int, source: int) -> None:
         self.read_bytes[source] = self.read_bytes.get(source, 0) + high - low
-        cost.dram_read_bytes += high - low
+        self._tally.dram_read_bytes += high - low
         if high - low >= self.stride:
-            cost.spread_reads += high - low
+            self._tally.spread_reads += high - low
         else:
-            self._map(low, high, cost.channel_reads)
+            self._map(low, high, self._tally.channel_reads)
 
-    def _dram_write(self, low: int, high: int, source: int, cost: AccessCost) -> None:
+    def _dram_write(self, low: int, high: int, source: int) -> None:
         self.write_bytes[source] = self.write_bytes.get(source, 0) + high - low
-        cost.dram_write_bytes += high - low
+        self._tally.dram_write_bytes += high - low
         if high - low >= self.stride:
-            cost.spread_writes += high - low
+            self._tally.spread_writes += high - low
         else:
-            self._map(low, high, cost.channel_writes)
+            self._map(low, high, self._tally.channel_writes)
 
     def _map(self, low: int, high: int, per_channel: list[float]) -> None:
         """Add the bytes of a short transfer to the channels its addresses interleave over."""
@@ -169,9 +236,12 @@ class MemorySystem:
             per_channel[(low // interleave) % channels] += chunk_end - low
             low = chunk_end
 
-    def account(self, cost: AccessCost) -> None:
-        """Add a tile's DRAM bytes to the per-channel totals."""
-        for channel in range(self.channels):
-            self.channel_bytes[channel] += cost.channel_read_bytes(channel) + (
-                cost.channel_write_bytes(channel)
-            )
+
+def _row(stats: CacheStats) -> tuple[int, int, int, int, int]:
+    return (
+        stats.read_bytes,
+        stats.write_bytes,
+        stats.hit_bytes,
+        stats.miss_bytes,
+        stats.writeback_bytes,
+    )

@@ -253,7 +253,9 @@ def test_run_prints_totals_and_writes_json_and_csv(
     )
     assert code == 0
     assert "tiny_cnn, batch 4 samples of 3×16×16" in out
-    assert "time (ms)" in out and "DRAM read (GB)" in out and "speedup" in out
+    assert "time (ms)" in out
+    assert "DRAM read (GB)" in out
+    assert "speedup" in out
     assert "baseline: DRAM traffic (GB, read + write) and time (ms) by phase and layer kind" in out
     document = json.loads(json_path.read_text())
     assert document["schema"] == "bnsim.result/1"

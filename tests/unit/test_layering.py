@@ -44,8 +44,14 @@ ALLOWED = {
         "bnsim.kernels",
     },
     "bnsim.result": set(),
-    "bnsim.point": {"bnsim.graph", "bnsim.hw", "bnsim.schemes", "bnsim.trace", "bnsim.sim",
-                    "bnsim.result"},
+    "bnsim.point": {
+        "bnsim.graph",
+        "bnsim.hw",
+        "bnsim.schemes",
+        "bnsim.trace",
+        "bnsim.sim",
+        "bnsim.result",
+    },
     "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint"},
     "bnsim.sim": {
         "bnsim.errors",

@@ -1,0 +1,39 @@
+"""Type stub of the compiled memory model (bnsim/sim/_fastmemory.pyx)."""
+
+from collections.abc import Iterable
+
+TileCost = tuple[int, int, int, list[float], list[float]]
+
+class FastRangeCache:
+    capacity_bytes: int
+    used_bytes: int
+    report_clean: bool
+    read_bytes: int
+    write_bytes: int
+    hit_bytes: int
+    miss_bytes: int
+    writeback_bytes: int
+    def __init__(self, capacity_bytes: int, report_clean: bool = True) -> None: ...
+    def py_access(
+        self, start: int, stop: int, write: bool, owner: int, fill: bool = True
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, bool, int]]]: ...
+    def pieces_list(self) -> list[tuple[int, int, bool]]: ...
+
+class FastMemorySystem:
+    def __init__(
+        self,
+        cores: int,
+        private_bytes: int,
+        llc_bytes: int,
+        inclusive: bool,
+        nontemporal: bool,
+        line: int,
+        channels: int,
+        interleave: int,
+    ) -> None: ...
+    def run_tile(self, core: int, accesses: Iterable[tuple[int, int, bool, int]]) -> TileCost: ...
+    def write(self, core: int, start: int, stop: int, source: int) -> TileCost: ...
+    def flush(self) -> TileCost: ...
+    def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]: ...
+    def channel_bytes(self) -> list[float]: ...
+    def cache_stats(self) -> dict[str, tuple[int, int, int, int, int]]: ...

@@ -1,0 +1,70 @@
+"""The compiled memory model gives exactly the numbers of the pure-Python one."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bnsim.graph.zoo import build_model
+from bnsim.hw import load_machine
+from bnsim.schemes import build_schedule
+from bnsim.sim import simulate
+from bnsim.sim.cache import RangeCache
+from bnsim.sim.memory import MemorySystem
+
+fast = pytest.importorskip("bnsim.sim._fastmemory", reason="compiled memory model not built")
+
+
+def test_range_caches_agree_access_by_access() -> None:
+    rng = random.Random(1)
+    for _ in range(400):
+        capacity = rng.randint(1, 20) * 64
+        python, compiled = RangeCache(capacity_bytes=capacity), fast.FastRangeCache(capacity, True)
+        for _ in range(30):
+            start, size = rng.randint(0, 40) * 64, rng.randint(1, 24) * 64
+            write, owner, fill = rng.random() < 0.5, rng.randint(0, 3), rng.random() < 0.8
+            evictions: list = []
+            misses = python.access(
+                start, start + size, write=write, owner=owner, evictions=evictions, fill=fill
+            )
+            expected = (
+                [m for m in misses] if fill else [],
+                [(e.start, e.stop, e.dirty, e.owner) for e in evictions],
+            )
+            assert compiled.py_access(start, start + size, write, owner, fill) == expected
+            assert compiled.pieces_list() == python.pieces()
+
+
+def test_memory_systems_agree_tile_by_tile() -> None:
+    rng = random.Random(2)
+    for _ in range(300):
+        arguments = (
+            2,
+            rng.randint(1, 8) * 64,
+            rng.randint(1, 30) * 64,
+            rng.random() < 0.3,
+            rng.random() < 0.2,
+            64,
+            rng.randint(1, 3),
+            128,
+        )
+        python, compiled = MemorySystem(*arguments), fast.FastMemorySystem(*arguments)
+        for _ in range(20):
+            tile = []
+            for _ in range(rng.randint(1, 4)):
+                start, size = rng.randint(0, 60) * 32, rng.randint(1, 40) * 32
+                tile.append((start, start + size, rng.random() < 0.5, rng.randint(0, 5)))
+            core = rng.randint(0, 1)
+            assert python.run_tile(core, tile) == compiled.run_tile(core, tile)
+        assert python.flush() == compiled.flush()
+        assert python.source_bytes() == compiled.source_bytes()
+        assert python.cache_stats() == compiled.cache_stats()
+        assert python.channel_bytes() == compiled.channel_bytes()
+
+
+@pytest.mark.parametrize("scheme", ["baseline", "bnff", "recompute"])
+def test_whole_simulations_agree(scheme: str) -> None:
+    schedule = build_schedule(build_model("tiny_cnn", batch=4, image=32), scheme)
+    machine = load_machine("hwconfigs/tiny.yaml")
+    assert simulate(schedule, machine, compiled=False) == simulate(schedule, machine)
