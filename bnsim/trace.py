@@ -18,8 +18,10 @@ from typing import Literal
 
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, input_footprint, prologue_operand
+from bnsim.graph import TensorShape
 from bnsim.graph.layer import Conv2d
 from bnsim.hw import Machine
+from bnsim.sampling import Sampling, Selection, select
 from bnsim.schedule import (
     FIXED_ELEMENT_BYTES,
     Box,
@@ -196,37 +198,31 @@ class Trace:
             operand = (
                 prologue_operand(kernel, op_index) if op.placement is Placement.PROLOGUE else None
             )
+            sampled = op.kind is OpKind.BN_STATS and bool(op.attr("sampling"))
             accesses = []
             for position, name in enumerate(op.reads):
                 if tensors[name].transient or name in produced:
                     continue
-                accesses.append(
-                    _Access(
-                        name,
-                        False,
-                        self.source(index, op_index, name),
-                        self._read_region(op, main, position, name),
-                        self._info[name],
-                    )
-                )
+                rule = self._read_region(op, main, position, name)
+                if sampled and position == 0:  # only the sampled elements are read
+                    rule = _restricted(rule, self._selection(op))
+                source = self.source(index, op_index, name)
+                accesses.append(_Access(name, False, source, rule, self._info[name]))
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient or name in op.reduces:
                     continue  # reduced tensors are written once, after the kernel's tiles
-                accesses.append(
-                    _Access(
-                        name,
-                        True,
-                        self.source(index, op_index, name),
-                        self._write_region(op, name),
-                        self._info[name],
-                    )
-                )
+                source = self.source(index, op_index, name)
+                rule = self._write_region(op, name)
+                accesses.append(_Access(name, True, source, rule, self._info[name]))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
+            share = 1.0
+            if sampled:
+                share = self._selection(op).elements_per_channel() * shape[1] / math.prod(shape)
             plan.append(
                 _Step(
-                    cycles=self.compute_cycles(op, 1.0, fused and op is main),
+                    cycles=self.compute_cycles(op, share, fused and op is main),
                     flops=op.flops,
                     operand=operand,
                     shape=shape,
@@ -273,6 +269,11 @@ class Trace:
             return _same
         return lambda tile, region: {"n": region["n"]} if "n" in region else {}  # labels, logp
 
+    def _selection(self, op: Op) -> Selection:
+        """The elements a sampled statistics op reads (bnsim.sampling, as the executor)."""
+        n, c, h, w = self.schedule.tensor(op.reads[0]).shape
+        return select(Sampling(*op.attr("sampling")), op.layer, TensorShape(n, c, h, w))
+
     def _write_region(self, op: Op, name: str) -> RegionRule:
         if op.kind is OpKind.CONCAT_BWD:
             part = op.attr("slices")[op.writes.index(name)]
@@ -303,6 +304,22 @@ class Trace:
 
 
 RegionRule = Callable[[Region, Region], Region]  # (tile, op region) → operand region
+
+
+def _restricted(rule: RegionRule, selection: Selection) -> RegionRule:
+    """`rule`, narrowed to the sampled samples (batch sampling) or patch (feature sampling)."""
+
+    def narrowed(tile: Region, region: Region) -> Region:
+        base = rule(tile, region)
+        low, high = base.get("n", (0, 1 << 62))
+        samples = tuple(n for n in selection.samples if low <= n < high)
+        h0, h1 = base.get("h", (0, 1 << 62))
+        rows = (max(h0, selection.rows[0]), min(h1, selection.rows[1]))
+        if not samples or rows[0] >= rows[1]:
+            return {**base, "samples": (), "cols": selection.cols}  # type: ignore[dict-item]
+        return {**base, "samples": samples, "h": rows, "cols": selection.cols}  # type: ignore[dict-item]
+
+    return narrowed
 
 
 def _same(tile: Region, region: Region) -> Region:
@@ -493,10 +510,29 @@ def _runs_4d(
     h0, h1 = region.get("h") or (0, h)
     if blocked:
         c0, c1, c = c0 // CHANNEL_BLOCK, -(-c1 // CHANNEL_BLOCK), -(-c // CHANNEL_BLOCK)
-        row = w * CHANNEL_BLOCK * size  # bytes of one row of one channel block
+        unit = CHANNEL_BLOCK * size  # bytes of one pixel of one channel block
     else:
-        row = w * size  # bytes of one row of one channel
+        unit = size  # bytes of one pixel of one channel
+    row = w * unit
     plane = h * row
+    if "samples" in region:  # sampled statistics: selected samples, maybe a patch of columns
+        samples: tuple[int, ...] = region["samples"]  # any number of samples, not a pair
+        col0, col1 = region["cols"]
+        if (col0, col1) == (0, w):  # whole rows: one run per sample and channel (block)
+            return [
+                (base + (i * c + ch) * plane + h0 * row, base + (i * c + ch) * plane + h1 * row)
+                for i in samples
+                for ch in range(c0, c1)
+            ]
+        return [
+            (
+                base + (i * c + ch) * plane + r * row + col0 * unit,
+                base + (i * c + ch) * plane + r * row + col1 * unit,
+            )
+            for i in samples
+            for ch in range(c0, c1)
+            for r in range(h0, h1)
+        ]
     if h0 == 0 and h1 == h:
         if c0 == 0 and c1 == c:
             return [(base + n0 * c * plane, base + n1 * c * plane)]

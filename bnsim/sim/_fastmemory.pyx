@@ -344,6 +344,8 @@ cdef class FastMemorySystem:
     cdef i64* writes_by_source
     cdef int sources_capacity
     cdef double* channel_totals
+    cdef double* channel_free
+    cdef double bytes_per_cycle, latency_cycles
     cdef double* tile_reads
     cdef double* tile_writes
     cdef double spread_reads, spread_writes
@@ -352,7 +354,8 @@ cdef class FastMemorySystem:
     cdef _Evictions install_evictions, dropped
 
     def __cinit__(self, int cores, i64 private_bytes, i64 llc_bytes, bint inclusive,
-                  bint nontemporal, i64 line, int channels, i64 interleave):
+                  bint nontemporal, i64 line, int channels, i64 interleave, double bytes_per_cycle,
+                  double latency_cycles):
         cdef int i
         self.private = [FastRangeCache(private_bytes, False) for i in range(cores)]
         self.llc = FastRangeCache(llc_bytes, inclusive)
@@ -369,10 +372,14 @@ cdef class FastMemorySystem:
             self.reads_by_source[i] = 0
             self.writes_by_source[i] = 0
         self.channel_totals = <double*> malloc(channels * sizeof(double))
+        self.channel_free = <double*> malloc(channels * sizeof(double))
+        self.bytes_per_cycle = bytes_per_cycle
+        self.latency_cycles = latency_cycles
         self.tile_reads = <double*> malloc(channels * sizeof(double))
         self.tile_writes = <double*> malloc(channels * sizeof(double))
         for i in range(channels):
             self.channel_totals[i] = 0
+            self.channel_free[i] = 0
         # reused buffers, one per call depth (no call below re-enters one above)
         self.access_evictions = _Evictions()
         self.access_misses = _Evictions()
@@ -385,6 +392,7 @@ cdef class FastMemorySystem:
         free(self.reads_by_source)
         free(self.writes_by_source)
         free(self.channel_totals)
+        free(self.channel_free)
         free(self.tile_reads)
         free(self.tile_writes)
 
@@ -502,38 +510,48 @@ cdef class FastMemorySystem:
             self.tile_reads[i] = 0
             self.tile_writes[i] = 0
 
-    cdef tuple _end(self):
+    cdef double _end(self, double now):
+        """Queue the reads, then the writes (posted), since `_begin`; returns when the reads arrive."""
         cdef int i
-        reads = []
-        writes = []
-        cdef double r, w
+        cdef double amount, done = now
         for i in range(self.channels):
-            r = self.tile_reads[i] + self.spread_reads / self.channels
-            w = self.tile_writes[i] + self.spread_writes / self.channels
-            self.channel_totals[i] += r + w
-            reads.append(r)
-            writes.append(w)
-        return (self.llc_hits, self.dram_reads, self.dram_writes, reads, writes)
+            amount = self.tile_reads[i] + self.spread_reads / self.channels
+            if amount:
+                if self.channel_free[i] < now:
+                    self.channel_free[i] = now
+                self.channel_free[i] += amount / self.bytes_per_cycle
+                if self.channel_free[i] + self.latency_cycles > done:
+                    done = self.channel_free[i] + self.latency_cycles
+            self.channel_totals[i] += amount
+        for i in range(self.channels):
+            amount = self.tile_writes[i] + self.spread_writes / self.channels
+            if amount:
+                if self.channel_free[i] < now:
+                    self.channel_free[i] = now
+                self.channel_free[i] += amount / self.bytes_per_cycle
+            self.channel_totals[i] += amount
+        return done
 
-    def run_tile(self, int core, accesses):
-        """Run a tile's (start, stop, write, source) accesses on `core`.
+    def run_tile(self, int core, accesses, double now):
+        """Run a tile's (start, stop, write, source) accesses on `core` at cycle `now`.
 
-        Returns (llc_hit_bytes, dram_read_bytes, dram_write_bytes, reads per channel, writes per
-        channel).
+        Returns (LLC hit bytes, DRAM read bytes, cycle its DRAM reads arrive).
         """
+        cdef double done
         self._begin()
         for start, stop, write, source in accesses:
             self._access(core, start, stop, write, source)
-        return self._end()
+        done = self._end(now)
+        return (self.llc_hits, self.dram_reads, done)
 
-    def write(self, int core, i64 start, i64 stop, int source):
+    def write(self, int core, i64 start, i64 stop, int source, double now):
         """One write access outside a tile (a reduced tensor written after the tiles)."""
         self._begin()
         self._access(core, start, stop, 1, source)
-        return self._end()
+        self._end(now)
 
-    def flush(self):
-        """Write every dirty line back (end of the iteration); returns like run_tile."""
+    def flush(self, double now):
+        """Write every dirty line back (end of the iteration)."""
         cdef int k, i
         cdef _Evictions dropped
         self._begin()
@@ -550,7 +568,7 @@ cdef class FastMemorySystem:
             if dropped.items[i].dirty:
                 self._dram_write(dropped.items[i].start, dropped.items[i].stop,
                                  dropped.items[i].owner)
-        return self._end()
+        self._end(now)
 
     def source_bytes(self):
         """({source: read bytes}, {source: write bytes}), sources with traffic only."""

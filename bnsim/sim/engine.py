@@ -26,7 +26,7 @@ from bnsim.graph import LayerKind
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
-from bnsim.sim.memory import TileCost, memory_system
+from bnsim.sim.memory import memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
@@ -50,8 +50,6 @@ class _Chip:
     trace: Trace
     memory: Any  # MemorySystem or its compiled twin
     env: simpy.Environment
-    channel_free: list[float]
-    bytes_per_cycle: float  # sustained, per channel
     dram_latency_cycles: float
     busy: list[float] = field(default_factory=list)
     tallies: list[_KernelTally] = field(default_factory=list)
@@ -83,10 +81,6 @@ def simulate(
         trace=trace,
         memory=memory_system(machine, compiled=compiled),
         env=env,
-        channel_free=[0.0] * dram.channels,
-        bytes_per_cycle=dram.channel_bandwidth_bytes_per_second
-        * dram.efficiency
-        / machine.cores.clock_hz,
         dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
         busy=[0.0] * machine.cores.count,
         tallies=[_KernelTally() for _ in schedule.kernels],
@@ -117,7 +111,7 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
         tally.end = round(env.now)
     # the final write-backs count as traffic; in steady state they overlap the next iteration
-    _post_writes(chip, chip.memory.flush(), env.now)
+    chip.memory.flush(env.now)
 
 
 def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
@@ -141,17 +135,14 @@ def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) ->
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
-    llc_latency = machine.llc.latency_cycles
+    llc_cycles = machine.llc.latency_cycles / line / outstanding  # per LLC-hit byte
+    dram_cycles = chip.dram_latency_cycles / line / outstanding  # per DRAM-read byte
     for tile in tiles:
         now = env.now
-        cost = run_tile(core, tile.accesses)
-        llc_hit_bytes, dram_read_bytes = cost[0], cost[1]
-        read_done = _post_reads(chip, cost, now)
-        mlp_cycles = (
-            llc_hit_bytes / line * llc_latency + dram_read_bytes / line * chip.dram_latency_cycles
-        ) / outstanding
-        _post_writes(chip, cost, now)
-        memory_cycles = max(mlp_cycles, read_done - now)
+        llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, tile.accesses, now)
+        memory_cycles = max(
+            llc_hit_bytes * llc_cycles + dram_read_bytes * dram_cycles, read_done - now
+        )
         duration = max(tile.compute_cycles, memory_cycles, 1.0)
         tally.flops += tile.flops
         tally.compute_cycles += tile.compute_cycles
@@ -159,31 +150,6 @@ def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) ->
         tally.num_tiles += 1
         chip.busy[core] += duration
         yield env.timeout(duration)
-
-
-def _post_reads(chip: _Chip, cost: TileCost, now: float) -> float:
-    """Queue a tile's DRAM reads on the channels; returns when the last of them arrives."""
-    if not cost[1]:
-        return now
-    done = now
-    rate = chip.bytes_per_cycle
-    free = chip.channel_free
-    for channel, amount in enumerate(cost[3]):
-        if amount:
-            free[channel] = max(now, free[channel]) + amount / rate
-            done = max(done, free[channel] + chip.dram_latency_cycles)
-    return done
-
-
-def _post_writes(chip: _Chip, cost: TileCost, now: float) -> None:
-    """Queue DRAM writes: they occupy the channels, but nobody waits for them."""
-    if not cost[2]:
-        return
-    rate = chip.bytes_per_cycle
-    free = chip.channel_free
-    for channel, amount in enumerate(cost[4]):
-        if amount:
-            free[channel] = max(now, free[channel]) + amount / rate
 
 
 def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[range]) -> float:
@@ -210,7 +176,7 @@ def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[rang
         cycles += lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
         cycles += extra / machine.cores.simd_lanes
         for start, stop in chip.trace.runs(reduction.tensor, {}):
-            _post_writes(chip, chip.memory.write(0, start, stop, reduction.source), chip.env.now)
+            chip.memory.write(0, start, stop, reduction.source, chip.env.now)
     if cycles:
         cycles += machine.compute.kernel_overhead_cycles / 2  # the barrier before the combine
     return cycles

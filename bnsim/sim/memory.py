@@ -24,9 +24,7 @@ from typing import Any
 from bnsim.hw import Machine
 from bnsim.sim.cache import CacheStats, Eviction, RangeCache
 
-TileCost = tuple[int, int, int, list[float], list[float]]
-# (LLC hit bytes, DRAM read bytes, DRAM write bytes, read bytes per channel, write bytes per
-# channel)
+TileCost = tuple[int, int, float]  # (LLC hit bytes, DRAM read bytes, cycle the reads arrive)
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +57,10 @@ def memory_system(machine: Machine, *, compiled: bool = True) -> Any:
         machine.llc.block_bytes,
         machine.dram.channels,
         machine.dram.interleave_bytes,
+        machine.dram.channel_bandwidth_bytes_per_second
+        * machine.dram.efficiency
+        / machine.cores.clock_hz,
+        machine.dram.latency_s * machine.cores.clock_hz,
     )
     if compiled:
         try:
@@ -83,6 +85,8 @@ class MemorySystem:
         line: int,
         channels: int,
         interleave: int,
+        bytes_per_cycle: float,
+        latency_cycles: float,
     ) -> None:
         self.line = line
         self.private = [
@@ -97,22 +101,31 @@ class MemorySystem:
         self.read_bytes: dict[int, int] = {}  # source → DRAM bytes read for it
         self.write_bytes: dict[int, int] = {}  # source → DRAM bytes written for it
         self.channel_totals = [0.0] * channels
+        self.channel_free = [0.0] * channels  # cycle each channel finishes its queued transfers
+        self.bytes_per_cycle = bytes_per_cycle  # sustained, per channel
+        self.latency_cycles = latency_cycles
         self._tally = _Tally()
 
-    def run_tile(self, core: int, accesses: Iterable[tuple[int, int, bool, int]]) -> TileCost:
-        """Run a tile's (start, stop, write, source) accesses on `core`; returns what they cost."""
+    def run_tile(
+        self, core: int, accesses: Iterable[tuple[int, int, bool, int]], now: float
+    ) -> TileCost:
+        """Run a tile's (start, stop, write, source) accesses on `core` at cycle `now`.
+
+        Its DRAM reads queue on their channels first come, first served, then its writes (posted:
+        they occupy the channels, but nobody waits for them).
+        """
         self._begin()
         for start, stop, write, source in accesses:
             self._access(core, start, stop, write, source)
-        return self._end()
+        return self._end(now)
 
-    def write(self, core: int, start: int, stop: int, source: int) -> TileCost:
+    def write(self, core: int, start: int, stop: int, source: int, now: float) -> None:
         """One write outside a tile (a reduced tensor, written after the tiles)."""
         self._begin()
         self._access(core, start, stop, True, source)
-        return self._end()
+        self._end(now)
 
-    def flush(self) -> TileCost:
+    def flush(self, now: float) -> None:
         """Write every dirty line back to DRAM (the end of the iteration)."""
         self._begin()
         for cache in self.private:
@@ -122,7 +135,7 @@ class MemorySystem:
         for eviction in self.llc.flush():
             if eviction.dirty:
                 self._dram_write(eviction.start, eviction.stop, eviction.owner)
-        return self._end()
+        self._end(now)
 
     def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]:
         """DRAM bytes read and written per attribution source."""
@@ -150,13 +163,23 @@ class MemorySystem:
             channel_reads=[0.0] * self.channels, channel_writes=[0.0] * self.channels
         )
 
-    def _end(self) -> TileCost:
+    def _end(self, now: float) -> TileCost:
+        """Queue the reads, then the writes, of the accesses since `_begin` on the channels."""
         tally = self._tally
-        reads = [r + tally.spread_reads / self.channels for r in tally.channel_reads]
-        writes = [w + tally.spread_writes / self.channels for w in tally.channel_writes]
+        free, rate = self.channel_free, self.bytes_per_cycle
+        done = now
         for channel in range(self.channels):
-            self.channel_totals[channel] += reads[channel] + writes[channel]
-        return tally.llc_hit_bytes, tally.dram_read_bytes, tally.dram_write_bytes, reads, writes
+            reads = tally.channel_reads[channel] + tally.spread_reads / self.channels
+            if reads:
+                free[channel] = max(now, free[channel]) + reads / rate
+                done = max(done, free[channel] + self.latency_cycles)
+            self.channel_totals[channel] += reads
+        for channel in range(self.channels):
+            writes = tally.channel_writes[channel] + tally.spread_writes / self.channels
+            if writes:
+                free[channel] = max(now, free[channel]) + writes / rate
+            self.channel_totals[channel] += writes
+        return tally.llc_hit_bytes, tally.dram_read_bytes, done
 
     def _access(self, core: int, start: int, stop: int, write: bool, source: int) -> None:
         line = self.line

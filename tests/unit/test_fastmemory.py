@@ -48,6 +48,8 @@ def test_memory_systems_agree_tile_by_tile() -> None:
             64,
             rng.randint(1, 3),
             128,
+            rng.choice([0.5, 8.0]),
+            50.0,
         )
         python, compiled = MemorySystem(*arguments), fast.FastMemorySystem(*arguments)
         for _ in range(20):
@@ -55,9 +57,10 @@ def test_memory_systems_agree_tile_by_tile() -> None:
             for _ in range(rng.randint(1, 4)):
                 start, size = rng.randint(0, 60) * 32, rng.randint(1, 40) * 32
                 tile.append((start, start + size, rng.random() < 0.5, rng.randint(0, 5)))
-            core = rng.randint(0, 1)
-            assert python.run_tile(core, tile) == compiled.run_tile(core, tile)
-        assert python.flush() == compiled.flush()
+            core, now = rng.randint(0, 1), rng.random() * 1000
+            assert python.run_tile(core, tile, now) == compiled.run_tile(core, tile, now)
+        python.flush(2000.0)
+        compiled.flush(2000.0)
         assert python.source_bytes() == compiled.source_bytes()
         assert python.cache_stats() == compiled.cache_stats()
         assert python.channel_bytes() == compiled.channel_bytes()

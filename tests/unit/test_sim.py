@@ -270,3 +270,22 @@ def test_an_illegal_schedule_is_refused_before_simulating() -> None:
         r"it is produced",
     ):
         simulate(broken, machine())
+
+
+def test_sampled_statistics_read_only_the_sampled_share() -> None:
+    """Batch sampling 2 of 8 samples: the mean and variance passes read a quarter of the BN input
+    (a 512 B LLC holds nothing between kernels, so every byte comes from DRAM)."""
+    network = build_model("tiny_cnn", batch=8, image=32)
+    m = machine(**{"llc.size": "512B", "llc.ways": 8, "l2.size": "512B", "l2.ways": 8})
+    full = simulate(build_schedule(network, "baseline"), m)
+    sampled = simulate(build_schedule(network, "sampling:fraction=0.25"), m)
+    trace = Trace(build_schedule(network, "baseline"), m, SimOptions())
+    x_bytes = trace.stored_bytes("act:stem.conv")
+
+    def reads(run: RunResult, name: str) -> int:
+        return next(k.dram_read_bytes for k in run.kernels if k.name == name)
+
+    for name in ("stem.bn.fwd.mean", "stem.bn.fwd.var"):
+        assert reads(full, name) >= x_bytes
+        assert reads(sampled, name) == pytest.approx(reads(full, name) / 4, rel=0.02)
+    assert sampled.dram_read_bytes < full.dram_read_bytes
