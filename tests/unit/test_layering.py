@@ -52,7 +52,8 @@ ALLOWED = {
         "bnsim.sim",
         "bnsim.result",
     },
-    "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint"},
+    "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint",
+                    "bnsim.sampling"},
     "bnsim.sim": {
         "bnsim.errors",
         "bnsim.graph",
