@@ -251,7 +251,7 @@ class Trace:
             return lambda tile, region: input_footprint(schedule, op, tile, position)
         if op.kind is OpKind.CONCAT_FWD:
             schedule = self.schedule
-            return lambda tile, region: _concat_part(schedule, op, position, region)
+            return _concat_part(schedule, op, position)
         tensor = self.schedule.tensor(name)
         if tensor.role in _ACTIVATION_ROLES or op.kind is OpKind.SGD_UPDATE:
             return _same
@@ -278,7 +278,7 @@ class Trace:
         if op.kind is OpKind.CONCAT_BWD:
             part = op.attr("slices")[op.writes.index(name)]
             schedule = self.schedule
-            return lambda tile, region: _concat_part(schedule, op, part, region, forward=False)
+            return _concat_part(schedule, op, part)
         return _same
 
     def reductions(self, index: int) -> tuple[Reduction, ...]:
@@ -549,22 +549,19 @@ def _runs_4d(
     ]
 
 
-def _concat_part(
-    schedule: Schedule, op: Op, position: int, region: Region, *, forward: bool = True
-) -> Region:
-    """The region of concatenation part `position` that a region of the whole covers."""
+def _concat_part(schedule: Schedule, op: Op, position: int) -> RegionRule:
+    """Rule: the region of concatenation part `position` that a region of the whole covers."""
     layer = schedule.network.layer(op.layer)
-    offset = 0
-    for index, source in enumerate(layer.inputs):
-        channels = schedule.network.out_shape(source).c
-        if index == position:
-            start, stop = region.get("c", (0, 1 << 62))
-            low, high = max(start, offset), min(stop, offset + channels)
-            if low >= high:
-                return {**region, "c": (0, 0)}
-            return {**region, "c": (low - offset, high - offset)}
-        offset += channels
-    raise AssertionError(f"concat {op.layer} has no part {position} ({forward=})")
+    channels = [schedule.network.out_shape(source).c for source in layer.inputs]
+    offset = sum(channels[:position])
+    end = offset + channels[position]
+
+    def part(tile: Region, region: Region) -> Region:
+        start, stop = region.get("c", (0, end))
+        low, high = max(start, offset), min(stop, end)
+        return {**region, "c": (low - offset, high - offset) if low < high else (0, 0)}
+
+    return part
 
 
 def _lay_out(schedule: Schedule, trace: Trace, alignment: int) -> tuple[Mapping[str, int], int]:
