@@ -52,8 +52,14 @@ ALLOWED = {
         "bnsim.sim",
         "bnsim.result",
     },
-    "bnsim.trace": {"bnsim.errors", "bnsim.graph", "bnsim.hw", "bnsim.schedule", "bnsim.footprint",
-                    "bnsim.sampling"},
+    "bnsim.trace": {
+        "bnsim.errors",
+        "bnsim.graph",
+        "bnsim.hw",
+        "bnsim.schedule",
+        "bnsim.footprint",
+        "bnsim.sampling",
+    },
     "bnsim.sim": {
         "bnsim.errors",
         "bnsim.graph",

@@ -289,3 +289,29 @@ def test_sampled_statistics_read_only_the_sampled_share() -> None:
         assert reads(full, name) >= x_bytes
         assert reads(sampled, name) == pytest.approx(reads(full, name) / 4, rel=0.02)
     assert sampled.dram_read_bytes < full.dram_read_bytes
+
+
+def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
+    tiny_runs: dict[str, RunResult],
+) -> None:
+    """Reads are at least the first reads of everything the iteration starts from, and at most every
+    byte the tiles touch (a store that misses reads its line once); writes at most all stores."""
+    network = build_model("tiny_cnn", batch=4, image=32)
+    m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    for scheme, run in tiny_runs.items():
+        schedule = build_schedule(network, scheme)
+        trace = Trace(schedule, m, SimOptions())
+        touched = written = 0
+        for index in range(len(schedule.kernels)):
+            for tile in trace.tiles(index):
+                for start, stop, write, _ in tile.accesses:
+                    touched += stop - start
+                    written += (stop - start) if write else 0
+        compulsory, _ = stored_bytes(schedule, m)
+        assert compulsory <= run.dram_read_bytes <= touched + 64 * len(schedule.kernels)
+        reduced = sum(
+            trace.stored_bytes(r.tensor)
+            for i in range(len(schedule.kernels))
+            for r in trace.reductions(i)
+        )
+        assert run.dram_write_bytes <= written + reduced + 64 * len(schedule.kernels)
