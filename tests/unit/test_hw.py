@@ -21,7 +21,7 @@ def raw(repo: Path) -> dict[str, Any]:
     return yaml.safe_load((repo / "hwconfigs" / "tiny.yaml").read_text())
 
 
-def reject(raw: dict[str, Any], match: str, overrides: tuple[str, ...] = ()) -> None:
+def assert_rejected(raw: dict[str, Any], match: str, overrides: tuple[str, ...] = ()) -> None:
     with pytest.raises(ConfigError, match=match):
         machine_from_dict(raw, source="bad.yaml", overrides=overrides)
 
@@ -144,22 +144,24 @@ def test_override_can_add_an_optional_section(raw: dict[str, Any]) -> None:
 )
 def test_each_rejection_names_file_and_key(raw: dict[str, Any], mutate, match: str) -> None:
     mutate(raw)
-    reject(raw, "^bad.yaml: " + match)
+    assert_rejected(raw, "^bad.yaml: " + match)
 
 
 def test_all_errors_are_collected_in_one_message(raw: dict[str, Any]) -> None:
     raw["cores"]["count"] = 0
     raw["llc"]["sise"] = "1MiB"
     raw["dram"].pop("latency")
-    reject(raw, r"^bad.yaml: 3 errors: cores\.count: .*; llc\.sise: .*; dram\.latency: missing")
+    assert_rejected(
+        raw, r"^bad.yaml: 3 errors: cores\.count: .*; llc\.sise: .*; dram\.latency: missing"
+    )
 
 
 def test_errors_from_overrides_are_labelled_as_such(raw: dict[str, Any]) -> None:
-    reject(raw, r"--set cores\.count: input should be greater than 0", ("cores.count=0",))
-    reject(raw, r"--set llc\.sise: unknown key", ("llc.sise=1MiB",))
-    reject(raw, r"--set 'llc\.size': expected key\.path=value", ("llc.size",))
-    reject(raw, r"--set 'llc\.size=': empty value", ("llc.size=",))
-    reject(
+    assert_rejected(raw, r"--set cores\.count: input should be greater than 0", ("cores.count=0",))
+    assert_rejected(raw, r"--set llc\.sise: unknown key", ("llc.sise=1MiB",))
+    assert_rejected(raw, r"--set 'llc\.size': expected key\.path=value", ("llc.size",))
+    assert_rejected(raw, r"--set 'llc\.size=': empty value", ("llc.size=",))
+    assert_rejected(
         raw,
         r"--set cores\.count\.x=1: cores\.count is a value, not a section",
         ("cores.count.x=1",),
