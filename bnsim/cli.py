@@ -22,6 +22,7 @@ from bnsim.errors import BnsimError, ConfigError, InfeasibleError, WorkloadError
 from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
+    from bnsim.crosscheck import TimedRun
     from bnsim.hw import Machine
     from bnsim.point import Point
     from bnsim.result import RunResult
@@ -243,17 +244,27 @@ def _hw_keys(args: argparse.Namespace) -> int:
 # --- simulation ---
 
 
-def _run(args: argparse.Namespace) -> int:
+def _point(args: argparse.Namespace, fidelity: str) -> Point:
     from bnsim.graph import load_workload
     from bnsim.hw import load_machine
-    from bnsim.point import make_point, point_document, run_point
+    from bnsim.point import make_point
     from bnsim.schemes import DEFAULT_SCHEMES
     from bnsim.trace import SimOptions
 
     machine = load_machine(args.hw, args.set)
     network = load_workload(args.workload, batch=args.batch, image=args.image)
-    options = SimOptions(fidelity=args.fidelity, tiles_per_core=args.tiles_per_core)
-    point = make_point(machine, network, args.scheme or list(DEFAULT_SCHEMES), options)
+    options = SimOptions(
+        fidelity=fidelity,  # type: ignore[arg-type]  # argparse choices are the Fidelity values
+        tiles_per_core=args.tiles_per_core,
+        allow_slow=args.allow_slow,
+    )
+    return make_point(machine, network, args.scheme or list(DEFAULT_SCHEMES), options)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bnsim.point import point_document, run_point
+
+    point = _point(args, args.fidelity)
     jobs = args.jobs or min(len(point.schemes), os.cpu_count() or 1)
     runs = run_point(point, jobs=jobs)
     print(describe_runs(point, runs))
@@ -265,6 +276,89 @@ def _run(args: argparse.Namespace) -> int:
         _write_text(Path(args.csv), breakdown_csv(runs))
         print(f"wrote {args.csv}")
     return EXIT_OK
+
+
+def _crosscheck(args: argparse.Namespace) -> int:
+    from bnsim.crosscheck import crosscheck
+    from bnsim.point import point_document
+    from bnsim.trace import FIDELITIES
+
+    point = _point(args, "fast")
+    jobs = args.jobs or min(len(point.schemes) * len(FIDELITIES), os.cpu_count() or 1)
+    timed = crosscheck(point, jobs=jobs)
+    print(describe_crosscheck(point, timed))
+    if args.json:
+        document = point_document(point, [entry.run for entry in timed], __version__)
+        _write_text(Path(args.json), json.dumps(document, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def describe_crosscheck(point: Point, timed: Sequence[TimedRun]) -> str:
+    """The human summary of `bnsim crosscheck`: per scheme and fidelity, totals against line
+    fidelity's, then DRAM traffic and time per phase and per layer kind."""
+    from bnsim.crosscheck import REFERENCE, differences
+
+    network, machine = point.network, point.machine
+    c, (h, w) = network.input_channels(), network.image
+    lines = [
+        f"{network.name}, batch {network.batch} samples of {c}×{h}×{w}, one training iteration, on "
+        f"{machine.name}: every fidelity against {REFERENCE} fidelity (exact set-associative LRU)"
+    ]
+    found = differences([entry.run for entry in timed])
+    wall = {(entry.run.scheme, entry.run.fidelity): entry.wall_seconds for entry in timed}
+    rows = [
+        [
+            d.scheme,
+            d.fidelity,
+            f"{d.dram_bytes / 1e9:.4f}",
+            _percent(d.dram_relative(), d.fidelity),
+            f"{d.cycles:,}",
+            _percent(d.cycles_relative(), d.fidelity),
+            f"{wall[(d.scheme, d.fidelity)]:.2f}",
+        ]
+        for d in found
+        if d.group == "total"
+    ]
+    header = ["scheme", "fidelity", "DRAM (GB)", "vs line", "time (cycles)", "vs line"]
+    lines += ["", text_table([*header, "simulated in (s)"], rows)]
+    others = list(dict.fromkeys(d.fidelity for d in found if d.fidelity != REFERENCE))
+    for group, title in (("phase", "phase"), ("layer_kind", "layer kind")):
+        cells = {(d.scheme, d.key, d.fidelity): d for d in found if d.group == group}
+        keys = list(dict.fromkeys((d.scheme, d.key) for d in found if d.group == group))
+        rows = []
+        for scheme, key in keys:
+            line = cells[(scheme, key, REFERENCE)]
+            traffic = [f"{line.dram_bytes / 1e6:.2f}"]
+            cycles = [f"{line.cycles / 1e6:.3f}"]
+            for fidelity in others:
+                d = cells[(scheme, key, fidelity)]
+                traffic.append(
+                    f"{d.dram_bytes / 1e6:.2f} ({_percent(d.dram_relative(), fidelity)})"
+                )
+                cycles.append(f"{d.cycles / 1e6:.3f} ({_percent(d.cycles_relative(), fidelity)})")
+            rows.append([scheme, key, *traffic, *cycles])
+        header = [
+            "scheme",
+            title,
+            *[f"{fidelity} MB" for fidelity in (REFERENCE, *others)],
+            *[f"{fidelity} Mcycles" for fidelity in (REFERENCE, *others)],
+        ]
+        lines += [
+            "",
+            f"by {title}: DRAM traffic (MB, read + write) and time (million cycles); in brackets "
+            f"the difference from {REFERENCE}",
+            text_table(header, rows),
+        ]
+    return "\n".join(lines)
+
+
+def _percent(relative: float | None, fidelity: str) -> str:
+    from bnsim.crosscheck import REFERENCE
+
+    if fidelity == REFERENCE:
+        return "—"
+    return "n/a" if relative is None else f"{relative:+.2%}"
 
 
 def describe_runs(point: Point, runs: Sequence[RunResult]) -> str:
@@ -356,13 +450,13 @@ def _pivot(run: RunResult) -> str:
 
 
 def breakdown_csv(runs: Sequence[RunResult]) -> str:
-    """One tidy row per (scheme, phase, layer kind): cycles, seconds, DRAM bytes."""
-    lines = ["scheme,phase,layer_kind,cycles,seconds,dram_read_bytes,dram_write_bytes"]
+    """One tidy row per (scheme, fidelity, phase, layer kind): cycles, seconds, DRAM bytes."""
+    lines = ["scheme,fidelity,phase,layer_kind,cycles,seconds,dram_read_bytes,dram_write_bytes"]
     for run in runs:
         seconds_per_cycle = run.seconds / run.cycles if run.cycles else 0.0
         for row in run.breakdown("phase", "layer_kind"):
             lines.append(
-                f"{run.scheme},{row['phase']},{row['layer_kind']},{row['cycles']},"
+                f"{run.scheme},{run.fidelity},{row['phase']},{row['layer_kind']},{row['cycles']},"
                 f"{row['cycles'] * seconds_per_cycle!r},{row['dram_read_bytes']},"
                 f"{row['dram_write_bytes']}"
             )
@@ -558,45 +652,63 @@ def _add_workloads(commands: Any) -> None:
 
 
 def _add_run(commands: Any) -> None:
-    """`bnsim run`."""
+    """`bnsim run` and `bnsim crosscheck`."""
     run = commands.add_parser("run", help="simulate one training iteration under each scheme")
-    run.add_argument("--hw", required=True, help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
-    run.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    _add_point_arguments(run, "simulate")
     run.add_argument(
+        "--fidelity",
+        choices=["fast", "line", "analytic"],
+        default="fast",
+        help="fast (default): tile events, fully associative LRU caches tracked as byte ranges; "
+        "line: tile events, exact set-associative caches of lines; analytic: tensor-level stack "
+        "distances and a roofline, no tiles (docs/model.md, Fidelity)",
+    )
+    run.add_argument("--csv", metavar="FILE", help="write traffic and time by phase and layer kind")
+    run.set_defaults(handler=_run)
+    check = commands.add_parser(
+        "crosscheck",
+        help="simulate each scheme at line, fast and analytic fidelity and compare them",
+    )
+    _add_point_arguments(check, "cross-check")
+    check.set_defaults(handler=_crosscheck)
+
+
+def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The arguments that define a point: machine, workload, schemes, options, outputs."""
+    parser.add_argument("--hw", required=True, help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
+    parser.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    parser.add_argument(
         "--scheme",
         action="append",
         metavar="SPEC",
-        help="scheme to simulate, repeatable (default: baseline and bnff)",
+        help=f"scheme to {verb}, repeatable (default: baseline and bnff)",
     )
-    run.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
-    run.add_argument("--image", type=_positive_int, help="input height = width in pixels")
-    run.add_argument(
+    parser.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
+    parser.add_argument("--image", type=_positive_int, help="input height = width in pixels")
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="override a hardware key, e.g. --set llc.size=32MiB (repeatable)",
     )
-    run.add_argument(
-        "--fidelity",
-        choices=["fast"],
-        default="fast",
-        help="fast: tile-level events, exact LRU of lines tracked as ranges",
+    parser.add_argument(
+        "--allow-slow",
+        action="store_true",
+        help="run line fidelity in pure Python even if estimated to take over a minute",
     )
-    run.add_argument(
+    parser.add_argument(
         "--tiles-per-core",
         type=_positive_int,
         default=1,
         help="tiles per core per kernel (finer interleaving of cores; default 1)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--jobs",
         type=_positive_int,
-        help="simulate schemes in this many processes (default: one per scheme, up to the CPUs)",
+        help="simulations to run at once in separate processes (default: as many as CPUs)",
     )
-    run.add_argument("--json", metavar="FILE", help="write the result document as JSON")
-    run.add_argument("--csv", metavar="FILE", help="write traffic and time by phase and layer kind")
-    run.set_defaults(handler=_run)
+    parser.add_argument("--json", metavar="FILE", help="write the result document as JSON")
 
 
 def _add_schemes_and_verify(commands: Any) -> None:

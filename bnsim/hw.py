@@ -259,6 +259,16 @@ class Machine(_Config):
     dram: DRAMConfig
     compute: ComputeConfig
 
+    @model_validator(mode="after")
+    def _check_one_line_size(self) -> Machine:
+        # the memory system moves whole lines between levels: one line size for all of them
+        levels = {"l1": self.l1, "l2": self.l2, "llc": self.llc}
+        sizes = {name: level.block_bytes for name, level in levels.items() if level is not None}
+        if len(set(sizes.values())) > 1:
+            spelled = ", ".join(f"{name}.block {units.bytes_text(b)}" for name, b in sizes.items())
+            raise ValueError(f"every cache level must have the same block size, got {spelled}")
+        return self
+
     def dtype_bytes(self) -> int:
         """Bytes per tensor element."""
         return DTYPE_BYTES[self.dtype]

@@ -60,13 +60,19 @@ def make_point(
 
 def run_point(point: Point, *, jobs: int = 1) -> list[RunResult]:
     """Simulate every scheme of the point; `jobs` > 1 runs schemes in parallel processes."""
-    if jobs <= 1 or len(point.schemes) == 1:
-        return [_simulate_scheme(point, spec) for spec in point.schemes]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(point.schemes))) as pool:
-        return list(pool.map(_simulate_scheme, [point] * len(point.schemes), point.schemes))
+    return run_tasks([(point, spec) for spec in point.schemes], jobs=jobs)
 
 
-def _simulate_scheme(point: Point, spec: SchemeSpec) -> RunResult:
+def run_tasks(tasks: Sequence[tuple[Point, SchemeSpec]], *, jobs: int = 1) -> list[RunResult]:
+    """Simulate (point, scheme) pairs, in order; `jobs` > 1 runs them in parallel processes."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [simulate_scheme(point, spec) for point, spec in tasks]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        return list(pool.map(simulate_scheme, *zip(*tasks, strict=True)))
+
+
+def simulate_scheme(point: Point, spec: SchemeSpec) -> RunResult:
+    """One scheme of a point, simulated at the point's fidelity."""
     return simulate(build_schedule(point.network, spec), point.machine, point.options)
 
 

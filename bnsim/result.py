@@ -145,7 +145,6 @@ class RunResult:
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RunResult:
         """Rebuild from `to_dict` output (derived keys are ignored)."""
-        {f.name for f in fields(KernelResult)}
         return cls(
             scheme=document["scheme"],
             fidelity=document["fidelity"],
@@ -178,13 +177,22 @@ def _kernel_from_dict(document: dict[str, Any]) -> KernelResult:
 def result_document(
     hardware: dict[str, Any], workload: dict[str, Any], runs: Sequence[RunResult], version: str
 ) -> dict[str, Any]:
-    """The whole `bnsim run --json` document: machine, workload, runs, speedups vs baseline."""
-    baseline = next((run for run in runs if run.scheme.split(":")[0] == "baseline"), None)
-    speedups = {
-        run.scheme: baseline.cycles / run.cycles
-        for run in runs
-        if baseline is not None and run.cycles > 0
-    }
+    """The whole `bnsim run --json` document: machine, workload, runs, speedups vs baseline.
+
+    Speedups compare runs of one fidelity with that fidelity's baseline run. They are keyed by
+    scheme when every run has the same fidelity, else by "scheme@fidelity" (`bnsim crosscheck`).
+    """
+    fidelities = list(dict.fromkeys(run.fidelity for run in runs))
+    speedups = {}
+    for fidelity in fidelities:
+        same = [run for run in runs if run.fidelity == fidelity]
+        baseline = next((run for run in same if run.scheme.split(":")[0] == "baseline"), None)
+        if baseline is None:
+            continue
+        for run in same:
+            if run.cycles > 0:
+                key = run.scheme if len(fidelities) == 1 else f"{run.scheme}@{fidelity}"
+                speedups[key] = baseline.cycles / run.cycles
     return {
         "schema": SCHEMA,
         "bnsim_version": version,

@@ -38,18 +38,30 @@ from bnsim.schedule import (
 CHANNEL_BLOCK = 16  # nChw16c
 PAGE_BYTES = 4096
 MIN_TILE_ELEMENTS = 4096  # 16 KiB of fp32
-Fidelity = Literal["fast"]
+Fidelity = Literal["fast", "line", "analytic"]
+FIDELITIES: tuple[Fidelity, ...] = ("fast", "line", "analytic")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimOptions:
-    """How finely to simulate."""
+    """How finely to simulate.
+
+    fidelity: "fast" (range caches, the default), "line" (exact set-associative line caches) or
+        "analytic" (tensor-level stack distances and a roofline; no tiles).
+    tiles_per_core: tiles per core per kernel; finer tiles interleave the cores more finely.
+    allow_slow: run line fidelity in pure Python even when it is estimated to take long.
+    """
 
     fidelity: Fidelity = "fast"
-    tiles_per_core: int = 1  # tiles per core per kernel: finer tiles interleave cores more finely
+    tiles_per_core: int = 1
+    allow_slow: bool = False
 
     def check(self, machine: Machine) -> None:
         """Raises ConfigError if these options cannot simulate `machine`."""
+        if self.fidelity not in FIDELITIES:
+            raise ConfigError(
+                f"unknown fidelity {self.fidelity!r}; expected one of {', '.join(FIDELITIES)}"
+            )
         if self.tiles_per_core < 1:
             raise ConfigError(f"tiles per core must be ≥ 1, got {self.tiles_per_core}")
 
@@ -217,12 +229,9 @@ class Trace:
                 accesses.append(_Access(name, True, source, rule, self._info[name]))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
-            share = 1.0
-            if sampled:
-                share = self._selection(op).elements_per_channel() * shape[1] / math.prod(shape)
             plan.append(
                 _Step(
-                    cycles=self.compute_cycles(op, share, fused and op is main),
+                    cycles=self.compute_cycles(op, self.sampled_share(op), fused and op is main),
                     flops=op.flops,
                     operand=operand,
                     shape=shape,
@@ -231,6 +240,13 @@ class Trace:
                 )
             )
         return plan
+
+    def sampled_share(self, op: Op) -> float:
+        """The fraction of its input a sampled statistics op reads (1 for every other op)."""
+        if op.kind is not OpKind.BN_STATS or not op.attr("sampling"):
+            return 1.0
+        shape = self.schedule.tensor(op.reads[0]).shape
+        return self._selection(op).elements_per_channel() * shape[1] / math.prod(shape)
 
     def compute_cycles(self, op: Op, share: float, fused_conv: bool) -> float:
         """Core cycles of `share` (0..1) of an op's work."""

@@ -72,6 +72,12 @@ class Network:
         """Layers reading `name`'s output, in network order."""
         return tuple(sorted(self.graph.successors(name), key=self._position))
 
+    def category(self, name: str) -> str:
+        """Breakdown category of layer `name` (conv, bn, ...); names outside the graph: "other"."""
+        if name in self.graph:
+            return str(self.layer(name).layer_kind.category)
+        return LayerKind.INPUT.category
+
     def input_channels(self) -> int:
         """Channels of the network input."""
         return self.shapes[INPUT_NAME].c

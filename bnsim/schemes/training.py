@@ -55,7 +55,7 @@ FLOPS_PER_ELEMENT = {
 }
 
 
-@dataclass
+@dataclass(eq=False)  # identity: drafts are removed from lists by identity
 class DraftKernel:
     """A kernel under construction; schemes move ops between draft kernels."""
 

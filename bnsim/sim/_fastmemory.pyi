@@ -4,20 +4,32 @@ from collections.abc import Iterable
 
 TileCost = tuple[int, int, float]
 
-class FastRangeCache:
-    capacity_bytes: int
-    used_bytes: int
+Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
+
+class _Cache:
     report_clean: bool
     read_bytes: int
     write_bytes: int
     hit_bytes: int
     miss_bytes: int
     writeback_bytes: int
-    def __init__(self, capacity_bytes: int, report_clean: bool = True) -> None: ...
     def py_access(
         self, start: int, stop: int, write: bool, owner: int, fill: bool = True
-    ) -> tuple[list[tuple[int, int]], list[tuple[int, int, bool, int]]]: ...
+    ) -> tuple[list[tuple[int, int]], list[Range]]: ...
+    def py_invalidate(self, start: int, stop: int) -> list[Range]: ...
+    def py_flush(self) -> list[Range]: ...
+
+class FastRangeCache(_Cache):
+    capacity_bytes: int
+    used_bytes: int
+    def __init__(self, capacity_bytes: int, report_clean: bool = True) -> None: ...
     def pieces_list(self) -> list[tuple[int, int, bool]]: ...
+
+class FastLineCache(_Cache):
+    def __init__(
+        self, capacity_bytes: int, ways: int, line: int, report_clean: bool = True
+    ) -> None: ...
+    def lines(self) -> list[tuple[int, bool]]: ...
 
 class FastMemorySystem:
     def __init__(
@@ -32,6 +44,9 @@ class FastMemorySystem:
         interleave: int,
         bytes_per_cycle: float,
         latency_cycles: float,
+        caches: str = "range",
+        private_ways: int = 0,
+        llc_ways: int = 0,
     ) -> None: ...
     def run_tile(
         self, core: int, accesses: Iterable[tuple[int, int, bool, int]], now: float

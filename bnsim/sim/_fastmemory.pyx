@@ -1,10 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled twin of bnsim.sim.memory.MemorySystem and bnsim.sim.cache.RangeCache (same results, faster).
+"""Compiled twin of bnsim.sim.memory.MemorySystem and its caches (same results, faster).
 
-Built at install time when a C compiler is present; bnsim falls back to the pure-Python classes otherwise.
-tests/unit/test_fastmemory.py checks that both give identical numbers.
+FastRangeCache mirrors bnsim.sim.cache.RangeCache (fast fidelity), FastLineCache mirrors
+bnsim.sim.linecache.LineCache (line fidelity); FastMemorySystem runs either through the _Cache
+interface. Built at install time when a C compiler is present; bnsim falls back to the pure-Python
+classes otherwise. tests/unit/test_fastmemory.py checks that both give identical numbers.
 """
 
+# every cdef function is noexcept: it cannot fail, and an exception check after every call is
+# a large cost per line
+cimport cython
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memmove
 
@@ -28,6 +33,7 @@ cdef struct Eviction:
     char dirty
 
 
+@cython.final  # direct calls, not through a method table
 cdef class _Evictions:
     """A growable buffer of evictions."""
     cdef Eviction* items
@@ -42,7 +48,17 @@ cdef class _Evictions:
     def __dealloc__(self):
         free(self.items)
 
-    cdef inline void push(self, i64 start, i64 stop, char dirty, int owner):
+    cdef inline void push_merged(self, i64 start, i64 stop, char dirty, int owner) noexcept:
+        """Push, or extend the last entry when it ends at `start` with the same dirty and owner."""
+        cdef Eviction* last
+        if self.count:
+            last = &self.items[self.count - 1]
+            if last.stop == start and last.dirty == dirty and last.owner == owner:
+                last.stop = stop
+                return
+        self.push(start, stop, dirty, owner)
+
+    cdef inline void push(self, i64 start, i64 stop, char dirty, int owner) noexcept:
         if self.count == self.capacity:
             self.capacity *= 2
             self.items = <Eviction*> realloc(self.items, self.capacity * sizeof(Eviction))
@@ -53,7 +69,51 @@ cdef class _Evictions:
         self.count += 1
 
 
-cdef class FastRangeCache:
+cdef class _Cache:
+    """What the memory system needs of a cache: byte counters and three operations."""
+    cdef public i64 read_bytes, write_bytes, hit_bytes, miss_bytes, writeback_bytes
+    cdef public bint report_clean
+
+    cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
+                    bint fill, _Evictions misses) noexcept:
+        """Touch [start, stop); missed ranges go to `misses`; returns the missed bytes."""
+        return 0  # abstract: every subclass overrides the three operations
+
+    cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped) noexcept:
+        """Drop [start, stop); the dropped ranges go to `dropped`."""
+
+    cdef void flush(self, _Evictions dropped) noexcept:
+        """Drop everything; the dropped ranges go to `dropped`."""
+
+    def py_access(self, i64 start, i64 stop, bint write, int owner, bint fill=True):
+        """(misses, evictions) as Python lists, like RangeCache.access."""
+        cdef _Evictions evictions = _Evictions()
+        cdef _Evictions misses = _Evictions()
+        cdef int i
+        self.access(start, stop, write, owner, evictions, fill, misses)
+        return ([(misses.items[i].start, misses.items[i].stop) for i in range(misses.count)],
+                [(evictions.items[i].start, evictions.items[i].stop, bool(evictions.items[i].dirty),
+                  evictions.items[i].owner) for i in range(evictions.count)])
+
+    def py_invalidate(self, i64 start, i64 stop):
+        """The dropped (start, stop, dirty, owner) ranges, like RangeCache.invalidate."""
+        cdef _Evictions dropped = _Evictions()
+        cdef int i
+        self.invalidate(start, stop, dropped)
+        return [(dropped.items[i].start, dropped.items[i].stop, bool(dropped.items[i].dirty),
+                 dropped.items[i].owner) for i in range(dropped.count)]
+
+    def py_flush(self):
+        """The dropped (start, stop, dirty, owner) ranges, like RangeCache.flush."""
+        cdef _Evictions dropped = _Evictions()
+        cdef int i
+        self.flush(dropped)
+        return [(dropped.items[i].start, dropped.items[i].stop, bool(dropped.items[i].dirty),
+                 dropped.items[i].owner) for i in range(dropped.count)]
+
+
+@cython.final
+cdef class FastRangeCache(_Cache):
     """RangeCache in C: pieces in an array, a recency list, an index sorted by start address."""
     cdef Piece* pieces
     cdef int* order  # piece ids sorted by start
@@ -64,8 +124,6 @@ cdef class FastRangeCache:
     cdef int newest
     cdef public i64 capacity_bytes
     cdef public i64 used_bytes
-    cdef public bint report_clean
-    cdef public i64 read_bytes, write_bytes, hit_bytes, miss_bytes, writeback_bytes
 
     def __cinit__(self, i64 capacity_bytes, bint report_clean=True):
         self.capacity_bytes = capacity_bytes
@@ -79,7 +137,7 @@ cdef class FastRangeCache:
         free(self.pieces)
         free(self.order)
 
-    cdef void _reset(self):
+    cdef void _reset(self) noexcept:
         cdef int i
         self.num_pieces = 0
         self.oldest = -1
@@ -90,7 +148,7 @@ cdef class FastRangeCache:
             self.pieces[i].newer = i + 1 if i + 1 < self.capacity_pieces else -1
         self.free_head = 0
 
-    cdef int _new_piece(self, i64 start, i64 stop, char dirty, int owner):
+    cdef int _new_piece(self, i64 start, i64 stop, char dirty, int owner) noexcept:
         cdef int i, old
         if self.free_head < 0:
             old = self.capacity_pieces
@@ -112,14 +170,14 @@ cdef class FastRangeCache:
         self.pieces[i].used = 1
         return i
 
-    cdef void _free_piece(self, int i):
+    cdef void _free_piece(self, int i) noexcept:
         self.pieces[i].used = 0
         self.pieces[i].newer = self.free_head
         self.free_head = i
 
     # --- sorted index ---------------------------------------------------------------------------
 
-    cdef int _index_right(self, i64 address):
+    cdef int _index_right(self, i64 address) noexcept:
         """Number of pieces with start <= address."""
         cdef int low = 0, high = self.num_pieces, mid
         while low < high:
@@ -130,14 +188,14 @@ cdef class FastRangeCache:
                 high = mid
         return low
 
-    cdef void _index_insert(self, int piece):
+    cdef void _index_insert(self, int piece) noexcept:
         cdef int position = self._index_right(self.pieces[piece].start)
         memmove(&self.order[position + 1], &self.order[position],
                 (self.num_pieces - position) * sizeof(int))
         self.order[position] = piece
         self.num_pieces += 1
 
-    cdef void _index_remove(self, int piece):
+    cdef void _index_remove(self, int piece) noexcept:
         cdef int position = self._index_right(self.pieces[piece].start) - 1
         while self.order[position] != piece:
             position -= 1
@@ -145,7 +203,7 @@ cdef class FastRangeCache:
                 (self.num_pieces - position - 1) * sizeof(int))
         self.num_pieces -= 1
 
-    cdef int _piece_at_or_after(self, i64 address):
+    cdef int _piece_at_or_after(self, i64 address) noexcept:
         cdef int index = self._index_right(address) - 1
         cdef int piece
         if index >= 0:
@@ -157,7 +215,7 @@ cdef class FastRangeCache:
 
     # --- recency list ---------------------------------------------------------------------------
 
-    cdef void _link_newest(self, int piece):
+    cdef void _link_newest(self, int piece) noexcept:
         self.pieces[piece].older = self.newest
         self.pieces[piece].newer = -1
         if self.newest >= 0:
@@ -166,7 +224,7 @@ cdef class FastRangeCache:
             self.oldest = piece
         self.newest = piece
 
-    cdef void _link_after(self, int piece, int anchor):
+    cdef void _link_after(self, int piece, int anchor) noexcept:
         cdef int after = self.pieces[anchor].newer
         self.pieces[piece].older = anchor
         self.pieces[piece].newer = after
@@ -176,7 +234,7 @@ cdef class FastRangeCache:
             self.newest = piece
         self.pieces[anchor].newer = piece
 
-    cdef void _unlink(self, int piece):
+    cdef void _unlink(self, int piece) noexcept:
         cdef int older = self.pieces[piece].older, newer = self.pieces[piece].newer
         if older >= 0:
             self.pieces[older].newer = newer
@@ -189,7 +247,7 @@ cdef class FastRangeCache:
 
     # --- operations -----------------------------------------------------------------------------
 
-    cdef void _cut(self, int piece, i64 low, i64 high):
+    cdef void _cut(self, int piece, i64 low, i64 high) noexcept:
         cdef i64 start = self.pieces[piece].start, stop = self.pieces[piece].stop
         cdef int top
         self.used_bytes -= high - low
@@ -208,7 +266,7 @@ cdef class FastRangeCache:
                 self._link_after(top, piece)
                 self._index_insert(top)
 
-    cdef int _add(self, i64 low, i64 high, char dirty, int owner, int last):
+    cdef int _add(self, i64 low, i64 high, char dirty, int owner, int last) noexcept:
         cdef int piece
         self.used_bytes += high - low
         if last >= 0 and last == self.newest and self.pieces[last].used and \
@@ -221,7 +279,7 @@ cdef class FastRangeCache:
         self._index_insert(piece)
         return piece
 
-    cdef void _make_room(self, i64 size, _Evictions evictions):
+    cdef void _make_room(self, i64 size, _Evictions evictions) noexcept:
         cdef int piece
         cdef i64 low, high
         while self.used_bytes + size > self.capacity_bytes:
@@ -237,7 +295,7 @@ cdef class FastRangeCache:
                 evictions.push(low, high, 0, self.pieces[piece].owner)
             self._cut(piece, low, high)
 
-    cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last):
+    cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last) noexcept:
         cdef i64 passed
         if high - low > self.capacity_bytes:
             passed = high - self.capacity_bytes
@@ -249,7 +307,7 @@ cdef class FastRangeCache:
         return self._add(low, high, write, owner, last)
 
     cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
-                    bint fill, _Evictions misses):
+                    bint fill, _Evictions misses) noexcept:
         """Touch [start, stop); missed ranges go to `misses` (as non-dirty entries)."""
         cdef i64 position = start, hit_stop, gap_stop, missed = 0
         cdef int piece, last = -1, piece_owner
@@ -284,7 +342,7 @@ cdef class FastRangeCache:
             position = gap_stop
         return missed
 
-    cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped):
+    cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped) noexcept:
         cdef i64 position = start, low, high
         cdef int piece
         while position < stop:
@@ -297,7 +355,7 @@ cdef class FastRangeCache:
             self._cut(piece, low, high)
             position = high
 
-    cdef void flush(self, _Evictions dropped):
+    cdef void flush(self, _Evictions dropped) noexcept:
         cdef int piece = self.oldest
         while piece >= 0:
             dropped.push(self.pieces[piece].start, self.pieces[piece].stop,
@@ -307,17 +365,7 @@ cdef class FastRangeCache:
             piece = self.pieces[piece].newer
         self._reset()
 
-    # --- Python-visible helpers for tests -------------------------------------------------------
-
-    def py_access(self, i64 start, i64 stop, bint write, int owner, bint fill=True):
-        """(misses, evictions) as Python lists, like RangeCache.access."""
-        cdef _Evictions evictions = _Evictions()
-        cdef _Evictions misses = _Evictions()
-        cdef int i
-        self.access(start, stop, write, owner, evictions, fill, misses)
-        return ([(misses.items[i].start, misses.items[i].stop) for i in range(misses.count)],
-                [(evictions.items[i].start, evictions.items[i].stop, bool(evictions.items[i].dirty),
-                  evictions.items[i].owner) for i in range(evictions.count)])
+    # --- Python-visible helper for tests --------------------------------------------------------
 
     def pieces_list(self):
         """(start, stop, dirty) of every piece, oldest first."""
@@ -330,10 +378,250 @@ cdef class FastRangeCache:
         return found
 
 
+# Line caches: each set is one block of memory, [tags | owner-and-dirty words | older links |
+# newer links | head, tail, count], its LRU order a doubly linked list (head: most recent), so a hit
+# and a miss both cost O(1) after the tag search, which SSE2 does four tags at a time
+# (_linescan.h). Slots 0..count-1 are in use; tags are line number // sets, EMPTY_TAG elsewhere.
+ctypedef unsigned int u32
+ctypedef unsigned short u16
+ctypedef unsigned char u8
+
+cdef extern from "_linescan.h":
+    int bnsim_find_tag(const u32* tags, int padded_ways, u32 tag) nogil
+    void bnsim_prefetch(const void* address) nogil
+
+cdef int PREFETCH_LINES = 8  # how far ahead a range access asks for its sets
+
+cdef u32 EMPTY_TAG = 0xFFFFFFFF
+
+
+cdef inline void _unlink(u16* header, u16* older, u16* newer, int way) noexcept:
+    """Take `way` out of its set's recency list (header: head, tail, count)."""
+    if header[0] == way and header[1] == way:
+        return
+    if header[0] == way:
+        header[0] = older[way]
+    else:
+        older[newer[way]] = older[way]
+    if header[1] == way:
+        header[1] = newer[way]
+    else:
+        newer[older[way]] = newer[way]
+
+
+cdef inline void _push_front(u16* header, u16* older, u16* newer, int way, bint empty) noexcept:
+    """Make `way` the most recent of its set."""
+    if empty:
+        header[0] = way
+        header[1] = way
+    else:
+        older[way] = header[0]
+        newer[header[0]] = way
+        header[0] = way
+
+
+@cython.final
+cdef class FastLineCache(_Cache):
+    """LineCache in C: per set a block of tags, owner-and-dirty words and an LRU list."""
+    cdef i64 line
+    cdef i64 num_sets
+    cdef i64 set_mask  # num_sets - 1 when a power of two, else -1 (use division)
+    cdef int set_shift
+    cdef int ways
+    cdef int padded  # ways rounded up to a multiple of 4
+    cdef i64 set_bytes
+    cdef u8* blocks
+    cdef public i64 max_line_number  # tags must stay below EMPTY_TAG
+
+    def __cinit__(self, i64 capacity_bytes, int ways, i64 line, bint report_clean=True):
+        cdef i64 lines = capacity_bytes // line, set_index
+        cdef int way
+        if line <= 0 or ways <= 0 or capacity_bytes % line or lines % ways:
+            raise ValueError(f"a cache of {capacity_bytes} B cannot have {ways} ways of {line} B lines")
+        if ways > 65535:
+            raise ValueError(f"the compiled line cache takes at most 65535 ways, not {ways}")
+        self.line = line
+        self.ways = ways
+        self.padded = (ways + 3) // 4 * 4
+        self.num_sets = lines // ways
+        self.set_mask = -1
+        self.set_shift = 0
+        if self.num_sets & (self.num_sets - 1) == 0:
+            self.set_mask = self.num_sets - 1
+            while (1 << self.set_shift) < self.num_sets:
+                self.set_shift += 1
+        self.report_clean = report_clean
+        self.max_line_number = <i64> (EMPTY_TAG - 1) * self.num_sets
+        self.set_bytes = (12 * self.padded + 6 + 7) // 8 * 8
+        self.blocks = <u8*> malloc(self.num_sets * self.set_bytes)
+        for set_index in range(self.num_sets):
+            self._clear(self.blocks + set_index * self.set_bytes)
+
+    def __dealloc__(self):
+        free(self.blocks)
+
+    cdef inline u8* _block(self, i64 number) noexcept:
+        if self.set_mask >= 0:
+            return self.blocks + (number & self.set_mask) * self.set_bytes
+        return self.blocks + (number % self.num_sets) * self.set_bytes
+
+    cdef inline void _clear(self, u8* block) noexcept:
+        cdef int way
+        cdef u32* tags = <u32*> block
+        for way in range(self.padded):
+            tags[way] = EMPTY_TAG
+        (<u16*> (block + 12 * self.padded))[2] = 0
+
+    cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
+                    bint fill, _Evictions misses) noexcept:
+        cdef i64 number, missed = 0, line = self.line, set_index, victim_number
+        cdef int way, padded = self.padded
+        cdef u32 tag, victim_meta
+        cdef u8* block
+        cdef u32* tags
+        cdef u32* meta
+        cdef u16* older
+        cdef u16* newer
+        cdef u16* header
+        cdef u32 written = (<u32> owner << 1) | 1
+        if write:
+            self.write_bytes += stop - start
+        else:
+            self.read_bytes += stop - start
+        for number in range(start // line, stop // line):
+            if number + PREFETCH_LINES < stop // line:
+                bnsim_prefetch(self._block(number + PREFETCH_LINES))
+            if self.set_mask >= 0:
+                set_index = number & self.set_mask
+                tag = <u32> (number >> self.set_shift)
+            else:
+                set_index = number % self.num_sets
+                tag = <u32> (number // self.num_sets)
+            block = self.blocks + set_index * self.set_bytes
+            tags = <u32*> block
+            meta = <u32*> (block + 4 * padded)
+            older = <u16*> (block + 8 * padded)
+            newer = <u16*> (block + 10 * padded)
+            header = <u16*> (block + 12 * padded)
+            way = bnsim_find_tag(tags, padded, tag)
+            if way >= 0:  # a hit: to the front
+                self.hit_bytes += line
+                if write:
+                    meta[way] = written
+                if header[0] != way:
+                    _unlink(header, older, newer, way)
+                    _push_front(header, older, newer, way, False)
+                continue
+            if fill:
+                self.miss_bytes += line
+                missed += line
+                if misses is not None:
+                    misses.push_merged(number * line, (number + 1) * line, 0, owner)
+            if header[2] < self.ways:  # a free slot
+                way = header[2]
+                _push_front(header, older, newer, way, header[2] == 0)
+                header[2] += 1
+            else:  # evict the least recent
+                way = header[1]
+                victim_meta = meta[way]
+                victim_number = <i64> tags[way] * self.num_sets + set_index
+                if victim_meta & 1:
+                    self.writeback_bytes += line
+                if victim_meta & 1 or self.report_clean:
+                    evictions.push_merged(victim_number * line, (victim_number + 1) * line,
+                                          victim_meta & 1, victim_meta >> 1)
+                _unlink(header, older, newer, way)
+                _push_front(header, older, newer, way, self.ways == 1)
+            tags[way] = tag
+            meta[way] = (<u32> owner << 1) | (write != 0)
+        return missed
+
+    cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped) noexcept:
+        cdef i64 number, set_index
+        cdef int way, last, padded = self.padded
+        cdef u8* block
+        cdef u32* tags
+        cdef u32* meta
+        cdef u16* older
+        cdef u16* newer
+        cdef u16* header
+        for number in range(start // self.line, (stop + self.line - 1) // self.line):
+            set_index = number % self.num_sets
+            block = self.blocks + set_index * self.set_bytes
+            tags = <u32*> block
+            way = bnsim_find_tag(tags, padded, <u32> (number // self.num_sets))
+            if way < 0:
+                continue
+            meta = <u32*> (block + 4 * padded)
+            older = <u16*> (block + 8 * padded)
+            newer = <u16*> (block + 10 * padded)
+            header = <u16*> (block + 12 * padded)
+            dropped.push_merged(number * self.line, (number + 1) * self.line, meta[way] & 1,
+                                meta[way] >> 1)
+            _unlink(header, older, newer, way)
+            last = header[2] - 1
+            if way != last:  # keep slots 0..count-1 in use: move the last slot into the hole
+                tags[way] = tags[last]
+                meta[way] = meta[last]
+                older[way] = older[last]
+                newer[way] = newer[last]
+                if header[0] == last:
+                    header[0] = way
+                else:
+                    older[newer[last]] = way
+                if header[1] == last:
+                    header[1] = way
+                else:
+                    newer[older[last]] = way
+            tags[last] = EMPTY_TAG
+            header[2] -= 1
+
+    cdef void flush(self, _Evictions dropped) noexcept:
+        """Set by set, least recent first, like LineCache.flush."""
+        cdef i64 set_index, number
+        cdef int way, taken, padded = self.padded
+        cdef u8* block
+        cdef u32* meta
+        cdef u16* newer
+        cdef u16* header
+        for set_index in range(self.num_sets):
+            block = self.blocks + set_index * self.set_bytes
+            meta = <u32*> (block + 4 * padded)
+            newer = <u16*> (block + 10 * padded)
+            header = <u16*> (block + 12 * padded)
+            way = header[1]
+            for taken in range(header[2]):
+                number = <i64> (<u32*> block)[way] * self.num_sets + set_index
+                if meta[way] & 1:
+                    self.writeback_bytes += self.line
+                dropped.push_merged(number * self.line, (number + 1) * self.line, meta[way] & 1,
+                                    meta[way] >> 1)
+                way = newer[way]
+            self._clear(block)
+
+    def lines(self):
+        """(line address, dirty) of every line, set by set, least recent first (for tests)."""
+        found = []
+        cdef i64 set_index
+        cdef int way, taken, padded = self.padded
+        cdef u8* block
+        for set_index in range(self.num_sets):
+            block = self.blocks + set_index * self.set_bytes
+            way = (<u16*> (block + 12 * padded))[1]
+            for taken in range((<u16*> (block + 12 * padded))[2]):
+                found.append((((<u32*> block)[way] * self.num_sets + set_index) * self.line,
+                              bool((<u32*> (block + 4 * padded))[way] & 1)))
+                way = (<u16*> (block + 10 * padded))[way]
+        return found
+
+
+@cython.final
 cdef class FastMemorySystem:
     """MemorySystem in C; `run_tile` takes a tile's access list at once."""
     cdef list private
-    cdef FastRangeCache llc
+    cdef _Cache llc
+    cdef bint exact_channels
+    cdef i64 max_line_number
     cdef bint inclusive
     cdef bint nontemporal
     cdef i64 line
@@ -355,10 +643,18 @@ cdef class FastMemorySystem:
 
     def __cinit__(self, int cores, i64 private_bytes, i64 llc_bytes, bint inclusive,
                   bint nontemporal, i64 line, int channels, i64 interleave, double bytes_per_cycle,
-                  double latency_cycles):
+                  double latency_cycles, str caches="range", int private_ways=0, int llc_ways=0):
         cdef int i
-        self.private = [FastRangeCache(private_bytes, False) for i in range(cores)]
-        self.llc = FastRangeCache(llc_bytes, inclusive)
+        self.max_line_number = 1LL << 60
+        if caches == "line":
+            self.private = [FastLineCache(private_bytes, private_ways, line, False)
+                            for i in range(cores)]
+            self.llc = FastLineCache(llc_bytes, llc_ways, line, inclusive)
+            self.max_line_number = min(self.private[0].max_line_number, self.llc.max_line_number)
+        else:
+            self.private = [FastRangeCache(private_bytes, False) for i in range(cores)]
+            self.llc = FastRangeCache(llc_bytes, inclusive)
+        self.exact_channels = caches == "line"
         self.inclusive = inclusive
         self.nontemporal = nontemporal
         self.line = line
@@ -396,7 +692,7 @@ cdef class FastMemorySystem:
         free(self.tile_reads)
         free(self.tile_writes)
 
-    cdef void _grow_sources(self, int source):
+    cdef void _grow_sources(self, int source) noexcept:
         cdef int old = self.sources_capacity, i
         while source >= self.sources_capacity:
             self.sources_capacity *= 2
@@ -407,7 +703,7 @@ cdef class FastMemorySystem:
             self.reads_by_source[i] = 0
             self.writes_by_source[i] = 0
 
-    cdef void _map(self, i64 low, i64 high, double* per_channel):
+    cdef void _map(self, i64 low, i64 high, double* per_channel) noexcept:
         cdef i64 chunk_end
         while low < high:
             chunk_end = (low // self.interleave + 1) * self.interleave
@@ -416,29 +712,29 @@ cdef class FastMemorySystem:
             per_channel[(low // self.interleave) % self.channels] += chunk_end - low
             low = chunk_end
 
-    cdef void _dram_read(self, i64 low, i64 high, int source):
+    cdef void _dram_read(self, i64 low, i64 high, int source) noexcept:
         if source >= self.sources_capacity:
             self._grow_sources(source)
         self.reads_by_source[source] += high - low
         self.dram_reads += high - low
-        if high - low >= self.stride:
+        if high - low >= self.stride and not self.exact_channels:
             self.spread_reads += high - low
         else:
             self._map(low, high, self.tile_reads)
 
-    cdef void _dram_write(self, i64 low, i64 high, int source):
+    cdef void _dram_write(self, i64 low, i64 high, int source) noexcept:
         if source >= self.sources_capacity:
             self._grow_sources(source)
         self.writes_by_source[source] += high - low
         self.dram_writes += high - low
-        if high - low >= self.stride:
+        if high - low >= self.stride and not self.exact_channels:
             self.spread_writes += high - low
         else:
             self._map(low, high, self.tile_writes)
 
-    cdef void _handle_llc_evictions(self, _Evictions evictions):
+    cdef void _handle_llc_evictions(self, _Evictions evictions) noexcept:
         cdef int i, j, k
-        cdef FastRangeCache cache
+        cdef _Cache cache
         cdef _Evictions dropped = self.dropped
         for i in range(evictions.count):
             if evictions.items[i].dirty:
@@ -446,7 +742,7 @@ cdef class FastMemorySystem:
                                  evictions.items[i].owner)
             if self.inclusive:
                 for k in range(len(self.private)):
-                    cache = <FastRangeCache> self.private[k]
+                    cache = <_Cache> self.private[k]
                     dropped.count = 0
                     cache.invalidate(evictions.items[i].start, evictions.items[i].stop, dropped)
                     for j in range(dropped.count):
@@ -454,13 +750,13 @@ cdef class FastMemorySystem:
                             self._dram_write(dropped.items[j].start, dropped.items[j].stop,
                                              dropped.items[j].owner)
 
-    cdef void _install(self, i64 start, i64 stop, int owner):
+    cdef void _install(self, i64 start, i64 stop, int owner) noexcept:
         cdef _Evictions evictions = self.install_evictions
         evictions.count = 0
         self.llc.access(start, stop, 1, owner, evictions, False, None)
         self._handle_llc_evictions(evictions)
 
-    cdef void _fill(self, i64 low, i64 high, int source):
+    cdef void _fill(self, i64 low, i64 high, int source) noexcept:
         cdef _Evictions evictions = self.fill_evictions
         cdef _Evictions misses = self.fill_misses
         cdef i64 missed
@@ -473,8 +769,8 @@ cdef class FastMemorySystem:
         self.llc_hits += high - low - missed
         self._handle_llc_evictions(evictions)
 
-    cdef void _access(self, int core, i64 start, i64 stop, char write, int source):
-        cdef FastRangeCache cache = <FastRangeCache> self.private[core]
+    cdef void _access(self, int core, i64 start, i64 stop, char write, int source) noexcept:
+        cdef _Cache cache = <_Cache> self.private[core]
         cdef _Evictions evictions = self.access_evictions
         cdef _Evictions misses = self.access_misses
         cdef int i
@@ -486,20 +782,21 @@ cdef class FastMemorySystem:
         if write and self.nontemporal:
             for i in range(len(self.private)):
                 dropped.count = 0
-                (<FastRangeCache> self.private[i]).invalidate(start, stop, dropped)
+                (<_Cache> self.private[i]).invalidate(start, stop, dropped)
             dropped.count = 0
             self.llc.invalidate(start, stop, dropped)
             self._dram_write(start, stop, source)
             return
         cache.access(start, stop, write, source, evictions, True, misses)
+        # fills before the evictions they cause (see MemorySystem._access)
+        for i in range(misses.count):
+            self._fill(misses.items[i].start, misses.items[i].stop, source)
         for i in range(evictions.count):
             if evictions.items[i].dirty:
                 self._install(evictions.items[i].start, evictions.items[i].stop,
                               evictions.items[i].owner)
-        for i in range(misses.count):
-            self._fill(misses.items[i].start, misses.items[i].stop, source)
 
-    cdef void _begin(self):
+    cdef void _begin(self) noexcept:
         cdef int i
         self.llc_hits = 0
         self.dram_reads = 0
@@ -510,7 +807,7 @@ cdef class FastMemorySystem:
             self.tile_reads[i] = 0
             self.tile_writes[i] = 0
 
-    cdef double _end(self, double now):
+    cdef double _end(self, double now) noexcept:
         """Queue the reads, then the writes (posted), since `_begin`; returns when the reads arrive."""
         cdef int i
         cdef double amount, done = now
@@ -540,6 +837,8 @@ cdef class FastMemorySystem:
         cdef double done
         self._begin()
         for start, stop, write, source in accesses:
+            if stop // self.line > self.max_line_number:
+                raise OverflowError(f"address {stop} is beyond what the compiled line caches hold")
             self._access(core, start, stop, write, source)
         done = self._end(now)
         return (self.llc_hits, self.dram_reads, done)
@@ -557,7 +856,7 @@ cdef class FastMemorySystem:
         self._begin()
         for k in range(len(self.private)):
             dropped = _Evictions()
-            (<FastRangeCache> self.private[k]).flush(dropped)
+            (<_Cache> self.private[k]).flush(dropped)
             for i in range(dropped.count):
                 if dropped.items[i].dirty:
                     self._install(dropped.items[i].start, dropped.items[i].stop,
@@ -587,7 +886,7 @@ cdef class FastMemorySystem:
 
     def cache_stats(self):
         """{"llc": (...), "private": (...)}: read, write, hit, miss, writeback bytes."""
-        cdef FastRangeCache cache
+        cdef _Cache cache
         private = [0, 0, 0, 0, 0]
         for cache in self.private:
             private[0] += cache.read_bytes

@@ -21,13 +21,18 @@ from typing import Any
 
 import simpy
 
-from bnsim.errors import SimulationError
-from bnsim.graph import LayerKind
+from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
-from bnsim.sim.memory import memory_system
+from bnsim.sim.analytic import simulate_analytic, tensor_accesses
+from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
+
+# line fidelity in pure Python: line accesses per second measured on the reference machine
+# (docs/performance.md), and the longest run started without --allow-slow
+PURE_PYTHON_LINES_PER_SECOND = 1.0e6
+PURE_PYTHON_LIMIT_SECONDS = 60.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
 
@@ -62,24 +67,31 @@ def simulate(
     *,
     compiled: bool = True,
 ) -> RunResult:
-    """Time one training iteration of `schedule` on `machine`.
+    """Time one training iteration of `schedule` on `machine` at the options' fidelity.
 
     `compiled=False` forces the pure-Python memory model (the reference the compiled one is tested
     against).
 
     Raises:
         ConfigError: options that cannot simulate this machine.
+        InfeasibleError: line fidelity without the compiled memory model would take too long.
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
+    if options.fidelity == "analytic":
+        return simulate_analytic(schedule, machine, options)
     check_schedule(schedule)
     trace = Trace(schedule, machine, options)
+    caches: CacheModel = "line" if options.fidelity == "line" else "range"
+    memory = memory_system(machine, caches, compiled=compiled)
+    if caches == "line" and isinstance(memory, MemorySystem) and not options.allow_slow:
+        _refuse_slow_line_mode(trace)
     env = simpy.Environment()
     dram = machine.dram
     chip = _Chip(
         machine=machine,
         trace=trace,
-        memory=memory_system(machine, compiled=compiled),
+        memory=memory,
         env=env,
         dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
         busy=[0.0] * machine.cores.count,
@@ -90,6 +102,21 @@ def simulate(
     if not done.triggered:
         raise SimulationError("the simulation stopped before the last kernel finished")
     return _result(chip, options)
+
+
+def _refuse_slow_line_mode(trace: Trace) -> None:
+    """Raise InfeasibleError if pure-Python line fidelity would take longer than the limit."""
+    line = trace.machine.llc.block_bytes
+    lines = sum(access.size_bytes for access in tensor_accesses(trace)) // line
+    seconds = lines / PURE_PYTHON_LINES_PER_SECOND
+    if seconds > PURE_PYTHON_LIMIT_SECONDS:
+        network = trace.schedule.network
+        raise InfeasibleError(
+            f"line fidelity for {network.name} at batch {network.batch} makes at least "
+            f"{lines:.2e} line accesses, about {seconds / 60:.0f} min in pure Python (the compiled "
+            "memory model is not built). Build it (a C compiler, then `pip install -e .` again), "
+            "use --fidelity fast, shrink the point (--batch, --image), or pass --allow-slow"
+        )
 
 
 def _run_iteration(chip: _Chip) -> ProcessGenerator:
@@ -220,7 +247,7 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
                 kernel=source.kernel,
                 op=op.kind.value,
                 layer=op.layer,
-                layer_kind=_category(network, op.layer),
+                layer_kind=network.category(op.layer),
                 phase=kernel.phase.value,
                 tensor=source.tensor,
                 tensor_role=schedule.tensor(source.tensor).role.value,
@@ -234,7 +261,7 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
             phase=kernel.phase.value,
             ops=tuple(op.kind.value for op in kernel.ops),
             layers=kernel.layers(),
-            layer_kind=_category(network, kernel.main_op().layer),
+            layer_kind=network.category(kernel.main_op().layer),
             start_cycle=tally.start,
             end_cycle=tally.end,
             flops=tally.flops,
@@ -264,12 +291,6 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         channel_bytes=tuple(round(amount) for amount in memory.channel_bytes()),
         num_events=sum(tally.num_tiles for tally in chip.tallies) + 3 * len(schedule.kernels),
     )
-
-
-def _category(network: Any, layer: str) -> str:
-    if layer in network.graph:
-        return str(network.layer(layer).layer_kind.category)
-    return LayerKind.INPUT.category
 
 
 def _counters(stats: tuple[int, int, int, int, int], line: int) -> CacheCounters:

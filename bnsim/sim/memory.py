@@ -10,8 +10,12 @@ copies of what it evicts; otherwise the levels are non-inclusive and non-exclusi
 both). Every DRAM byte is charged to a source: reads to the accessor, write-backs to the last
 writer.
 
-`memory_system(machine)` returns the compiled twin (bnsim.sim._fastmemory) when it was built, else
-this pure-Python one; both give identical numbers. Imports bnsim.hw and bnsim.sim.cache.
+Fast fidelity holds the caches as byte ranges (bnsim.sim.cache: fully associative, exact line LRU
+at range cost) and spreads a transfer of a whole interleaving period or more evenly over the
+channels; line fidelity holds them as set-associative lines (bnsim.sim.linecache) and maps every
+byte to its channel. `memory_system(machine, fidelity)` returns the compiled twin
+(bnsim.sim._fastmemory) when it was built, else this pure-Python one; both give identical numbers.
+Imports bnsim.hw, bnsim.sim.cache and bnsim.sim.linecache.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bnsim.hw import Machine
 from bnsim.sim.cache import CacheStats, Eviction, RangeCache
+from bnsim.sim.linecache import LineCache
+
+CacheModel = Literal["range", "line"]
 
 TileCost = tuple[int, int, float]  # (LLC hit bytes, DRAM read bytes, cycle the reads arrive)
 
@@ -46,8 +53,11 @@ class _Tally:
     spread_writes: float = 0.0
 
 
-def memory_system(machine: Machine, *, compiled: bool = True) -> Any:
-    """The memory system of `machine`: compiled if available (and asked for), else pure Python."""
+def memory_system(machine: Machine, caches: CacheModel = "range", *, compiled: bool = True) -> Any:
+    """The memory system of `machine`: compiled if available (and asked for), else pure Python.
+
+    `caches` is "range" (fast fidelity) or "line" (line fidelity).
+    """
     arguments = (
         machine.cores.count,
         machine.private_caches()[-1].size_bytes,
@@ -61,6 +71,9 @@ def memory_system(machine: Machine, *, compiled: bool = True) -> Any:
         * machine.dram.efficiency
         / machine.cores.clock_hz,
         machine.dram.latency_s * machine.cores.clock_hz,
+        caches,
+        machine.private_caches()[-1].ways,
+        machine.llc.ways,
     )
     if compiled:
         try:
@@ -87,13 +100,28 @@ class MemorySystem:
         interleave: int,
         bytes_per_cycle: float,
         latency_cycles: float,
+        caches: CacheModel = "range",
+        private_ways: int = 0,
+        llc_ways: int = 0,
     ) -> None:
         self.line = line
-        self.private = [
-            RangeCache(capacity_bytes=private_bytes, report_clean=False) for _ in range(cores)
-        ]
+        self.private: list[RangeCache] | list[LineCache]
+        if caches == "line":
+            self.private = [
+                LineCache(private_bytes, private_ways, line, report_clean=False)
+                for _ in range(cores)
+            ]
+            self.llc: RangeCache | LineCache = LineCache(
+                llc_bytes, llc_ways, line, report_clean=inclusive
+            )
+        else:
+            self.private = [
+                RangeCache(capacity_bytes=private_bytes, report_clean=False) for _ in range(cores)
+            ]
+            self.llc = RangeCache(capacity_bytes=llc_bytes, report_clean=inclusive)
         self.inclusive = inclusive
-        self.llc = RangeCache(capacity_bytes=llc_bytes, report_clean=inclusive)
+        # line fidelity maps every byte to its channel; fast fidelity spreads long transfers evenly
+        self.exact_channels = caches == "line"
         self.nontemporal = nontemporal
         self.channels = channels
         self.interleave = interleave
@@ -191,11 +219,13 @@ class MemorySystem:
         misses = self.private[core].access(
             start, stop, write=write, owner=source, evictions=evictions
         )
+        # a line's fill (for a store: the read for ownership) comes before the evictions it
+        # causes; a range longer than the cache evicts its own front, which must be read first
+        for low, high in misses:
+            self._fill_from_llc(low, high, source)
         for eviction in evictions:
             if eviction.dirty:
                 self._install_in_llc(eviction)
-        for low, high in misses:
-            self._fill_from_llc(low, high, source)
 
     def _fill_from_llc(self, low: int, high: int, source: int) -> None:
         evictions: list[Eviction] = []
@@ -238,7 +268,7 @@ class MemorySystem:
     def _dram_read(self, low: int, high: int, source: int) -> None:
         self.read_bytes[source] = self.read_bytes.get(source, 0) + high - low
         self._tally.dram_read_bytes += high - low
-        if high - low >= self.stride:
+        if high - low >= self.stride and not self.exact_channels:
             self._tally.spread_reads += high - low
         else:
             self._map(low, high, self._tally.channel_reads)
@@ -246,7 +276,7 @@ class MemorySystem:
     def _dram_write(self, low: int, high: int, source: int) -> None:
         self.write_bytes[source] = self.write_bytes.get(source, 0) + high - low
         self._tally.dram_write_bytes += high - low
-        if high - low >= self.stride:
+        if high - low >= self.stride and not self.exact_channels:
             self._tally.spread_writes += high - low
         else:
             self._map(low, high, self._tally.channel_writes)

@@ -52,6 +52,7 @@ ALLOWED = {
         "bnsim.sim",
         "bnsim.result",
     },
+    "bnsim.crosscheck": {"bnsim.point", "bnsim.result", "bnsim.schemes", "bnsim.trace"},
     "bnsim.trace": {
         "bnsim.errors",
         "bnsim.graph",
