@@ -472,11 +472,12 @@ class _Lowering:
         if isinstance(layer, Conv2d | Linear):
             self.matrix_backward(layer, g, x[0], needs[0])
             return
+        if kind is LayerKind.BATCHNORM2D:  # its scale and shift need gradients in any case
+            self.batchnorm_backward(layer, g, x[0], input_gradient=needs[0])
+            return
         if not any(needs):
             return
-        if kind is LayerKind.BATCHNORM2D:
-            self.batchnorm_backward(layer, g, x[0])
-        elif kind in (LayerKind.RELU, LayerKind.RELU6):
+        if kind in (LayerKind.RELU, LayerKind.RELU6):
             dx = self.contribution(layer.inputs[0], name)
             self.elementwise(layer, OpKind.RELU_BWD, (g, act(name)), (dx,), Phase.BWD_DATA)
         elif kind is LayerKind.DROPOUT:
@@ -562,7 +563,8 @@ class _Lowering:
             (Axis("c", out_shape.c), Axis("n", out_shape.n)),
         )
 
-    def batchnorm_backward(self, layer: Layer, g: str, x: str) -> None:
+    def batchnorm_backward(self, layer: Layer, g: str, x: str, *, input_gradient: bool) -> None:
+        """dgamma and dbeta (the reduce kernel), and dx (the apply kernel) if `input_gradient`."""
         name = layer.name
         shape = self.net.out_shape(name)
         channels = (shape.c,)
@@ -579,6 +581,8 @@ class _Lowering:
             flops=FLOPS_PER_ELEMENT[OpKind.BN_GRAD_REDUCE] * elements,
         )
         self.kernel(f"{name}.bwd_data.reduce", Phase.BWD_DATA, reduce_op, nchw_space(shape))
+        if not input_gradient:
+            return
         dx = self.contribution(layer.inputs[0], name)
         apply_op = Op(
             kind=OpKind.BN_GRAD_APPLY,

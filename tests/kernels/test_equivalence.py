@@ -13,7 +13,17 @@ import numpy as np
 import pytest
 
 from bnsim.errors import SimulationError
-from bnsim.graph import load_workload
+from bnsim.graph import Network, build_network, load_workload
+from bnsim.graph.layer import (
+    AdaptiveAvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Input,
+    Linear,
+    ReLU,
+    SoftmaxCrossEntropy,
+)
 from bnsim.graph.zoo import build_model
 from bnsim.kernels.execute import execute_schedule
 from bnsim.schedule import Kernel, OpKind, Placement, Schedule, check_schedule
@@ -49,6 +59,32 @@ def test_tiny_cnn_every_scheme_matches_the_reference(scheme: str) -> None:
 @pytest.mark.parametrize("scheme", ["bnff", "recompute", "sampling:method=virtual"])
 def test_hand_written_network_matches_the_reference(scheme: str) -> None:
     report = verify(load_workload(WORKLOADS / "custom_resnet_cifar.yaml"), scheme)
+    assert report.passed, report.worst
+
+
+def bn_first_network() -> Network:
+    """A BN reading the network input: its scale and shift need gradients, its input none."""
+    layers = [
+        Input(name="input", channels=8),
+        BatchNorm2d(name="bn", inputs=("input",)),
+        ReLU(name="relu", inputs=("bn",)),
+        Conv2d(name="conv", inputs=("relu",), out_channels=8, kernel=3, padding=1, bias=False),
+        AdaptiveAvgPool2d(name="pool", inputs=("conv",), output_size=1),
+        Flatten(name="flat", inputs=("pool",)),
+        Linear(name="fc", inputs=("flat",), out_features=4),
+        SoftmaxCrossEntropy(name="loss", inputs=("fc",)),
+    ]
+    return build_network("bn_first", layers, batch=4, image=8)
+
+
+@pytest.mark.parametrize("scheme", ["baseline", "fission", "bnff", "recompute"])
+def test_a_bn_on_the_input_gets_parameter_gradients_only(scheme: str) -> None:
+    schedule = build_schedule(bn_first_network(), scheme)
+    kinds = [(op.kind, op.layer) for kernel in schedule.kernels for op in kernel.ops]
+    assert (OpKind.BN_GRAD_REDUCE, "bn") in kinds
+    assert (OpKind.BN_GRAD_APPLY, "bn") not in kinds  # nobody needs the input's gradient
+    assert {"dgamma:bn", "dbeta:bn"} <= set(schedule.tensors)
+    report = verify(bn_first_network(), scheme)
     assert report.passed, report.worst
 
 
