@@ -239,10 +239,11 @@ def format_bandwidth(bytes_per_second: float) -> str:
 def format_duration(seconds: float) -> str:
     """Human-readable duration.
 
-    >>> format_duration(9e-08), format_duration(0.0123)
-    ('90 ns', '12.3 ms')
+    >>> format_duration(9e-08), format_duration(0.0123), format_duration(5400)
+    ('90 ns', '12.3 ms', '1.5 h')
     """
-    return _human(seconds, [("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9), ("ps", 1e-12)], 4)
+    scales = [("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)]
+    return _human(seconds, [*scales, ("ps", 1e-12)], 4)
 
 
 def format_flop_rate(flops_per_second: float) -> str:

@@ -296,15 +296,15 @@ cdef class FastRangeCache(_Cache):
             self._cut(piece, low, high)
 
     cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last) noexcept:
-        cdef i64 passed
-        if high - low > self.capacity_bytes:
-            passed = high - self.capacity_bytes
+        cdef i64 passed = high - self.capacity_bytes if high - low > self.capacity_bytes else low
+        self._make_room(high - passed, evictions)
+        if passed > low:  # the front of a stream longer than the cache passes straight through
             if write:
                 evictions.push(low, passed, 1, owner)
                 self.writeback_bytes += passed - low
-            low = passed
-        self._make_room(high - low, evictions)
-        return self._add(low, high, write, owner, last)
+            elif self.report_clean:
+                evictions.push(low, passed, 0, owner)
+        return self._add(passed, high, write, owner, last)
 
     cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
                     bint fill, _Evictions misses) noexcept:

@@ -60,8 +60,12 @@ class Traffic:
         return sum(self.write_bytes.values())
 
 
-def tensor_accesses(trace: Trace) -> list[TensorAccess]:
-    """The schedule's tensor accesses in execution order (reads before writes within an op)."""
+def tensor_accesses(trace: Trace, *, attributed: bool = True) -> list[TensorAccess]:
+    """The schedule's tensor accesses in execution order (reads before writes within an op).
+
+    Unattributed accesses have source -1 and leave the trace's source ids alone (for estimates
+    made before a simulation, which must not change the ids its results are keyed by).
+    """
     schedule = trace.schedule
     tensors = schedule.tensors
     line = trace.machine.llc.block_bytes
@@ -76,13 +80,13 @@ def tensor_accesses(trace: Trace) -> list[TensorAccess]:
                 size = trace.stored_bytes(name)
                 if position == 0 and share < 1:  # only the sampled elements are read
                     size = min(size, -(-math.ceil(size * share) // line) * line)
-                source = trace.source(index, op_index, name)
+                source = trace.source(index, op_index, name) if attributed else -1
                 accesses.append(TensorAccess(index, source, name, size, False))
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient:
                     continue
-                source = trace.source(index, op_index, name)
+                source = trace.source(index, op_index, name) if attributed else -1
                 accesses.append(TensorAccess(index, source, name, trace.stored_bytes(name), True))
     return accesses
 

@@ -171,14 +171,17 @@ class RangeCache:
         evictions: list[Eviction],
         last: _Piece | None,
     ) -> _Piece:
-        if high - low > self.capacity_bytes:  # the front of a huge stream passes straight through
-            passed = high - self.capacity_bytes
+        # the front of a stream longer than the cache passes straight through: as with lines, it
+        # is evicted after everything that was cached before it
+        passed = max(low, high - self.capacity_bytes)
+        self._make_room(high - passed, evictions)
+        if passed > low:
             if write:
                 evictions.append(Eviction(low, passed, True, owner))
                 self.stats.writeback_bytes += passed - low
-            low = passed
-        self._make_room(high - low, evictions)
-        return self._add(low, high, write, owner, last)
+            elif self.report_clean:
+                evictions.append(Eviction(low, passed, False, owner))
+        return self._add(passed, high, write, owner, last)
 
     def _add(self, low: int, high: int, dirty: bool, owner: int, last: _Piece | None) -> _Piece:
         """Add a most recent piece, merged into `last` (this access's previous one) if adjacent."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import simpy
 
+from bnsim import units
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
@@ -29,9 +30,11 @@ from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
-# line fidelity in pure Python: line accesses per second measured on the reference machine
-# (docs/performance.md), and the longest run started without --allow-slow
-PURE_PYTHON_LINES_PER_SECOND = 1.0e6
+# Pure-Python line fidelity gets through about this many lines of tensor accesses (the estimate
+# below: each tensor an op touches, once) per second; measured on the reference machine with
+# DenseNet-121 and ResNet-50 at batch 1, 32 px: 0.97e5 and 0.92e5 (docs/performance.md). Longer runs
+# than the limit need --allow-slow.
+PURE_PYTHON_LINES_PER_SECOND = 1.0e5
 PURE_PYTHON_LIMIT_SECONDS = 60.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
@@ -107,15 +110,17 @@ def simulate(
 def _refuse_slow_line_mode(trace: Trace) -> None:
     """Raise InfeasibleError if pure-Python line fidelity would take longer than the limit."""
     line = trace.machine.llc.block_bytes
-    lines = sum(access.size_bytes for access in tensor_accesses(trace)) // line
+    accesses = tensor_accesses(trace, attributed=False)
+    lines = sum(access.size_bytes for access in accesses) // line
     seconds = lines / PURE_PYTHON_LINES_PER_SECOND
     if seconds > PURE_PYTHON_LIMIT_SECONDS:
         network = trace.schedule.network
         raise InfeasibleError(
-            f"line fidelity for {network.name} at batch {network.batch} makes at least "
-            f"{lines:.2e} line accesses, about {seconds / 60:.0f} min in pure Python (the compiled "
-            "memory model is not built). Build it (a C compiler, then `pip install -e .` again), "
-            "use --fidelity fast, shrink the point (--batch, --image), or pass --allow-slow"
+            f"line fidelity for {network.name} at batch {network.batch} would take about "
+            f"{units.format_duration(seconds)} in pure Python ({lines:.2g} lines of tensor "
+            "accesses), and the compiled memory model is not built. Build it (install a C "
+            "compiler, then reinstall bnsim), use --fidelity fast, shrink the point (--batch, "
+            "--image), or pass --allow-slow"
         )
 
 

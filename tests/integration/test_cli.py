@@ -302,3 +302,52 @@ def test_run_rejects_a_bad_override(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 2
     assert "--set llc.size: cannot parse 'lots' as a size" in err
+
+
+def test_crosscheck_compares_every_fidelity_and_writes_one_run_each(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    json_path = tmp_path / "check.json"
+    code, out, _ = run(
+        capsys,
+        "crosscheck",
+        "--hw",
+        str(REPO / "hwconfigs" / "tiny.yaml"),
+        "--workload",
+        "tiny_cnn",
+        "--batch",
+        "2",
+        "--jobs",
+        "1",
+        "--json",
+        str(json_path),
+    )
+    assert code == 0
+    assert "every fidelity against line fidelity" in out
+    assert "by phase: DRAM traffic (MB, read + write)" in out
+    assert "by layer kind" in out
+    document = json.loads(json_path.read_text())
+    pairs = {(r["scheme"], r["fidelity"]) for r in document["runs"]}
+    assert pairs == {(s, f) for s in ("baseline", "bnff") for f in ("line", "fast", "analytic")}
+    assert document["speedup_vs_baseline"]["baseline@line"] == 1.0
+    assert set(document["speedup_vs_baseline"]) == {f"{s}@{f}" for s, f in pairs}
+
+
+@pytest.mark.parametrize("fidelity", ["line", "analytic"])
+def test_run_takes_every_fidelity(capsys: pytest.CaptureFixture[str], fidelity: str) -> None:
+    code, out, _ = run(
+        capsys,
+        "run",
+        "--hw",
+        str(REPO / "hwconfigs" / "tiny.yaml"),
+        "--workload",
+        "tiny_cnn",
+        "--batch",
+        "2",
+        "--fidelity",
+        fidelity,
+        "--jobs",
+        "1",
+    )
+    assert code == 0
+    assert f"{fidelity} fidelity" in out

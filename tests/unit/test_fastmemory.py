@@ -11,7 +11,9 @@ from bnsim.hw import load_machine
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.sim.cache import RangeCache
+from bnsim.sim.linecache import LineCache
 from bnsim.sim.memory import MemorySystem
+from bnsim.trace import SimOptions
 
 fast = pytest.importorskip("bnsim.sim._fastmemory", reason="compiled memory model not built")
 
@@ -36,13 +38,53 @@ def test_range_caches_agree_access_by_access() -> None:
             assert compiled.pieces_list() == python.pieces()
 
 
-def test_memory_systems_agree_tile_by_tile() -> None:
+def test_line_caches_agree_operation_by_operation() -> None:
+    rng = random.Random(3)
+    for _ in range(600):
+        ways, sets, report_clean = (
+            rng.randint(1, 9),
+            rng.choice([1, 2, 3, 4, 8]),
+            rng.random() < 0.5,
+        )
+        python = LineCache(ways * sets * 64, ways, 64, report_clean)
+        compiled = fast.FastLineCache(ways * sets * 64, ways, 64, report_clean)
+        for _ in range(30):
+            start, size = rng.randint(0, 60) * 64, rng.randint(1, 20) * 64
+            operation = rng.random()
+            if operation < 0.8:
+                write, owner, fill = rng.random() < 0.5, rng.randint(0, 5), rng.random() < 0.8
+                evictions: list = []
+                misses = python.access(
+                    start, start + size, write=write, owner=owner, evictions=evictions, fill=fill
+                )
+                expected = (misses if fill else [], [astuple(e) for e in evictions])
+                assert compiled.py_access(start, start + size, write, owner, fill) == expected
+            elif operation < 0.95:
+                dropped = [astuple(e) for e in python.invalidate(start, start + size)]
+                assert compiled.py_invalidate(start, start + size) == dropped
+            else:
+                assert compiled.py_flush() == [astuple(e) for e in python.flush()]
+            assert compiled.lines() == python.lines()
+            assert (compiled.hit_bytes, compiled.miss_bytes, compiled.writeback_bytes) == (
+                python.stats.hit_bytes,
+                python.stats.miss_bytes,
+                python.stats.writeback_bytes,
+            )
+
+
+def astuple(eviction) -> tuple[int, int, bool, int]:
+    return (eviction.start, eviction.stop, eviction.dirty, eviction.owner)
+
+
+@pytest.mark.parametrize("caches", ["range", "line"])
+def test_memory_systems_agree_tile_by_tile(caches: str) -> None:
     rng = random.Random(2)
     for _ in range(300):
+        ways = rng.choice([1, 2, 4])
         arguments = (
             2,
-            rng.randint(1, 8) * 64,
-            rng.randint(1, 30) * 64,
+            rng.randint(1, 8) * 64 * ways,
+            rng.randint(1, 30) * 64 * ways,
             rng.random() < 0.3,
             rng.random() < 0.2,
             64,
@@ -50,6 +92,9 @@ def test_memory_systems_agree_tile_by_tile() -> None:
             128,
             rng.choice([0.5, 8.0]),
             50.0,
+            caches,
+            ways,
+            ways,
         )
         python, compiled = MemorySystem(*arguments), fast.FastMemorySystem(*arguments)
         for _ in range(20):
@@ -66,8 +111,11 @@ def test_memory_systems_agree_tile_by_tile() -> None:
         assert python.channel_bytes() == compiled.channel_bytes()
 
 
+@pytest.mark.parametrize("fidelity", ["fast", "line"])
 @pytest.mark.parametrize("scheme", ["baseline", "bnff", "recompute"])
-def test_whole_simulations_agree(scheme: str) -> None:
+def test_whole_simulations_agree(scheme: str, fidelity: str) -> None:
     schedule = build_schedule(build_model("tiny_cnn", batch=4, image=32), scheme)
     machine = load_machine("hwconfigs/tiny.yaml")
-    assert simulate(schedule, machine, compiled=False) == simulate(schedule, machine)
+    options = SimOptions(fidelity=fidelity)  # type: ignore[arg-type]
+    python = simulate(schedule, machine, options, compiled=False)
+    assert python == simulate(schedule, machine, options)

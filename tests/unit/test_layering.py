@@ -62,6 +62,7 @@ ALLOWED = {
         "bnsim.sampling",
     },
     "bnsim.sim": {
+        "bnsim.units",
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.hw",
