@@ -1,8 +1,9 @@
-"""Wall time and peak memory of `bnsim run` and `bnsim --help` on this machine (not a test).
+"""Wall time and peak memory of `bnsim run` at each fidelity, and `bnsim --help` (not a test).
 
 Run: python benchmarks/run_benchmarks.py [--quick]
-Prints a Markdown table for docs/performance.md. Each measurement runs in a fresh process; peak memory
-is the largest resident set of that process and the processes it started.
+Prints Markdown tables for docs/performance.md. Each `bnsim run` runs in a fresh process; peak memory
+is the largest resident set of that process and the processes it started. The analytic model is also
+timed in-process, apart from building the schedules (best of three, CPU time).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ print(json.dumps({"code": code, "seconds": seconds, "peak_mib": peak_kib / 1024}
 def measure(arguments: list[str]) -> dict[str, float]:
     """Run `bnsim ARGUMENTS` in a fresh interpreter; wall time includes interpreter start-up."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", MEASURE, *arguments], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *arguments], capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - started
     report = json.loads(result.stderr.strip().splitlines()[-1])
     if report["code"] != 0:
@@ -44,23 +46,87 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="DenseNet-121 at batch 32 only")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bnsim", "--help"], capture_output=True, check=True)
     print(f"`bnsim --help`: {time.perf_counter() - started:.2f} s wall\n")
     workloads = ["densenet121"] if args.quick else ["densenet121", "resnet50", "inception_v3"]
     batches = [32] if args.quick else [32, 64]
-    print("| workload | batch | schemes | jobs | wall (s) | peak memory (MiB) |")
-    print("|---|---|---|---|---|---|")
+    every = [arg for scheme in SCHEMES for arg in ("--scheme", scheme)]
+    print("| fidelity | workload | batch | schemes | jobs | wall (s) | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for workload in workloads:
         for batch in batches:
             for jobs in (1, 2):
-                schemes = [arg for scheme in SCHEMES for arg in ("--scheme", scheme)]
-                result = measure(["run", "--hw", "hwconfigs/cmp16.yaml", "--workload", workload,
-                                  "--batch", str(batch), "--jobs", str(jobs), *schemes])
-                print(f"| {workload} | {batch} | all five | {jobs} | {result['wall_s']:.1f} | "
-                      f"{result['peak_mib']:.0f} |", flush=True)
+                row(["fast", workload, batch, "all five", jobs], workload, batch, every, jobs)
+    for workload in workloads:
+        row(["analytic", workload, 32, "all five", 1], workload, 32, every, 1, "analytic")
+    for workload in workloads:
+        baseline = ["--scheme", "baseline"]
+        row(["line", workload, 32, "baseline", 1], workload, 32, baseline, 1, "line")
+    print()
+    for workload in workloads:
+        built, model = time_analytic(workload)
+        print(
+            f"analytic model, {workload} batch 32, all five schemes: {model * 1e3:.0f} ms "
+            f"(building the five schedules: {built * 1e3:.0f} ms)"
+        )
+
+
+def row(
+    cells: list[object],
+    workload: str,
+    batch: int,
+    schemes: list[str],
+    jobs: int,
+    fidelity: str = "fast",
+) -> None:
+    result = measure(
+        [
+            "run",
+            "--hw",
+            "hwconfigs/cmp16.yaml",
+            "--workload",
+            workload,
+            "--batch",
+            str(batch),
+            "--jobs",
+            str(jobs),
+            "--fidelity",
+            fidelity,
+            *schemes,
+        ]
+    )
+    print(
+        "| "
+        + " | ".join(str(cell) for cell in cells)
+        + f" | {result['wall_s']:.1f} | {result['peak_mib']:.0f} |",
+        flush=True,
+    )
+
+
+def time_analytic(workload: str) -> tuple[float, float]:
+    """CPU seconds to build the five schedules, and the best of three analytic runs of them."""
+    from bnsim import load_machine, load_workload  # noqa: PLC0415
+    from bnsim.schemes import build_schedule  # noqa: PLC0415
+    from bnsim.sim import simulate  # noqa: PLC0415
+    from bnsim.trace import SimOptions  # noqa: PLC0415
+
+    machine = load_machine("hwconfigs/cmp16.yaml")
+    network = load_workload(workload, batch=32)
+    started = time.process_time()
+    schedules = [build_schedule(network, scheme) for scheme in SCHEMES]
+    built = time.process_time() - started
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for schedule in schedules:
+            simulate(schedule, machine, SimOptions(fidelity="analytic"))
+        best = min(best, time.process_time() - started)
+    return built, best
 
 
 if __name__ == "__main__":

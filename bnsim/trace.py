@@ -103,6 +103,12 @@ class Trace:
         self.options = options
         self.data_bytes = machine.dtype_bytes()
         self.blocked = machine.compute.layout == "nChw16c"
+        self._stored: dict[str, int] = {}
+        self._stored = {
+            name: self.stored_bytes(name)
+            for name, tensor in schedule.tensors.items()
+            if not tensor.transient
+        }
         self.base, self.size = _lay_out(schedule, self, PAGE_BYTES)
         self.sources: list[Source] = []
         self._source_ids: dict[tuple[int, int, str], int] = {}
@@ -133,6 +139,9 @@ class Trace:
 
     def stored_bytes(self, name: str) -> int:
         """Bytes tensor `name` occupies in memory (channel padding included)."""
+        known = self._stored.get(name)
+        if known is not None:
+            return known
         shape = self.schedule.tensor(name).shape
         elements = math.prod(shape)
         if self.is_blocked(name):

@@ -18,6 +18,7 @@ sustained bandwidth. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -95,21 +96,8 @@ def stack_distances(accesses: Sequence[TensorAccess]) -> list[float]:
     """Per access, its bytes plus those of the distinct tensors touched since its tensor's last
     access (COLD for a first access)."""
     count = len(accesses)
-    tree = [0] * (count + 1)  # Fenwick tree over positions: a tensor's bytes at its last access
-
-    def add(position: int, amount: int) -> None:
-        position += 1
-        while position <= count:
-            tree[position] += amount
-            position += position & -position
-
-    def prefix(position: int) -> int:  # sum over positions < `position`
-        total = 0
-        while position > 0:
-            total += tree[position]
-            position -= position & -position
-        return total
-
+    # Fenwick tree over positions: each tensor's bytes sit at the position of its last access
+    tree = [0] * (count + 1)
     last: dict[str, int] = {}
     distances: list[float] = []
     for position, access in enumerate(accesses):
@@ -117,10 +105,25 @@ def stack_distances(accesses: Sequence[TensorAccess]) -> list[float]:
         if previous is None:
             distances.append(COLD)
         else:
-            between = prefix(position) - prefix(previous + 1)
+            # the bytes at positions previous+1 .. position-1
+            between = 0
+            index = position
+            while index > 0:
+                between += tree[index]
+                index -= index & -index
+            index = previous + 1
+            while index > 0:
+                between -= tree[index]
+                index -= index & -index
             distances.append(between + access.size_bytes)
-            add(previous, -accesses[previous].size_bytes)
-        add(position, access.size_bytes)
+            index, amount = previous + 1, -accesses[previous].size_bytes
+            while index <= count:
+                tree[index] += amount
+                index += index & -index
+        index, amount = position + 1, access.size_bytes
+        while index <= count:
+            tree[index] += amount
+            index += index & -index
         last[access.tensor] = position
     return distances
 
@@ -198,6 +201,16 @@ def traffic_by_capacity(
 
 def simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions) -> RunResult:
     """The closed-form result of one training iteration of `schedule` on `machine`."""
+    # the run allocates tens of thousands of small objects, and each collection would re-scan the
+    # whole heap (half the run time): freeze what exists, so collections scan only the new
+    gc.freeze()
+    try:
+        return _simulate_analytic(schedule, machine, options)
+    finally:
+        gc.unfreeze()
+
+
+def _simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions) -> RunResult:
     check_schedule(schedule)
     trace = Trace(schedule, machine, options)
     accesses = tensor_accesses(trace)
@@ -215,14 +228,7 @@ def simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions)
     cores = machine.cores.count
     reads_by_kernel = [0] * len(schedule.kernels)
     writes_by_kernel = [0] * len(schedule.kernels)
-    rows = []
-    for ident, source in enumerate(trace.sources):
-        read, write = traffic.read_bytes.get(ident, 0), traffic.write_bytes.get(ident, 0)
-        if not read and not write:
-            continue
-        reads_by_kernel[source.kernel] += read
-        writes_by_kernel[source.kernel] += write
-        rows.append(_row(schedule, source.kernel, source.op, source.tensor, read, write))
+    rows = _rows(schedule, trace, traffic, reads_by_kernel, writes_by_kernel)
     kernels = []
     now = 0
     busy = 0.0
@@ -289,19 +295,35 @@ def _compute_cycles(trace: Trace, kernel: Kernel) -> float:
     )
 
 
-def _row(
-    schedule: Schedule, kernel_index: int, op_index: int, tensor: str, read: int, write: int
-) -> TrafficRow:
-    kernel = schedule.kernels[kernel_index]
-    op = kernel.ops[op_index]
-    return TrafficRow(
-        kernel=kernel_index,
-        op=op.kind.value,
-        layer=op.layer,
-        layer_kind=schedule.network.category(op.layer),
-        phase=kernel.phase.value,
-        tensor=tensor,
-        tensor_role=schedule.tensor(tensor).role.value,
-        dram_read_bytes=read,
-        dram_write_bytes=write,
-    )
+def _rows(
+    schedule: Schedule, trace: Trace, traffic: Traffic, reads: list[int], writes: list[int]
+) -> list[TrafficRow]:
+    """One row per source with DRAM traffic; adds each source's bytes to its kernel's."""
+    network = schedule.network
+    categories: dict[str, str] = {}
+    rows = []
+    for ident, source in enumerate(trace.sources):
+        read, write = traffic.read_bytes.get(ident, 0), traffic.write_bytes.get(ident, 0)
+        if not read and not write:
+            continue
+        reads[source.kernel] += read
+        writes[source.kernel] += write
+        kernel = schedule.kernels[source.kernel]
+        op = kernel.ops[source.op]
+        category = categories.get(op.layer)
+        if category is None:
+            category = categories[op.layer] = network.category(op.layer)
+        rows.append(
+            TrafficRow(
+                kernel=source.kernel,
+                op=op.kind.value,
+                layer=op.layer,
+                layer_kind=category,
+                phase=kernel.phase.value,
+                tensor=source.tensor,
+                tensor_role=schedule.tensors[source.tensor].role.value,
+                dram_read_bytes=read,
+                dram_write_bytes=write,
+            )
+        )
+    return rows

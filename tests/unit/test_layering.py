@@ -97,6 +97,7 @@ STDLIB_OK = {
     "difflib",
     "enum",
     "functools",
+    "gc",
     "importlib",
     "io",
     "itertools",
