@@ -1,19 +1,23 @@
 """The discrete-event model: cores run tiles against the memory system, kernels end in barriers.
 
 One SimPy process runs the kernels in order. A kernel hands its tiles to the cores in contiguous
-chunks (OpenMP's static schedule); each core is a process that runs its tiles one after another. A
+chunks (OpenMP's static schedule); each core runs its tiles one after another, and whichever core is
+ready first goes next (a heap of core-ready times: the order of one SimPy process per core). A
 tile's accesses go through the memory system when it starts; it then takes as long as the largest of
 its compute time, the time its misses need with the core's bounded number of outstanding misses
 (Little's law), and the time the DRAM channels need to deliver its reads after the requests queued
 before them. Writes to DRAM are posted: they occupy the channels but do not stall the core. After
 the last tile, the partial sums of reduced tensors are combined serially across the threads that
 made them, the result is written, and the kernel pays its fixed overhead (fork/join and barrier).
-Time is integer core cycles. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
+Time counts core cycles (fractions inside a kernel; results report whole cycles). Imports
+bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
 bnsim.graph, bnsim.sim.*; simpy.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -131,12 +135,8 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally.start = round(env.now)
         tiles = list(chip.trace.tiles(index))
         chunks = static_chunks(len(tiles), chip.machine.cores.count)
-        workers = [
-            env.process(_run_core(chip, core, [tiles[i] for i in chunk], tally))
-            for core, chunk in enumerate(chunks)
-            if chunk
-        ]
-        yield env.all_of(workers)
+        tiles_done = _run_tiles(chip, tiles, chunks, tally)
+        yield env.timeout(tiles_done - env.now)
         reduction = _reduction_cycles(chip, index, kernel, chunks)
         if reduction:
             yield env.timeout(reduction)
@@ -161,27 +161,51 @@ def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
     return chunks
 
 
-def _run_core(chip: _Chip, core: int, tiles: list[Tile], tally: _KernelTally) -> ProcessGenerator:
-    env = chip.env
+def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _KernelTally) -> float:
+    """Run a kernel's tiles on the cores from now; return the cycle the last core finishes.
+
+    Every core runs its chunk in order. The core that became ready first runs its next tile first
+    (ties: the one that became ready earlier in event order), so the shared LLC and the DRAM
+    channels see the tiles' accesses in time order: exactly the order of one SimPy process per
+    core, each yielding a timeout per tile, without the cost of those events (tested equal).
+    """
     run_tile = chip.memory.run_tile
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
     llc_cycles = machine.llc.latency_cycles / line / outstanding  # per LLC-hit byte
     dram_cycles = chip.dram_latency_cycles / line / outstanding  # per DRAM-read byte
-    for tile in tiles:
-        now = env.now
+    busy = chip.busy
+    start = chip.env.now
+    order = itertools.count()
+    # (cycle the core is ready, event order, core): all cores start now, in core order
+    ready = [(start, next(order), core) for core, chunk in enumerate(chunks) if chunk]
+    position = [chunk.start for chunk in chunks]
+    finished = start
+    flops, compute_cycles, memory_total = 0, 0.0, 0.0
+    while ready:
+        now, _, core = heapq.heappop(ready)
+        index = position[core]
+        if index == chunks[core].stop:
+            finished = now  # cores leave the heap in time order: the last one finishes last
+            continue
+        position[core] = index + 1
+        tile = tiles[index]
         llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, tile.accesses, now)
         memory_cycles = max(
             llc_hit_bytes * llc_cycles + dram_read_bytes * dram_cycles, read_done - now
         )
         duration = max(tile.compute_cycles, memory_cycles, 1.0)
-        tally.flops += tile.flops
-        tally.compute_cycles += tile.compute_cycles
-        tally.memory_cycles += memory_cycles
-        tally.num_tiles += 1
-        chip.busy[core] += duration
-        yield env.timeout(duration)
+        flops += tile.flops
+        compute_cycles += tile.compute_cycles
+        memory_total += memory_cycles
+        busy[core] += duration
+        heapq.heappush(ready, (now + duration, next(order), core))
+    tally.flops += flops
+    tally.compute_cycles += compute_cycles
+    tally.memory_cycles += memory_total
+    tally.num_tiles += len(tiles)
+    return finished
 
 
 def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[range]) -> float:

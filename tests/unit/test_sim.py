@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,7 @@ from bnsim.point import make_point, point_document
 from bnsim.result import RunResult
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
-from bnsim.sim import simulate
+from bnsim.sim import engine, simulate
 from bnsim.trace import SimOptions, Trace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -315,3 +316,54 @@ def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
             for r in trace.reductions(i)
         )
         assert run.dram_write_bytes <= written + reduced + 64 * len(schedule.kernels)
+
+
+def _tiles_as_simpy_processes(
+    chip: engine._Chip, tiles: list, chunks: list[range], tally: engine._KernelTally
+) -> float:
+    """The reference for engine._run_tiles: one SimPy process per core, a timeout per tile."""
+    env = simpy.Environment(initial_time=chip.env.now)
+    machine = chip.machine
+    line = machine.llc.block_bytes
+    outstanding = machine.cores.max_outstanding_misses
+    llc_cycles = machine.llc.latency_cycles / line / outstanding
+    dram_cycles = chip.dram_latency_cycles / line / outstanding
+
+    def core_process(core: int, chunk: range):  # type: ignore[no-untyped-def]
+        for index in chunk:
+            tile = tiles[index]
+            now = env.now
+            hit, dram, read_done = chip.memory.run_tile(core, tile.accesses, now)
+            memory = max(hit * llc_cycles + dram * dram_cycles, read_done - now)
+            duration = max(tile.compute_cycles, memory, 1.0)
+            tally.flops += tile.flops
+            tally.compute_cycles += tile.compute_cycles
+            tally.memory_cycles += memory
+            tally.num_tiles += 1
+            chip.busy[core] += duration
+            yield env.timeout(duration)
+
+    for core, chunk in enumerate(chunks):
+        if chunk:
+            env.process(core_process(core, chunk))
+    env.run()
+    return env.now
+
+
+@pytest.mark.parametrize("workload", ["tiny_cnn", "densenet121"])
+def test_the_kernel_loop_orders_tiles_as_simpy_processes_per_core(
+    workload: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = build_model(workload, batch=2, image=32)
+    m = load_machine(REPO / "hwconfigs" / "cmp16.yaml").with_overrides(["dram.channels=2"])
+    options = SimOptions(tiles_per_core=3)
+    runs = {}
+    for scheme in ("baseline", "bnff"):
+        schedule = build_schedule(network, scheme)
+        fast = simulate(schedule, m, options)
+        with monkeypatch.context() as patch:
+            patch.setattr(engine, "_run_tiles", _tiles_as_simpy_processes)
+            reference = simulate(schedule, m, options)
+        runs[scheme] = (fast, reference)
+    for fast, reference in runs.values():
+        assert fast == reference
