@@ -30,7 +30,7 @@ def extensions() -> list:
     except ImportError:
         return []
     return cythonize(
-        ["bnsim/sim/_fastmemory.pyx"],
+        ["bnsim/sim/_fastmemory.pyx", "bnsim/_tiles.py"],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )

@@ -12,10 +12,11 @@ kernel by kernel. Imports bnsim.schedule, bnsim.footprint, bnsim.hw, bnsim.graph
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
+from bnsim._tiles import CHANNEL_BLOCK, Layout, kernel_tiles, runs
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, input_footprint, prologue_operand
 from bnsim.graph import TensorShape
@@ -35,7 +36,6 @@ from bnsim.schedule import (
     decompose,
 )
 
-CHANNEL_BLOCK = 16  # nChw16c
 PAGE_BYTES = 4096
 MIN_TILE_ELEMENTS = 4096  # 16 KiB of fp32
 Fidelity = Literal["fast", "line", "analytic"]
@@ -155,7 +155,7 @@ class Trace:
         take e bounds; 1-D tensors c (channels) or n (samples) bounds; 2-D tensors n (row) bounds,
         or `columns` bounds (a column block: one range per row).
         """
-        return _runs(self._info[name], region)
+        return runs(self._info[name], region)
 
     def source(self, kernel: int, op: int, tensor: str) -> int:
         """Id of an attribution source (interned)."""
@@ -176,36 +176,23 @@ class Trace:
         """The kernel's tiles as boxes of its iteration space, in dispatch order."""
         return decompose(kernel.space, self.blocks(kernel))
 
-    def tiles(self, index: int) -> Iterator[Tile]:
+    def tiles(self, index: int) -> list[Tile]:
         """The tiles of kernel `index`, in order."""
         kernel = self.schedule.kernels[index]
         main = kernel.main_op()
-        volume = math.prod(axis.extent for axis in kernel.space)
-        plan = self._plan(index)
-        names = [axis.name for axis in kernel.space]
-        for box in self.boxes(kernel):
-            tile = dict(zip(names, box, strict=True))
-            share = math.prod(stop - start for start, stop in box) / volume
-            footprints: dict[int, Region] = {}
-            accesses: list[tuple[int, int, bool, int]] = []
-            append = accesses.append
-            cycles, flops = 0.0, 0
-            for step in plan:
-                region = tile
-                if step.operand is not None:
-                    region = footprints.get(step.operand) or footprints.setdefault(
-                        step.operand, input_footprint(self.schedule, main, tile, step.operand)
-                    )
-                work = share
-                if step.per_load_elements:
-                    work = _volume(region, step.shape) / step.per_load_elements
-                cycles += step.cycles * work
-                flops += round(step.flops * work)
-                for access in step.accesses:
-                    write, source = access.write, access.source
-                    for start, stop in _runs(access.layout, access.region(tile, region)):
-                        append((start, stop, write, source))
-            yield Tile(compute_cycles=cycles, flops=flops, accesses=tuple(accesses))
+        schedule = self.schedule
+
+        def footprint(tile: Region, operand: int) -> Region:
+            return input_footprint(schedule, main, tile, operand)
+
+        return kernel_tiles(
+            self.boxes(kernel),
+            [axis.name for axis in kernel.space],
+            math.prod(axis.extent for axis in kernel.space),
+            self._plan(index),
+            footprint,
+            Tile,
+        )
 
     def _plan(self, index: int) -> list[_Step]:
         """What every tile of kernel `index` does, decided once: per op its work and accesses."""
@@ -228,14 +215,14 @@ class Trace:
                 if sampled and position == 0:  # only the sampled elements are read
                     rule = _restricted(rule, self._selection(op))
                 source = self.source(index, op_index, name)
-                accesses.append(_Access(name, False, source, rule, self._info[name]))
+                accesses.append(_Access(rule, self._info[name], False, source))
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient or name in op.reduces:
                     continue  # reduced tensors are written once, after the kernel's tiles
                 source = self.source(index, op_index, name)
                 rule = self._write_region(op, name)
-                accesses.append(_Access(name, True, source, rule, self._info[name]))
+                accesses.append(_Access(rule, self._info[name], True, source))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
             plan.append(
@@ -269,8 +256,11 @@ class Trace:
         per_element: float = getattr(compute.cycles_per_element, ELEMENTWISE_COST[op.kind])
         return op_elements(self.schedule, op) * share * per_element
 
-    def _read_region(self, op: Op, main: Op, position: int, name: str) -> RegionRule:
-        """How the region `op` reads of operand `position` follows from (tile, op region)."""
+    def _read_region(self, op: Op, main: Op, position: int, name: str) -> RegionRule | None:
+        """How the region `op` reads of operand `position` follows from (tile, op region).
+
+        None: the op's own region (most reads, kept as None so that tiles skip the call).
+        """
         if op is main and position in _FOOTPRINT_OPERANDS.get(op.kind, ()):
             schedule = self.schedule
             return lambda tile, region: input_footprint(schedule, op, tile, position)
@@ -279,7 +269,7 @@ class Trace:
             return _concat_part(schedule, op, position)
         tensor = self.schedule.tensor(name)
         if tensor.role in _ACTIVATION_ROLES or op.kind is OpKind.SGD_UPDATE:
-            return _same
+            return None
         if tensor.role in (TensorRole.WEIGHT, TensorRole.WEIGHT_GRADIENT):
             if len(tensor.shape) == 1:  # biases, BN scale and shift: the tile's channels
                 return _channels
@@ -291,7 +281,7 @@ class Trace:
         if tensor.role is TensorRole.BN_STATISTICS:
             return _channels
         if len(tensor.shape) == 4:  # max-pool indices, dropout masks: like the activation
-            return _same
+            return None
         return lambda tile, region: {"n": region["n"]} if "n" in region else {}  # labels, logp
 
     def _selection(self, op: Op) -> Selection:
@@ -299,12 +289,12 @@ class Trace:
         n, c, h, w = self.schedule.tensor(op.reads[0]).shape
         return select(Sampling(*op.attr("sampling")), op.layer, TensorShape(n, c, h, w))
 
-    def _write_region(self, op: Op, name: str) -> RegionRule:
+    def _write_region(self, op: Op, name: str) -> RegionRule | None:
         if op.kind is OpKind.CONCAT_BWD:
             part = op.attr("slices")[op.writes.index(name)]
             schedule = self.schedule
             return _concat_part(schedule, op, part)
-        return _same
+        return None
 
     def reductions(self, index: int) -> tuple[Reduction, ...]:
         """The kernel's cross-tile sums: what the simulator combines after its tiles."""
@@ -331,11 +321,11 @@ class Trace:
 RegionRule = Callable[[Region, Region], Region]  # (tile, op region) → operand region
 
 
-def _restricted(rule: RegionRule, selection: Selection) -> RegionRule:
+def _restricted(rule: RegionRule | None, selection: Selection) -> RegionRule:
     """`rule`, narrowed to the sampled samples (batch sampling) or patch (feature sampling)."""
 
     def narrowed(tile: Region, region: Region) -> Region:
-        base = rule(tile, region)
+        base = region if rule is None else rule(tile, region)
         low, high = base.get("n", (0, 1 << 62))
         samples = tuple(n for n in selection.samples if low <= n < high)
         h0, h1 = base.get("h", (0, 1 << 62))
@@ -347,10 +337,6 @@ def _restricted(rule: RegionRule, selection: Selection) -> RegionRule:
     return narrowed
 
 
-def _same(tile: Region, region: Region) -> Region:
-    return region
-
-
 def _channels(tile: Region, region: Region) -> Region:
     return {"c": region["c"]} if "c" in region else {}
 
@@ -359,18 +345,17 @@ def _everything(tile: Region, region: Region) -> Region:
     return {}
 
 
-@dataclass(frozen=True, slots=True)
-class _Access:
-    tensor: str
+class _Access(NamedTuple):
+    """One tensor an op reads or writes, as every tile of its kernel does (a tuple: see _tiles)."""
+
+    region: RegionRule | None  # None: the op's own region
+    layout: Layout
     write: bool
     source: int
-    region: RegionRule
-    layout: _Layout
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
-    """One op of a kernel, as every tile runs it."""
+class _Step(NamedTuple):
+    """One op of a kernel, as every tile runs it (a tuple: bnsim._tiles unpacks it)."""
 
     cycles: float  # core cycles of the whole op
     flops: int
@@ -494,84 +479,6 @@ def choose_blocks(
 
 def _padded(channels: int) -> int:
     return -(-channels // CHANNEL_BLOCK) * CHANNEL_BLOCK
-
-
-def _volume(region: Region, shape: tuple[int, ...]) -> int:
-    axes = ("n", "c", "h", "w")
-    return math.prod(
-        (region[axis][1] - region[axis][0]) if axis in region else extent
-        for axis, extent in zip(axes, shape, strict=False)
-    )
-
-
-_Layout = tuple[int, int, tuple[int, ...], bool]  # base address, element bytes, shape, blocked
-
-
-def _runs(layout: _Layout, region: Region) -> list[tuple[int, int]]:
-    base, size, shape, blocked = layout
-    if "e" in region:
-        start, stop = region["e"]
-        return [(base + start * size, base + stop * size)]
-    if len(shape) == 4:
-        return _runs_4d(shape, region, base, size, blocked)
-    if "columns" in region and len(shape) == 2:
-        low, high = region["columns"]
-        row_bytes = shape[1] * size
-        return [
-            (base + row * row_bytes + low * size, base + row * row_bytes + high * size)
-            for row in range(shape[0])
-        ]
-    rows = region.get("c") or region.get("n") or (0, shape[0])
-    row_bytes = math.prod(shape[1:]) * size
-    return [(base + rows[0] * row_bytes, base + rows[1] * row_bytes)]
-
-
-def _runs_4d(
-    shape: tuple[int, ...], region: Region, base: int, size: int, blocked: bool
-) -> list[tuple[int, int]]:
-    n, c, h, w = shape
-    n0, n1 = region.get("n") or (0, n)
-    c0, c1 = region.get("c") or (0, c)
-    h0, h1 = region.get("h") or (0, h)
-    if blocked:
-        c0, c1, c = c0 // CHANNEL_BLOCK, -(-c1 // CHANNEL_BLOCK), -(-c // CHANNEL_BLOCK)
-        unit = CHANNEL_BLOCK * size  # bytes of one pixel of one channel block
-    else:
-        unit = size  # bytes of one pixel of one channel
-    row = w * unit
-    plane = h * row
-    if "samples" in region:  # sampled statistics: selected samples, maybe a patch of columns
-        samples: tuple[int, ...] = region["samples"]  # any number of samples, not a pair
-        col0, col1 = region["cols"]
-        if (col0, col1) == (0, w):  # whole rows: one run per sample and channel (block)
-            return [
-                (base + (i * c + ch) * plane + h0 * row, base + (i * c + ch) * plane + h1 * row)
-                for i in samples
-                for ch in range(c0, c1)
-            ]
-        return [
-            (
-                base + (i * c + ch) * plane + r * row + col0 * unit,
-                base + (i * c + ch) * plane + r * row + col1 * unit,
-            )
-            for i in samples
-            for ch in range(c0, c1)
-            for r in range(h0, h1)
-        ]
-    if h0 == 0 and h1 == h:
-        if c0 == 0 and c1 == c:
-            return [(base + n0 * c * plane, base + n1 * c * plane)]
-        return [
-            (base + (sample * c + c0) * plane, base + (sample * c + c1) * plane)
-            for sample in range(n0, n1)
-        ]
-    length = (h1 - h0) * row
-    offset = base + h0 * row
-    return [
-        (offset + (sample * c + channel) * plane, offset + (sample * c + channel) * plane + length)
-        for sample in range(n0, n1)
-        for channel in range(c0, c1)
-    ]
 
 
 def _concat_part(schedule: Schedule, op: Op, position: int) -> RegionRule:

@@ -834,14 +834,102 @@ cdef class FastMemorySystem:
 
         Returns (LLC hit bytes, DRAM read bytes, cycle its DRAM reads arrive).
         """
-        cdef double done
+        cdef double done = self._run_tile(core, accesses, now)
+        return (self.llc_hits, self.dram_reads, done)
+
+    cdef double _run_tile(self, int core, object accesses, double now) except? -1.0:
+        cdef i64 start, stop
+        cdef int source
         self._begin()
         for start, stop, write, source in accesses:
             if stop // self.line > self.max_line_number:
                 raise OverflowError(f"address {stop} is beyond what the compiled line caches hold")
             self._access(core, start, stop, write, source)
-        done = self._end(now)
-        return (self.llc_hits, self.dram_reads, done)
+        return self._end(now)
+
+    def run_kernel(self, list tiles, list chunks, double start, double llc_cycles,
+                   double dram_cycles, list busy):
+        """bnsim.sim.engine._run_tiles in C (same order, same arithmetic; tested equal).
+
+        Core k runs tiles[chunks[k]] in order; the core ready first runs next (ties: the one that
+        became ready first). Adds each core's busy cycles to `busy`; returns (cycle the last core
+        finishes, FLOPs, compute cycles, memory cycles) of the tiles.
+        """
+        cdef int cores = len(chunks), core, size = 0, i, child, parent
+        cdef i64 sequence = 0, flops = 0
+        cdef double now, finished = start, memory, duration, compute, done
+        cdef double compute_total = 0.0, memory_total = 0.0
+        cdef double* ready = <double*> malloc(cores * sizeof(double))
+        cdef i64* order = <i64*> malloc(cores * sizeof(i64))
+        cdef int* who = <int*> malloc(cores * sizeof(int))
+        cdef i64* position = <i64*> malloc(cores * sizeof(i64))
+        cdef i64* stop = <i64*> malloc(cores * sizeof(i64))
+        cdef double* core_busy = <double*> malloc(cores * sizeof(double))
+        try:
+            for core in range(cores):
+                chunk = chunks[core]
+                position[core] = chunk.start
+                stop[core] = chunk.stop
+                core_busy[core] = busy[core]
+                if chunk.stop > chunk.start:  # all start now, in core order: already a heap
+                    ready[size] = start
+                    order[size] = sequence
+                    who[size] = core
+                    sequence += 1
+                    size += 1
+            while size:
+                now, core = ready[0], who[0]
+                if position[core] == stop[core]:
+                    finished = now  # cores leave in time order: the last one finishes last
+                    size -= 1
+                    ready[0], order[0], who[0] = ready[size], order[size], who[size]
+                else:
+                    tile = tiles[position[core]]
+                    position[core] += 1
+                    done = self._run_tile(core, tile.accesses, now)
+                    memory = self.llc_hits * llc_cycles + self.dram_reads * dram_cycles
+                    if done - now > memory:
+                        memory = done - now
+                    compute = tile.compute_cycles
+                    duration = compute
+                    if memory > duration:
+                        duration = memory
+                    if 1.0 > duration:
+                        duration = 1.0
+                    flops += tile.flops
+                    compute_total += compute
+                    memory_total += memory
+                    core_busy[core] += duration
+                    ready[0], order[0] = now + duration, sequence  # the root moves down
+                    sequence += 1
+                # sift the root down
+                i = 0
+                while True:
+                    child = 2 * i + 1
+                    if child >= size:
+                        break
+                    if child + 1 < size and (
+                        ready[child + 1] < ready[child]
+                        or (ready[child + 1] == ready[child] and order[child + 1] < order[child])
+                    ):
+                        child += 1
+                    if ready[child] < ready[i] or (ready[child] == ready[i] and order[child] < order[i]):
+                        ready[i], ready[child] = ready[child], ready[i]
+                        order[i], order[child] = order[child], order[i]
+                        who[i], who[child] = who[child], who[i]
+                        i = child
+                    else:
+                        break
+            for core in range(cores):
+                busy[core] = core_busy[core]
+        finally:
+            free(ready)
+            free(order)
+            free(who)
+            free(position)
+            free(stop)
+            free(core_busy)
+        return finished, flops, compute_total, memory_total
 
     def write(self, int core, i64 start, i64 stop, int source, double now):
         """One write access outside a tile (a reduced tensor written after the tiles)."""

@@ -18,7 +18,6 @@ sustained bandwidth. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -201,16 +200,6 @@ def traffic_by_capacity(
 
 def simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions) -> RunResult:
     """The closed-form result of one training iteration of `schedule` on `machine`."""
-    # the run allocates tens of thousands of small objects, and each collection would re-scan the
-    # whole heap (half the run time): freeze what exists, so collections scan only the new
-    gc.freeze()
-    try:
-        return _simulate_analytic(schedule, machine, options)
-    finally:
-        gc.unfreeze()
-
-
-def _simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions) -> RunResult:
     check_schedule(schedule)
     trace = Trace(schedule, machine, options)
     accesses = tensor_accesses(trace)

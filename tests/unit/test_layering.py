@@ -53,7 +53,9 @@ ALLOWED = {
         "bnsim.result",
     },
     "bnsim.crosscheck": {"bnsim.point", "bnsim.result", "bnsim.schemes", "bnsim.trace"},
+    "bnsim._tiles": set(),  # the compiled inner loop of bnsim.trace
     "bnsim.trace": {
+        "bnsim._tiles",
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.hw",
@@ -98,6 +100,7 @@ STDLIB_OK = {
     "enum",
     "functools",
     "gc",
+    "heapq",
     "importlib",
     "io",
     "itertools",

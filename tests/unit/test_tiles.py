@@ -1,0 +1,104 @@
+"""Tile byte ranges: worked by hand on small layouts; the compiled inner loop equals its source."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import bnsim._tiles as tiles_module
+from bnsim._tiles import runs
+from bnsim.graph.zoo import build_model
+from bnsim.hw import load_machine
+from bnsim.schemes import build_schedule
+from bnsim.trace import SimOptions, Trace
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = 4096
+
+
+def test_a_whole_blocked_tensor_is_one_range() -> None:
+    # 2 samples × 20 channels (padded to 2 blocks of 16) × 4 × 4, fp32: 2·32·16·4 bytes
+    layout = (BASE, 4, (2, 20, 4, 4), True)
+    assert runs(layout, {}) == [(BASE, BASE + 2 * 32 * 16 * 4)]
+
+
+def test_a_blocked_tile_of_rows_is_one_range_per_sample_and_channel_block() -> None:
+    layout = (BASE, 4, (2, 20, 4, 4), True)
+    row = 4 * 16 * 4  # 4 pixels of one 16-channel block
+    plane = 4 * row
+    # sample 1, channels 16..20 (block 1), rows 1..3
+    first = BASE + (1 * 2 + 1) * plane + 1 * row
+    assert runs(layout, {"n": (1, 2), "c": (16, 20), "h": (1, 3)}) == [(first, first + 2 * row)]
+    # samples 0..2, channels 0..20 (blocks 0 and 1), row 3: four ranges of one row each
+    found = runs(layout, {"n": (0, 2), "c": (0, 20), "h": (3, 4)})
+    starts = [BASE + block * plane + 3 * row for block in range(4)]
+    assert found == [(start, start + row) for start in starts]
+
+
+def test_whole_samples_of_some_channels_in_nchw() -> None:
+    layout = (BASE, 2, (3, 8, 5, 5), False)
+    plane = 5 * 5 * 2
+    found = runs(layout, {"n": (1, 3), "c": (2, 6)})
+    assert found == [(BASE + (n * 8 + 2) * plane, BASE + (n * 8 + 6) * plane) for n in (1, 2)]
+
+
+def test_flat_matrix_and_vector_regions() -> None:
+    assert runs((BASE, 4, (100,), False), {"e": (10, 30)}) == [(BASE + 40, BASE + 120)]
+    assert runs((BASE, 4, (64,), False), {"c": (16, 32)}) == [(BASE + 64, BASE + 128)]
+    # a column block of a 3 × 10 matrix: one range per row
+    found = runs((BASE, 4, (3, 10), False), {"columns": (2, 5)})
+    assert found == [(BASE + r * 40 + 8, BASE + r * 40 + 20) for r in range(3)]
+
+
+def test_sampled_samples_and_a_patch_of_columns() -> None:
+    layout = (BASE, 4, (4, 16, 6, 6), True)
+    row = 6 * 16 * 4
+    plane = 6 * row
+    region = {"c": (0, 16), "h": (2, 4), "samples": (1, 3), "cols": (1, 3)}
+    expected = [
+        (BASE + n * plane + r * row + 1 * 64, BASE + n * plane + r * row + 3 * 64)
+        for n in (1, 3)
+        for r in (2, 3)
+    ]
+    assert runs(layout, region) == expected
+
+
+def _source_module() -> ModuleType:
+    """bnsim/_tiles.py interpreted, whether or not a compiled module shadows it."""
+    source = Path(tiles_module.__file__).with_name("_tiles.py")
+    spec = importlib.util.spec_from_file_location("_tiles_source", source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    Path(tiles_module.__file__).suffix == ".py", reason="the compiled inner loop is not built"
+)
+@pytest.mark.parametrize(
+    ("workload", "scheme"),
+    [
+        ("densenet121", "baseline"),
+        ("densenet121", "bnff"),
+        ("densenet121", "recompute"),
+        ("resnet50", "bnff+sampling:method=feature"),
+        ("inception_v3", "fission+sampling:method=batch"),
+        ("tiny_cnn", "bnff+sampling:method=virtual"),
+    ],
+)
+def test_the_compiled_inner_loop_equals_its_source(
+    workload: str, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = build_model(workload, batch=4, image=32 if workload != "inception_v3" else 75)
+    machine = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
+    trace = Trace(build_schedule(network, scheme), machine, SimOptions(tiles_per_core=2))
+    compiled = [trace.tiles(index) for index in range(len(trace.schedule.kernels))]
+    monkeypatch.setattr("bnsim.trace.kernel_tiles", _source_module().kernel_tiles)
+    interpreted = [trace.tiles(index) for index in range(len(trace.schedule.kernels))]
+    assert compiled == interpreted
+    assert sum(len(tile.accesses) for kernel in compiled for tile in kernel) > 500
