@@ -5,7 +5,7 @@ sampling (FS) takes one spatial patch of about fraction·H·W pixels from every 
 sample; both are drawn per layer from a seeded generator, so every interpreter sees the same
 selection. Virtual-dataset normalization (VDN) pushes max(1, round(fraction·N)) synthetic samples
 through the network instead (see bnsim.schemes.sampling). After Chen et al., IEEE TNNLS 2020.
-Imports bnsim.graph; numpy.
+Imports bnsim.graph; numpy, on first use (a simulation without sampling never loads it).
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import Literal
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Literal
 
 from bnsim.graph import TensorShape
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 Method = Literal["batch", "feature", "virtual"]
 
@@ -46,6 +47,8 @@ class Selection:
 
     def mask(self, shape: TensorShape) -> NDArray[np.bool_]:
         """A boolean mask of shape (N, 1, H, W), True on selected elements."""
+        import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
         mask = np.zeros((shape.n, 1, shape.h, shape.w), dtype=bool)
         mask[list(self.samples), :, self.rows[0] : self.rows[1], self.cols[0] : self.cols[1]] = True
         return mask
@@ -86,6 +89,8 @@ def select(sampling: Sampling, layer: str, shape: TensorShape) -> Selection:
     >>> select(Sampling("feature", 0.25, 0), "bn1", TensorShape(8, 4, 6, 6)).elements_per_channel()
     72
     """
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
     rng = np.random.default_rng([sampling.seed, zlib.crc32(layer.encode())])
     if sampling.method == "batch":
         count = max(1, round(sampling.fraction * shape.n))

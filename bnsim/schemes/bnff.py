@@ -130,14 +130,15 @@ def _normalize_on_every_load(
     for conv in chain.consumer_convs:
         host = draft.find(OpKind.CONV_FWD, conv)
         main_index = host.ops.index(host.main_op())
-        host.ops[main_index:main_index] = [
+        prologue = tuple(
             replace(op, placement=Placement.PROLOGUE, attrs=(*op.attrs, ("per_load", True)))
             for op in ops
-        ]
-    draft.kernels.remove(apply_kernel)
+        )
+        draft.set_ops(host, (*host.ops[:main_index], *prologue, *host.ops[main_index:]))
+    draft.remove_kernel(apply_kernel)
     make_transient(draft, act(chain.bn))
     if relu_kernel is not None:
-        draft.kernels.remove(relu_kernel)
+        draft.remove_kernel(relu_kernel)
         make_transient(draft, act(chain.output_layer()))
 
 
@@ -204,7 +205,7 @@ def _recompute_output(
         for op in kernel.ops
     ]
     main_index = next(i for i, op in enumerate(rewritten) if op.placement is Placement.MAIN)
-    kernel.ops[:] = [*rewritten[:main_index], *recomputed, *rewritten[main_index:]]
+    draft.set_ops(kernel, (*rewritten[:main_index], *recomputed, *rewritten[main_index:]))
 
 
 def draft_tensor_of(draft: Draft, layer: str) -> str:

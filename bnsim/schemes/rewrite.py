@@ -21,13 +21,13 @@ def fuse(draft: Draft, host: DraftKernel, guest: DraftKernel, placement: Placeme
     """
     assert host is not guest, f"cannot fuse kernel {host.name} into itself"
     assert placement is not Placement.MAIN
-    moved = [replace(op, placement=placement) for op in guest.ops]
+    moved = tuple(replace(op, placement=placement) for op in guest.ops)
+    draft.remove_kernel(guest)
     if placement is Placement.PROLOGUE:
         main_index = host.ops.index(host.main_op())
-        host.ops[main_index:main_index] = moved
+        draft.set_ops(host, (*host.ops[:main_index], *moved, *host.ops[main_index:]))
     else:
-        host.ops.extend(moved)
-    draft.kernels.remove(guest)
+        draft.set_ops(host, (*host.ops, *moved))
 
 
 def make_transient(draft: Draft, name: str) -> None:
@@ -52,9 +52,9 @@ def use_one_pass_statistics(draft: Draft, bn: str) -> DraftKernel:
         flops=3 * elements,
         attrs=(("part", "both"),),
     )
-    mean_kernel.ops[:] = [both]
+    draft.set_ops(mean_kernel, (both,))
     mean_kernel.name = mean_kernel.name.removesuffix(".mean") + ".stats"  # keeps a pass prefix
-    draft.kernels.remove(var_kernel)
+    draft.remove_kernel(var_kernel)
     return mean_kernel
 
 

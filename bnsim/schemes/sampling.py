@@ -49,7 +49,7 @@ def rewrite(draft: Draft, options: SamplingOptions) -> None:
         return
     rule = (("sampling", (sampling.method, sampling.fraction, sampling.seed)),)
     for kernel in draft.kernels:
-        kernel.ops[:] = [_sampled(draft, op, sampling, rule) for op in kernel.ops]
+        draft.set_ops(kernel, tuple(_sampled(draft, op, sampling, rule) for op in kernel.ops))
 
 
 def _sampled(draft: Draft, op: Op, sampling: Sampling, rule: tuple[tuple[str, object], ...]) -> Op:
@@ -73,28 +73,30 @@ def _virtual_dataset(draft: Draft, sampling: Sampling) -> None:
     for bn in batch_norms:
         use_one_pass_statistics(virtual, bn)
     _drop_unused_kernels(virtual)
-    for kernel in list(draft.kernels):
-        kernel.ops[:] = [
+    for kernel in draft.kernels:
+        kept = tuple(
             replace(op, attrs=(*op.attrs, ("stats_gradient", False)))
             if op.kind is OpKind.BN_GRAD_APPLY
             else op
             for op in kernel.ops
             if op.kind is not OpKind.BN_STATS
-        ]
-        if not kernel.ops:
-            draft.kernels.remove(kernel)
+        )
+        if kept:
+            draft.set_ops(kernel, kept)
+        else:
+            draft.remove_kernel(kernel)
     for tensor in virtual.tensors.values():
         draft.add_tensor(tensor)
-    draft.kernels[0:0] = virtual.kernels
+    draft.insert_kernels(0, virtual.kernels)
 
 
 def _drop_unused_kernels(draft: Draft) -> None:
     """Remove kernels of a forward-only pass whose outputs nothing needs (the last BN's apply)."""
     needed: set[str] = set()
-    for kernel in reversed(list(draft.kernels)):
+    for kernel in reversed(draft.kernels):
         writes = {name for op in kernel.ops for name in op.writes}
         keeps_stats = any(op.kind is OpKind.BN_STATS for op in kernel.ops)
         if keeps_stats or writes & needed:
             needed.update(name for op in kernel.ops for name in op.reads)
         else:
-            draft.kernels.remove(kernel)
+            draft.remove_kernel(kernel)

@@ -11,7 +11,7 @@ bnsim.schedule.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bnsim.graph import LayerKind, Network, TensorShape
@@ -57,11 +57,11 @@ FLOPS_PER_ELEMENT = {
 
 @dataclass(eq=False)  # identity: drafts are removed from lists by identity
 class DraftKernel:
-    """A kernel under construction; schemes move ops between draft kernels."""
+    """A kernel under construction; schemes move ops between draft kernels (through its Draft)."""
 
     name: str
     phase: Phase
-    ops: list[Op]
+    ops: tuple[Op, ...]  # replaced only by Draft.set_ops, which keeps the Draft's index right
     space: tuple[Axis, ...]
 
     def main_op(self) -> Op:
@@ -69,13 +69,24 @@ class DraftKernel:
         return next(op for op in self.ops if op.placement is Placement.MAIN)
 
 
-@dataclass
 class Draft:
-    """A mutable schedule: tensors and kernels in order."""
+    """A mutable schedule: tensors and kernels in order.
 
-    network: Network
-    tensors: dict[str, Tensor] = field(default_factory=dict)
-    kernels: list[DraftKernel] = field(default_factory=list)
+    Schemes change kernels only through `add_kernel`, `remove_kernel`, `insert_kernels` and
+    `set_ops`, which keep an index from (op kind, layer) to the kernels holding such ops, so that
+    `find` does not scan the whole draft.
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.tensors: dict[str, Tensor] = {}
+        self._kernels: list[DraftKernel] = []
+        self._holders: dict[tuple[OpKind, str], list[DraftKernel]] = {}
+
+    @property
+    def kernels(self) -> tuple[DraftKernel, ...]:
+        """The kernels, in order."""
+        return tuple(self._kernels)
 
     def add_tensor(self, tensor: Tensor) -> str:
         """Register a tensor (idempotent for an identical one); returns its name."""
@@ -86,25 +97,57 @@ class Draft:
 
     def add_kernel(self, name: str, phase: Phase, op: Op, space: tuple[Axis, ...]) -> DraftKernel:
         """Append a one-op kernel."""
-        kernel = DraftKernel(name=name, phase=phase, ops=[op], space=space)
-        self.kernels.append(kernel)
+        kernel = DraftKernel(name=name, phase=phase, ops=(op,), space=space)
+        self._kernels.append(kernel)
+        self._index(kernel)
         return kernel
 
+    def remove_kernel(self, kernel: DraftKernel) -> None:
+        """Drop a kernel (its ops go with it)."""
+        self._kernels.remove(kernel)
+        self._unindex(kernel)
+
+    def insert_kernels(self, position: int, kernels: tuple[DraftKernel, ...]) -> None:
+        """Insert kernels (of another draft) before `position`."""
+        self._kernels[position:position] = kernels
+        for kernel in kernels:
+            self._index(kernel)
+
+    def set_ops(self, kernel: DraftKernel, ops: tuple[Op, ...]) -> None:
+        """Replace a kernel's ops."""
+        self._unindex(kernel)
+        kernel.ops = ops
+        self._index(kernel)
+
     def find(self, kind: OpKind, layer: str, **attrs: Any) -> DraftKernel:
-        """The kernel holding the op of `kind` for `layer` (with the given attrs).
+        """The first kernel holding an op of `kind` for `layer` (with the given attrs).
 
         Raises:
             KeyError: no such op.
         """
-        for kernel in self.kernels:
-            for op in kernel.ops:
-                if (
-                    op.kind is kind
-                    and op.layer == layer
-                    and all(op.attr(key) == value for key, value in attrs.items())
-                ):
-                    return kernel
-        raise KeyError(f"no {kind} op for layer {layer} {attrs or ''}")
+        holders = [
+            kernel
+            for kernel in self._holders.get((kind, layer), ())
+            if any(
+                op.kind is kind
+                and op.layer == layer
+                and all(op.attr(key) == value for key, value in attrs.items())
+                for op in kernel.ops
+            )
+        ]
+        if not holders:
+            raise KeyError(f"no {kind} op for layer {layer} {attrs or ''}")
+        if len(holders) == 1:
+            return holders[0]
+        return min(holders, key=self._kernels.index)
+
+    def _index(self, kernel: DraftKernel) -> None:
+        for key in {(op.kind, op.layer) for op in kernel.ops}:
+            self._holders.setdefault(key, []).append(kernel)
+
+    def _unindex(self, kernel: DraftKernel) -> None:
+        for key in {(op.kind, op.layer) for op in kernel.ops}:
+            self._holders[key].remove(kernel)
 
     def freeze(self, scheme: str, options: tuple[tuple[str, Any], ...]) -> Schedule:
         """The immutable, checked Schedule, with stashed activations marked.
@@ -129,8 +172,7 @@ class Draft:
             scheme=scheme,
             options=options,
             kernels=tuple(
-                Kernel(name=k.name, phase=k.phase, ops=tuple(k.ops), space=k.space)
-                for k in self.kernels
+                Kernel(name=k.name, phase=k.phase, ops=k.ops, space=k.space) for k in self.kernels
             ),
             tensors=tensors,
         )

@@ -255,10 +255,8 @@ cdef class FastRangeCache(_Cache):
             self._unlink(piece)
             self._index_remove(piece)
             self._free_piece(piece)
-        elif low == start:
-            self._index_remove(piece)
+        elif low == start:  # pieces are disjoint: a piece cut from the front keeps its rank
             self.pieces[piece].start = high
-            self._index_insert(piece)
         else:
             self.pieces[piece].stop = low
             if high < stop:
@@ -278,6 +276,13 @@ cdef class FastRangeCache(_Cache):
         self._link_newest(piece)
         self._index_insert(piece)
         return piece
+
+    cdef bint _merges(self, int last, int piece, i64 low, char dirty, int owner) noexcept:
+        """Whether `_add` would extend `last` once `piece` is cut out of the recency list."""
+        cdef int newest = self.pieces[piece].older if piece == self.newest else self.newest
+        return (last >= 0 and last == newest and self.pieces[last].used
+                and self.pieces[last].stop == low and self.pieces[last].dirty == dirty
+                and self.pieces[last].owner == owner)
 
     cdef void _make_room(self, i64 size, _Evictions evictions) noexcept:
         cdef int piece
@@ -325,8 +330,18 @@ cdef class FastRangeCache(_Cache):
                 self.hit_bytes += hit_stop - position
                 dirty = self.pieces[piece].dirty or write
                 piece_owner = owner if write else self.pieces[piece].owner
-                self._cut(piece, position, hit_stop)
-                last = self._add(position, hit_stop, dirty, piece_owner, last)
+                if self.pieces[piece].start == position and self.pieces[piece].stop == hit_stop \
+                        and not self._merges(last, piece, position, dirty, piece_owner):
+                    # a whole piece hit: it becomes the newest where it is (what cutting it out
+                    # and adding it back would do, without moving the index)
+                    self._unlink(piece)
+                    self._link_newest(piece)
+                    self.pieces[piece].dirty = dirty
+                    self.pieces[piece].owner = piece_owner
+                    last = piece
+                else:
+                    self._cut(piece, position, hit_stop)
+                    last = self._add(position, hit_stop, dirty, piece_owner, last)
                 position = hit_stop
                 continue
             if piece < 0 or self.pieces[piece].start >= stop:
