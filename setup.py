@@ -1,7 +1,9 @@
-"""Build the optional compiled memory model; everything else is in pyproject.toml.
+"""Build the optional compiled parts; everything else is in pyproject.toml.
 
-If Cython or a C compiler is missing, or compilation fails, the package installs without the extension
-and bnsim uses its pure-Python memory model (same results, slower).
+Two extensions: the memory model (bnsim/sim/_fastmemory.pyx) and the tile loop (bnsim/_tiles.py,
+plain Python that Cython compiles with the types of bnsim/_tiles.pxd). If Cython or a C compiler is
+missing, or compilation fails, the package installs without them and bnsim runs the pure-Python code
+(same results, about three times slower).
 """
 
 from setuptools import setup
@@ -15,7 +17,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as error:  # noqa: BLE001 (any build failure leaves the pure-Python path)
-            self.warn(f"bnsim: compiled memory model not built ({error}); using pure Python")
+            self.warn(f"bnsim: compiled parts not built ({error}); using pure Python")
 
     def build_extension(self, ext) -> None:  # noqa: ANN001 (setuptools type)
         try:

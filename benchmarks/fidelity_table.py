@@ -1,8 +1,8 @@
 """Cross-check the three fidelities on the cases of tests/integration/test_crosscheck.py and more.
 
 Run: python benchmarks/fidelity_table.py [--large]
-Prints the Markdown table of docs/model.md (Fidelity): per case and scheme, line fidelity's DRAM bytes
-and cycles, and the relative differences of fast and analytic fidelity, plus how long each took.
+Prints the Markdown table of docs/model.md (Fidelity): per case and scheme, line fidelity's DRAM
+bytes and cycles, and the relative differences of fast and analytic fidelity, plus how long each took.
 `--large` adds DenseNet-121 and ResNet-50 at batch 32 (line fidelity: about a minute per scheme).
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from test_crosscheck import CMP16, LAYER_CASES, NETWORK_CASES, TINY, layer_network  # noqa: E402
+from test_crosscheck import CMP16, LAYER_CASES, NETWORK_CASES, TINY, layer_network
 
-from bnsim.crosscheck import crosscheck, differences  # noqa: E402
-from bnsim.graph.zoo import build_model  # noqa: E402
-from bnsim.point import make_point  # noqa: E402
+from bnsim.crosscheck import crosscheck, differences
+from bnsim.graph.zoo import build_model
+from bnsim.point import make_point
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """Wall time and peak memory of `bnsim run` at each fidelity, and `bnsim --help` (not a test).
 
-Run: python benchmarks/run_benchmarks.py [--quick]
-Prints Markdown tables for docs/performance.md. Each `bnsim run` runs in a fresh process; peak memory
-is the largest resident set of that process and the processes it started. The analytic model is also
+Run: python benchmarks/run_benchmarks.py [--quick] [--repeat N]
+Prints Markdown tables for docs/performance.md. Each `bnsim run` runs in a fresh process, N times
+(default 5; the median, and the fastest and slowest, because a shared virtual machine's speed
+drifts by tens of percent); peak memory is the largest resident set of that process and the
+processes it started. The analytic model is also
 timed in-process, apart from building the schedules (best of three, CPU time).
 """
 
@@ -12,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -45,7 +48,10 @@ def measure(arguments: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="DenseNet-121 at batch 32 only")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per row (default 5)")
     args = parser.parse_args()
+    global REPEAT  # noqa: PLW0603 (a script's one setting)
+    REPEAT = args.repeat
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
@@ -56,8 +62,11 @@ def main() -> None:
     workloads = ["densenet121"] if args.quick else ["densenet121", "resnet50", "inception_v3"]
     batches = [32] if args.quick else [32, 64]
     every = [arg for scheme in SCHEMES for arg in ("--scheme", scheme)]
-    print("| fidelity | workload | batch | schemes | jobs | wall (s) | peak memory (MiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| fidelity | workload | batch | schemes | jobs | wall, median (s) | fastest–slowest (s) "
+        "| peak memory (MiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for workload in workloads:
         for batch in batches:
             for jobs in (1, 2):
@@ -76,6 +85,9 @@ def main() -> None:
         )
 
 
+REPEAT = 5
+
+
 def row(
     cells: list[object],
     workload: str,
@@ -84,26 +96,27 @@ def row(
     jobs: int,
     fidelity: str = "fast",
 ) -> None:
-    result = measure(
-        [
-            "run",
-            "--hw",
-            "hwconfigs/cmp16.yaml",
-            "--workload",
-            workload,
-            "--batch",
-            str(batch),
-            "--jobs",
-            str(jobs),
-            "--fidelity",
-            fidelity,
-            *schemes,
-        ]
-    )
+    arguments = [
+        "run",
+        "--hw",
+        "hwconfigs/cmp16.yaml",
+        "--workload",
+        workload,
+        "--batch",
+        str(batch),
+        "--jobs",
+        str(jobs),
+        "--fidelity",
+        fidelity,
+        *schemes,
+    ]
+    results = [measure(arguments) for _ in range(REPEAT if fidelity != "line" else 1)]
+    walls = [result["wall_s"] for result in results]
+    peak = max(result["peak_mib"] for result in results)
     print(
         "| "
         + " | ".join(str(cell) for cell in cells)
-        + f" | {result['wall_s']:.1f} | {result['peak_mib']:.0f} |",
+        + f" | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {peak:.0f} |",
         flush=True,
     )
 
