@@ -8,12 +8,13 @@ config or workload error: one line on stderr, no traceback); 3 infeasible; 1 any
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,11 @@ from bnsim.report.tables import key_value_table, markdown_table, text_table
 if TYPE_CHECKING:
     from bnsim.crosscheck import TimedRun
     from bnsim.hw import Machine
-    from bnsim.point import Point
+    from bnsim.point import Point, Progress
     from bnsim.result import RunResult
 
-# Library modules that pull in networkx or pydantic are imported inside the handlers that need them,
-# so that
-# `bnsim --help` and argument errors answer at once.
+# Library modules that pull in networkx, pydantic or matplotlib are imported inside the handlers
+# that need them, so that `bnsim --help` and argument errors answer at once.
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -262,11 +262,20 @@ def _point(args: argparse.Namespace, fidelity: str) -> Point:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bnsim.point import point_document, run_point
+    from bnsim.point import point_document, run_point, run_point_with_timelines
 
+    if args.plot:
+        _check_image_path(args.plot)
+    if args.timeline and args.fidelity == "analytic":
+        raise ConfigError("--timeline needs tiles: use --fidelity fast or line")
     point = _point(args, args.fidelity)
     jobs = args.jobs or min(len(point.schemes), os.cpu_count() or 1)
-    runs = run_point(point, jobs=jobs)
+    with _progress(args, len(point.schemes), "schemes") as progress:
+        if args.timeline:
+            recorded = run_point_with_timelines(point, jobs=jobs, progress=progress)
+            runs = [run for run, _ in recorded]
+        else:
+            runs = run_point(point, jobs=jobs, progress=progress)
     print(describe_runs(point, runs))
     if args.json:
         document = point_document(point, runs, __version__)
@@ -275,7 +284,56 @@ def _run(args: argparse.Namespace) -> int:
     if args.csv:
         _write_text(Path(args.csv), breakdown_csv(runs))
         print(f"wrote {args.csv}")
+    if args.plot:
+        from bnsim.report import plots
+
+        plots.save(plots.traffic_breakdown(runs, title=_plot_title(point)), args.plot)
+        print(f"wrote {args.plot}")
+    if args.timeline:
+        from bnsim.sim.timeline import trace_events
+
+        events = trace_events([timeline for _, timeline in recorded])
+        _write_text(Path(args.timeline), json.dumps(events, separators=(",", ":")) + "\n")
+        print(f"wrote {args.timeline} (open it in ui.perfetto.dev or chrome://tracing)")
     return EXIT_OK
+
+
+def _plot_title(point: Point) -> str:
+    network = point.network
+    return f"{network.name}, batch {network.batch}, on {point.machine.name}: DRAM traffic"
+
+
+def _check_image_path(path: str) -> None:
+    """Refuse an image path whose format is unknown before anything runs."""
+    from bnsim.report.plotdata import FORMATS
+
+    if Path(path).suffix.lower().lstrip(".") not in FORMATS:
+        raise ConfigError(
+            f"{path}: cannot tell the image format from the extension "
+            f"{Path(path).suffix or '(none)'!r}; use .png, .svg or .pdf"
+        )
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Progress | None]:
+    """A progress bar on stderr over `total` tasks; none if stderr is not a terminal, with
+    --quiet, or for a single task."""
+    if args.quiet or total <= 1 or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    # few, slow tasks: draw every update (tqdm would skip those closer than 0.1 s)
+    bar = tqdm(
+        total=total, unit=unit[:-1], desc=f"bnsim: simulating {unit}", leave=False, mininterval=0
+    )
+    with bar:
+
+        def advance(run: RunResult) -> None:
+            bar.set_postfix_str(run.scheme, refresh=False)
+            bar.update()
+
+        yield advance
 
 
 def _crosscheck(args: argparse.Namespace) -> int:
@@ -463,6 +521,70 @@ def breakdown_csv(runs: Sequence[RunResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- plots ---
+
+PLOT_KINDS = ("traffic", "time", "speedup", "layers", "roofline")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from bnsim.hw import machine_from_dict
+    from bnsim.report import plots
+    from bnsim.report.documents import parameter_value, read_document
+
+    _check_image_path(args.out)
+    loaded = [(path, *read_document(path)) for path in args.results]
+    if args.kind == "speedup":
+        if not args.x:
+            raise ConfigError("--kind speedup needs --x PARAMETER, e.g. --x llc.size")
+        points, unit = [], ""
+        for path, document, runs in loaded:
+            value, unit = parameter_value(document, args.x, source=path)
+            points.append((value, _chosen(runs, args.schemes, path)))
+        figure = plots.parameter_sweep(points, args.x, metric=args.metric, unit=unit)
+    else:
+        if len(loaded) != 1:
+            raise ConfigError(
+                f"--kind {args.kind} draws one result document; got {len(loaded)} "
+                "(several documents make a --kind speedup plot)"
+            )
+        path, document, runs = loaded[0]
+        runs = _chosen(runs, args.schemes, path)
+        title = f"{document['workload']['name']}, batch {document['workload']['batch']}"
+        title += f", on {document['hardware'].get('name', 'a machine')}"
+        if args.kind == "traffic":
+            figure = plots.traffic_breakdown(runs, title=f"{title}: DRAM traffic")
+        elif args.kind == "time":
+            figure = plots.time_breakdown(runs, title=f"{title}: iteration time")
+        elif args.kind == "layers":
+            if len(runs) < 2:
+                raise ConfigError(f"{path}: --kind layers compares two schemes; it holds one")
+            figure = plots.layer_traffic(runs[0], runs[1])
+        else:
+            machine = machine_from_dict(document["hardware"], source=f"{path} (hardware)")
+            figure = plots.roofline(
+                runs,
+                machine.peak_flops_per_second(),
+                machine.dram.sustained_bandwidth_bytes_per_second(),
+                title=f"{title}: kernels on the roofline",
+            )
+    plots.save(figure, args.out)
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _chosen(runs: list[RunResult], schemes: str | None, path: str) -> list[RunResult]:
+    """The runs of the schemes named in `schemes` (comma-separated, in that order), or all."""
+    if not schemes:
+        return runs
+    by_name = {run.scheme: run for run in runs}
+    chosen = []
+    for name in schemes.split(","):
+        if name not in by_name:
+            raise ConfigError(f"{path}: no run of scheme {name!r}; it holds {', '.join(by_name)}")
+        chosen.append(by_name[name])
+    return chosen
+
+
 # --- schemes and verification ---
 
 
@@ -618,6 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_workloads(commands)
     _add_run(commands)
+    _add_plot(commands)
     _add_schemes_and_verify(commands)
     _add_hw(commands)
     return parser
@@ -664,6 +787,14 @@ def _add_run(commands: Any) -> None:
         "distances and a roofline, no tiles (docs/model.md, Fidelity)",
     )
     run.add_argument("--csv", metavar="FILE", help="write traffic and time by phase and layer kind")
+    run.add_argument(
+        "--plot", metavar="FILE", help="draw the DRAM traffic breakdown (.png, .svg or .pdf)"
+    )
+    run.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="write a Chrome/Perfetto trace (JSON) of tiles on cores, DRAM channels and the LLC",
+    )
     run.set_defaults(handler=_run)
     check = commands.add_parser(
         "crosscheck",
@@ -709,6 +840,39 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         help="simulations to run at once in separate processes (default: as many as CPUs)",
     )
     parser.add_argument("--json", metavar="FILE", help="write the result document as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def _add_plot(commands: Any) -> None:
+    """`bnsim plot`."""
+    from bnsim.report.plotdata import SWEEP_METRICS
+
+    plot = commands.add_parser("plot", help="draw figures from saved result documents")
+    plot.add_argument(
+        "results", nargs="+", metavar="RESULT.json", help="result documents of bnsim run --json"
+    )
+    plot.add_argument(
+        "--kind",
+        choices=PLOT_KINDS,
+        default="traffic",
+        help="traffic or time breakdown per scheme (default traffic); speedup: a metric against "
+        "--x over several documents; layers: DRAM traffic per layer of two schemes; roofline: "
+        "every kernel under the machine's roofs",
+    )
+    plot.add_argument(
+        "--x", metavar="PARAMETER", help="for --kind speedup: llc.size, cores.count, batch, ..."
+    )
+    plot.add_argument(
+        "--metric",
+        choices=list(SWEEP_METRICS),
+        default="speedup",
+        help="for --kind speedup: what to draw against --x (default speedup)",
+    )
+    plot.add_argument(
+        "--schemes", metavar="A,B,...", help="only these schemes, in this order (default: all)"
+    )
+    plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
+    plot.set_defaults(handler=_plot)
 
 
 def _add_schemes_and_verify(commands: Any) -> None:

@@ -7,8 +7,8 @@ bnsim.hw, bnsim.schemes, bnsim.trace, bnsim.sim, bnsim.result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from bnsim.hw import Machine
 from bnsim.result import RunResult, result_document
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
+from bnsim.sim.timeline import Timeline
 from bnsim.trace import SimOptions
 
 
@@ -58,22 +59,70 @@ def make_point(
     return Point(machine=machine, network=network, schemes=specs, options=options)
 
 
-def run_point(point: Point, *, jobs: int = 1) -> list[RunResult]:
+Progress = Callable[[RunResult], None]  # called as each run finishes (in any order)
+
+
+def run_point(point: Point, *, jobs: int = 1, progress: Progress | None = None) -> list[RunResult]:
     """Simulate every scheme of the point; `jobs` > 1 runs schemes in parallel processes."""
-    return run_tasks([(point, spec) for spec in point.schemes], jobs=jobs)
+    return run_tasks([(point, spec) for spec in point.schemes], jobs=jobs, progress=progress)
 
 
-def run_tasks(tasks: Sequence[tuple[Point, SchemeSpec]], *, jobs: int = 1) -> list[RunResult]:
-    """Simulate (point, scheme) pairs, in order; `jobs` > 1 runs them in parallel processes."""
-    if jobs <= 1 or len(tasks) <= 1:
-        return [simulate_scheme(point, spec) for point, spec in tasks]
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-        return list(pool.map(simulate_scheme, *zip(*tasks, strict=True)))
+def run_tasks(
+    tasks: Sequence[tuple[Point, SchemeSpec]],
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> list[RunResult]:
+    """Simulate (point, scheme) pairs; results in task order, `jobs` > 1 in parallel processes."""
+    return [run for run, _ in _run(_simulate_plain, tasks, jobs, progress)]
+
+
+def run_point_with_timelines(
+    point: Point, *, jobs: int = 1, progress: Progress | None = None
+) -> list[tuple[RunResult, Timeline]]:
+    """run_point, recording each scheme's timeline too (fast and line fidelity; slower)."""
+    tasks = [(point, spec) for spec in point.schemes]
+    return [
+        (run, timeline)
+        for run, timeline in _run(_simulate_with_timeline, tasks, jobs, progress)
+        if timeline is not None
+    ]
 
 
 def simulate_scheme(point: Point, spec: SchemeSpec) -> RunResult:
     """One scheme of a point, simulated at the point's fidelity."""
     return simulate(build_schedule(point.network, spec), point.machine, point.options)
+
+
+def _simulate_plain(point: Point, spec: SchemeSpec) -> tuple[RunResult, None]:
+    return simulate_scheme(point, spec), None
+
+
+def _simulate_with_timeline(point: Point, spec: SchemeSpec) -> tuple[RunResult, Timeline]:
+    timeline = Timeline(scheme=spec.name, clock_hz=point.machine.cores.clock_hz)
+    schedule = build_schedule(point.network, spec)
+    return simulate(schedule, point.machine, point.options, timeline=timeline), timeline
+
+
+def _run(
+    function: Callable[[Point, SchemeSpec], tuple[RunResult, Timeline | None]],
+    tasks: Sequence[tuple[Point, SchemeSpec]],
+    jobs: int,
+    progress: Progress | None,
+) -> list[tuple[RunResult, Timeline | None]]:
+    if jobs <= 1 or len(tasks) <= 1:
+        done = []
+        for point, spec in tasks:
+            done.append(function(point, spec))
+            if progress is not None:
+                progress(done[-1][0])
+        return done
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futures = [pool.submit(function, point, spec) for point, spec in tasks]
+        if progress is not None:
+            for future in as_completed(futures):
+                progress(future.result()[0])
+        return [future.result() for future in futures]
 
 
 def point_document(point: Point, runs: Sequence[RunResult], version: str) -> dict[str, Any]:

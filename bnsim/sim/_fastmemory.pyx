@@ -85,6 +85,10 @@ cdef class _Cache:
     cdef void flush(self, _Evictions dropped) noexcept:
         """Drop everything; the dropped ranges go to `dropped`."""
 
+    cdef i64 held_bytes(self) noexcept:
+        """Bytes the cache holds."""
+        return 0
+
     def py_access(self, i64 start, i64 stop, bint write, int owner, bint fill=True):
         """(misses, evictions) as Python lists, like RangeCache.access."""
         cdef _Evictions evictions = _Evictions()
@@ -380,6 +384,9 @@ cdef class FastRangeCache(_Cache):
             piece = self.pieces[piece].newer
         self._reset()
 
+    cdef i64 held_bytes(self) noexcept:
+        return self.used_bytes
+
     # --- Python-visible helper for tests --------------------------------------------------------
 
     def pieces_list(self):
@@ -613,6 +620,12 @@ cdef class FastLineCache(_Cache):
                                     meta[way] >> 1)
                 way = newer[way]
             self._clear(block)
+
+    cdef i64 held_bytes(self) noexcept:
+        cdef i64 set_index, held = 0
+        for set_index in range(self.num_sets):
+            held += (<u16*> (self.blocks + set_index * self.set_bytes + 12 * self.padded))[2]
+        return held * self.line
 
     def lines(self):
         """(line address, dirty) of every line, set by set, least recent first (for tests)."""
@@ -971,6 +984,10 @@ cdef class FastMemorySystem:
                 self._dram_write(dropped.items[i].start, dropped.items[i].stop,
                                  dropped.items[i].owner)
         self._end(now)
+
+    def llc_used_bytes(self):
+        """Bytes the LLC holds now."""
+        return self.llc.held_bytes()
 
     def source_bytes(self):
         """({source: read bytes}, {source: write bytes}), sources with traffic only."""

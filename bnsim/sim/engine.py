@@ -33,6 +33,7 @@ from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
+from bnsim.sim.timeline import Timeline
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
 # Pure-Python line fidelity gets through about this many lines of tensor accesses (the estimate
@@ -66,6 +67,7 @@ class _Chip:
     dram_latency_cycles: float
     busy: list[float] = field(default_factory=list)
     tallies: list[_KernelTally] = field(default_factory=list)
+    timeline: Timeline | None = None
 
 
 def simulate(
@@ -74,11 +76,13 @@ def simulate(
     options: SimOptions | None = None,
     *,
     compiled: bool = True,
+    timeline: Timeline | None = None,
 ) -> RunResult:
     """Time one training iteration of `schedule` on `machine` at the options' fidelity.
 
     `compiled=False` forces the pure-Python memory model (the reference the compiled one is tested
-    against).
+    against). A `timeline` (fast and line fidelity) receives every tile's span on its core, and
+    per kernel its span, the bytes each DRAM channel moved and the LLC's occupancy.
 
     Raises:
         ConfigError: options that cannot simulate this machine.
@@ -93,13 +97,17 @@ def simulate(
     try:
         if options.fidelity == "analytic":
             return simulate_analytic(schedule, machine, options)
-        return _simulate_tiles(schedule, machine, options, compiled)
+        return _simulate_tiles(schedule, machine, options, compiled, timeline)
     finally:
         gc.unfreeze()
 
 
 def _simulate_tiles(
-    schedule: Schedule, machine: Machine, options: SimOptions, compiled: bool
+    schedule: Schedule,
+    machine: Machine,
+    options: SimOptions,
+    compiled: bool,
+    timeline: Timeline | None,
 ) -> RunResult:
     """Fast or line fidelity: the discrete-event run of every tile."""
     check_schedule(schedule)
@@ -118,6 +126,7 @@ def _simulate_tiles(
         dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
         busy=[0.0] * machine.cores.count,
         tallies=[_KernelTally() for _ in schedule.kernels],
+        timeline=timeline,
     )
     done = env.process(_run_iteration(chip))
     env.run()
@@ -148,6 +157,8 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
     for index, kernel in enumerate(chip.trace.schedule.kernels):
         tally = chip.tallies[index]
         tally.start = round(env.now)
+        tiles_start = env.now
+        channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
         tiles = list(chip.trace.tiles(index))
         chunks = static_chunks(len(tiles), chip.machine.cores.count)
         tiles_done = _run_tiles(chip, tiles, chunks, tally)
@@ -157,8 +168,21 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
         tally.end = round(env.now)
+        if chip.timeline is not None:
+            _record_kernel(chip, kernel, tiles_start, channels_before)
     # the final write-backs count as traffic; in steady state they overlap the next iteration
     chip.memory.flush(env.now)
+
+
+def _record_kernel(chip: _Chip, kernel: Kernel, start: float, channels_before: list[float]) -> None:
+    assert chip.timeline is not None
+    moved = tuple(
+        after - before
+        for after, before in zip(chip.memory.channel_bytes(), channels_before, strict=True)
+    )
+    chip.timeline.kernel(
+        kernel.name, kernel.phase.value, start, chip.env.now, moved, chip.memory.llc_used_bytes()
+    )
 
 
 def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
@@ -193,7 +217,8 @@ def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _Kern
     busy = chip.busy
     start = chip.env.now
     compiled_loop = getattr(chip.memory, "run_kernel", None)  # the compiled memory model's
-    if compiled_loop is not None:
+    timeline = chip.timeline
+    if compiled_loop is not None and timeline is None:
         finished, flops, compute_cycles, memory_total = compiled_loop(
             tiles, chunks, start, llc_cycles, dram_cycles, busy
         )
@@ -225,6 +250,8 @@ def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _Kern
         compute_cycles += tile.compute_cycles
         memory_total += memory_cycles
         busy[core] += duration
+        if timeline is not None:
+            timeline.tile(core, now, now + duration)
         heapq.heappush(ready, (now + duration, next(order), core))
     tally.flops += flops
     tally.compute_cycles += compute_cycles

@@ -153,6 +153,10 @@ class MemorySystem:
         self._access(core, start, stop, True, source)
         self._end(now)
 
+    def llc_used_bytes(self) -> int:
+        """Bytes the LLC holds now."""
+        return self.llc.used_bytes
+
     def flush(self, now: float) -> None:
         """Write every dirty line back to DRAM (the end of the iteration)."""
         self._begin()

@@ -351,3 +351,151 @@ def test_run_takes_every_fidelity(capsys: pytest.CaptureFixture[str], fidelity: 
     )
     assert code == 0
     assert f"{fidelity} fidelity" in out
+
+
+TINY_RUN = ("run", "--hw", str(REPO / "hwconfigs" / "tiny.yaml"), "--workload", "tiny_cnn")
+
+
+@pytest.fixture(scope="module")
+def saved_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Result documents of tiny_cnn at three LLC sizes, with a plot and a timeline of the first."""
+    folder = tmp_path_factory.mktemp("saved")
+    paths = {}
+    for size in ("64KiB", "256KiB", "1MiB"):
+        paths[size] = folder / f"llc-{size}.json"
+        extra = []
+        if size == "64KiB":
+            extra = ["--plot", str(folder / "traffic.png"), "--timeline", str(folder / "t.json")]
+        code = main(
+            [
+                *TINY_RUN,
+                "--batch",
+                "4",
+                "--scheme",
+                "baseline",
+                "--scheme",
+                "bnff",
+                "--scheme",
+                "recompute",
+                "--set",
+                f"llc.size={size}",
+                "--jobs",
+                "2",
+                "--json",
+                str(paths[size]),
+                *extra,
+            ]
+        )
+        assert code == 0
+    paths["plot"], paths["timeline"] = folder / "traffic.png", folder / "t.json"
+    return paths
+
+
+def test_run_writes_a_plot_and_a_perfetto_timeline(saved_runs: dict[str, Path]) -> None:
+    from PIL import Image  # noqa: PLC0415
+
+    with Image.open(saved_runs["plot"]) as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 400
+    events = json.loads(saved_runs["timeline"].read_text())["traceEvents"]
+    processes = {e["args"]["name"] for e in events if e.get("name") == "process_name"}
+    assert processes == {"baseline", "bnff", "recompute"}
+    document = json.loads(saved_runs["64KiB"].read_text())
+    kernel_spans = [e for e in events if e["ph"] == "X" and e["tid"] == 0 and e["pid"] == 1]
+    assert len(kernel_spans) == len(document["runs"][0]["kernels"])
+
+
+@pytest.mark.parametrize("kind", ["traffic", "time", "layers", "roofline"])
+def test_plot_draws_every_kind_from_a_saved_document(
+    capsys: pytest.CaptureFixture[str], saved_runs: dict[str, Path], kind: str, tmp_path: Path
+) -> None:
+    out_path = tmp_path / f"{kind}.svg"
+    code, out, err = run(
+        capsys, "plot", str(saved_runs["64KiB"]), "--kind", kind, "--out", str(out_path)
+    )
+    assert (code, err) == (0, "")
+    assert f"wrote {out_path}" in out
+    assert out_path.read_text().lstrip().startswith("<?xml")
+
+
+def test_plot_speedup_against_a_hardware_key_over_several_documents(
+    capsys: pytest.CaptureFixture[str], saved_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    documents = [str(saved_runs[size]) for size in ("1MiB", "64KiB", "256KiB")]
+    out_path = tmp_path / "speedup.png"
+    code, _, err = run(
+        capsys, "plot", *documents, "--kind", "speedup", "--x", "llc.size", "--out", str(out_path)
+    )
+    assert (code, err) == (0, "")
+    assert out_path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--kind", "speedup"], "--kind speedup needs --x PARAMETER"),
+        (["--kind", "speedup", "--x", "llc.colour"], "no parameter 'llc.colour'"),
+        (["--kind", "traffic", "--schemes", "baseline,nope"], "no run of scheme 'nope'"),
+        (["--out-format-is-in-the-name"], "unrecognized arguments"),
+    ],
+)
+def test_plot_rejects_bad_requests_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+    saved_runs: dict[str, Path],
+    tmp_path: Path,
+    arguments: list[str],
+    message: str,
+) -> None:
+    out_path = tmp_path / "figure.png"
+    code, _, err = run(capsys, "plot", str(saved_runs["64KiB"]), *arguments, "--out", str(out_path))
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out_path.exists()
+
+
+def test_plot_rejects_a_file_that_is_not_a_result(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"schema": "something/9"}')
+    code, _, err = run(capsys, "plot", str(bogus), "--out", str(tmp_path / "x.png"))
+    assert code == 2
+    assert f"{bogus}: not a bnsim result document" in err
+
+
+def test_run_refuses_an_unknown_image_format_before_simulating(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    json_path = tmp_path / "run.json"
+    code, out, err = run(
+        capsys, *TINY_RUN, "--json", str(json_path), "--plot", str(tmp_path / "traffic.jpeg")
+    )
+    assert code == 2
+    assert "use .png, .svg or .pdf" in err
+    assert (out, list(tmp_path.iterdir())) == ("", [])
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bnsim", *TINY_RUN, "--batch", "2", "--jobs", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_progress_bar_counts_schemes_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, *TINY_RUN, "--batch", "2", "--jobs", "1", *(["--quiet"] * quiet))
+    assert code == 0
+    if quiet:
+        assert err == ""
+    else:
+        assert "bnsim: simulating schemes" in err
+        assert "2/2" in err

@@ -1,0 +1,314 @@
+"""Figures of simulated runs: traffic and time breakdowns, sweeps, per-layer traffic, roofline.
+
+Every function takes results (bnsim.result.RunResult) and returns a matplotlib Figure built with the
+object API on an Agg canvas: nothing is shown, no global pyplot state is touched, so notebooks,
+scripts and worker processes can all call them. Each figure's numbers come from a `*_table`
+function of bnsim.report.plotdata that returns plain rows, so tests (and users) can check what is
+drawn. `save` writes PNG, SVG or PDF by the file's extension. Scheme colours are the same in every
+figure; palettes are colour-blind safe (Okabe and Ito for schemes, Tol's "muted" for layer kinds).
+Imports bnsim.errors, bnsim.result, bnsim.report; matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from bnsim.errors import ConfigError
+from bnsim.report.plotdata import (
+    FORMATS,
+    KIND_COLORS,
+    KINDS,
+    PHASE_HATCHES,
+    PHASES,
+    SWEEP_METRICS,
+    Segment,
+    baseline_index,
+    breakdown_table,
+    layer_table,
+    roofline_table,
+    scheme_color,
+    sweep_table,
+)
+from bnsim.result import RunResult
+
+FONT_SIZE = 10
+
+
+# --- breakdowns ----------------------------------------------------------------------------------
+
+
+def traffic_breakdown(runs: Sequence[RunResult], *, title: str | None = None) -> Figure:
+    """Stacked bars of DRAM traffic per scheme: colour = layer kind, hatch = phase; totals and
+    the reduction against the baseline run annotated."""
+    totals = [run.dram_bytes() / 1e9 for run in runs]
+    return _breakdown_figure(
+        runs,
+        breakdown_table(runs, "traffic"),
+        totals,
+        ylabel="DRAM traffic per iteration (GB)",
+        unit="GB",
+        title=title or "DRAM traffic by layer kind and phase",
+    )
+
+
+def time_breakdown(runs: Sequence[RunResult], *, title: str | None = None) -> Figure:
+    """Stacked bars of iteration time per scheme (kernel time by layer kind and phase); totals and
+    the speedup against the baseline run annotated."""
+    totals = [run.seconds * 1e3 for run in runs]
+    return _breakdown_figure(
+        runs,
+        breakdown_table(runs, "time"),
+        totals,
+        ylabel="time per iteration (ms)",
+        unit="ms",
+        title=title or "Iteration time by layer kind and phase",
+    )
+
+
+def _breakdown_figure(
+    runs: Sequence[RunResult],
+    segments: list[Segment],
+    totals: list[float],
+    *,
+    ylabel: str,
+    unit: str,
+    title: str,
+) -> Figure:
+    figure, axes = _figure(width=max(5.0, 1.3 * len(runs) + 3.2), height=4.6)
+    positions = {run.scheme: index for index, run in enumerate(runs)}
+    bottoms = [0.0] * len(runs)
+    for segment in segments:
+        index = positions[segment.scheme]
+        axes.bar(
+            index,
+            segment.value,
+            bottom=bottoms[index],
+            width=0.62,
+            color=KIND_COLORS[segment.layer_kind],
+            hatch=PHASE_HATCHES.get(segment.phase, "xx"),
+            edgecolor="white",
+            linewidth=0.4,
+            label=f"{segment.layer_kind} {segment.phase}",
+        )
+        bottoms[index] += segment.value
+    baseline = baseline_index(runs)
+    for index, total in enumerate(totals):
+        text = f"{total:.1f} {unit}"
+        if baseline is not None and index != baseline and totals[baseline] > 0:
+            change = total / totals[baseline] - 1
+            text += f"\n{change:+.1%}"
+        axes.annotate(
+            text,
+            (index, total),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=FONT_SIZE - 1,
+        )
+    axes.set_xticks(range(len(runs)), [run.scheme for run in runs], rotation=15, ha="right")
+    for label, run in zip(axes.get_xticklabels(), runs, strict=True):
+        label.set_color(scheme_color(run.scheme))
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, max(totals, default=1) * 1.2 or 1)
+    axes.set_title(title)
+    used_kinds = [kind for kind in KINDS if any(s.layer_kind == kind for s in segments)]
+    used_phases = [phase for phase in PHASES if any(s.phase == phase for s in segments)]
+    kind_legend = axes.legend(
+        handles=[Patch(facecolor=KIND_COLORS[kind], label=kind) for kind in used_kinds],
+        title="layer kind",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=FONT_SIZE - 1,
+    )
+    axes.add_artist(kind_legend)
+    axes.legend(
+        handles=[
+            Patch(facecolor="#DDDDDD", hatch=PHASE_HATCHES[phase], label=phase, edgecolor="#555555")
+            for phase in used_phases
+        ],
+        title="phase",
+        loc="lower left",
+        bbox_to_anchor=(1.01, 0.0),
+        fontsize=FONT_SIZE - 1,
+    )
+    return figure
+
+
+# --- parameter sweeps ----------------------------------------------------------------------------
+
+
+def parameter_sweep(
+    points: Sequence[tuple[float, Sequence[RunResult]]],
+    parameter: str,
+    *,
+    metric: str = "speedup",
+    unit: str = "",
+    title: str | None = None,
+) -> Figure:
+    """One line per scheme: the metric against a swept parameter (LLC size, cores, batch, ...).
+
+    `points` pairs each parameter value (in `unit`, e.g. MiB) with the runs simulated there. A
+    parameter spanning a factor of 8 or more is drawn on a log₂ axis.
+    """
+    series = sweep_table(points, metric)
+    if not series:
+        raise ValueError(f"no runs to plot {metric} against {parameter} (a baseline run is needed)")
+    figure, axes = _figure(width=6.4, height=4.2)
+    for scheme, values in series.items():
+        xs, ys = zip(*values, strict=True)
+        axes.plot(xs, ys, marker="o", color=scheme_color(scheme), label=scheme, linewidth=1.8)
+    xs_all = [value for values in series.values() for value, _ in values]
+    if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
+        axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    if metric == "traffic_reduction":
+        axes.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+    if metric == "speedup":
+        axes.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    axes.set_xlabel(f"{parameter} ({unit})" if unit else parameter)
+    axes.set_ylabel(SWEEP_METRICS[metric])
+    axes.set_title(title or f"{SWEEP_METRICS[metric].split(' (')[0].capitalize()}, by {parameter}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(title="scheme", fontsize=FONT_SIZE - 1)
+    return figure
+
+
+# --- per layer -----------------------------------------------------------------------------------
+
+
+def layer_traffic(
+    first: RunResult, second: RunResult, *, title: str | None = None, labels: int = 12
+) -> Figure:
+    """DRAM traffic per layer, network order, for two schemes, and the running total saved: where
+    the second scheme's savings come from. `labels` layer names label the x axis."""
+    layers, amounts = layer_table([first, second])
+    figure, axes = _figure(width=10.0, height=4.4)
+    positions = range(len(layers))
+    for run, offset in ((first, -0.2), (second, 0.2)):
+        axes.bar(
+            [p + offset for p in positions],
+            amounts[run.scheme],
+            width=0.4,
+            color=scheme_color(run.scheme),
+            label=run.scheme,
+            linewidth=0,
+        )
+    axes.set_xlabel("layer, in network order")
+    axes.set_ylabel("DRAM traffic (MB)")
+    step = max(1, math.ceil(len(layers) / max(1, labels)))
+    ticks = list(range(0, len(layers), step))
+    axes.set_xticks(ticks, [layers[t] for t in ticks], rotation=35, ha="right", fontsize=7)
+    axes.set_xlim(-1, len(layers))
+    saved = axes.twinx()
+    running, total = [], 0.0
+    for a, b in zip(amounts[first.scheme], amounts[second.scheme], strict=True):
+        total += (a - b) / 1e3
+        running.append(total)
+    saved.plot(positions, running, color="#D55E00", linewidth=1.5, label="running total saved")
+    saved.set_ylabel(f"saved by {second.scheme}, running total (GB)", color="#D55E00")
+    saved.tick_params(axis="y", colors="#D55E00")
+    handles = axes.get_legend_handles_labels()[0] + saved.get_legend_handles_labels()[0]
+    axes.legend(handles=handles, loc="upper left", fontsize=FONT_SIZE - 1)
+    axes.set_title(title or f"DRAM traffic per layer: {first.scheme} vs {second.scheme}")
+    return figure
+
+
+# --- roofline ------------------------------------------------------------------------------------
+
+
+def roofline(
+    runs: Sequence[RunResult],
+    peak_flops_per_second: float,
+    peak_bytes_per_second: float,
+    *,
+    title: str | None = None,
+) -> Figure:
+    """Every kernel as a point (arithmetic intensity, achieved FLOP/s) under the machine's roofs:
+    compute peak and DRAM bandwidth (kernels with no FLOPs or no DRAM traffic are left out)."""
+    points = roofline_table(runs)
+    figure, axes = _figure(width=6.6, height=4.6)
+    for run in runs:
+        mine = [point for point in points if point.scheme == run.scheme]
+        axes.scatter(
+            [point.intensity for point in mine],
+            [point.flops_per_second / 1e9 for point in mine],
+            s=9,
+            alpha=0.55,
+            color=scheme_color(run.scheme),
+            label=f"{run.scheme} ({len(mine)} kernels)",
+            linewidths=0,
+        )
+    intensities = [point.intensity for point in points] or [1.0]
+    low = min(min(intensities) / 2, 0.05)
+    high = max(max(intensities) * 2, 4 * peak_flops_per_second / peak_bytes_per_second)
+    ridge = peak_flops_per_second / peak_bytes_per_second
+    xs = [low, ridge, high]
+    ys = [min(peak_flops_per_second, x * peak_bytes_per_second) / 1e9 for x in xs]
+    axes.plot(xs, ys, color="#222222", linewidth=1.4)
+    axes.annotate(
+        f"{peak_bytes_per_second / 1e9:.0f} GB/s",
+        (math.sqrt(low * ridge), math.sqrt(low * ridge) * peak_bytes_per_second / 1e9),
+        rotation=0,
+        fontsize=FONT_SIZE - 1,
+        va="bottom",
+    )
+    axes.annotate(
+        f"{peak_flops_per_second / 1e12:.2f} TFLOP/s peak",
+        (ridge, peak_flops_per_second / 1e9),
+        xytext=(4, 4),
+        textcoords="offset points",
+        fontsize=FONT_SIZE - 1,
+    )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(low, high)
+    axes.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
+    axes.set_ylabel("achieved GFLOP/s")
+    axes.set_title(title or "Kernels on the roofline")
+    axes.grid(True, which="both", alpha=0.2)
+    axes.legend(fontsize=FONT_SIZE - 1, loc="lower right")
+    return figure
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def save(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
+    """Write a figure as PNG, SVG or PDF (by extension), via a temporary file and a rename.
+
+    Raises:
+        ConfigError: an extension other than .png, .svg or .pdf.
+    """
+    path = Path(path)
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in FORMATS:
+        raise ConfigError(
+            f"{path}: cannot tell the image format from the extension "
+            f"{path.suffix or '(none)'!r}; use .png, .svg or .pdf"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, format=extension, dpi=dpi, bbox_inches="tight")
+    partial.replace(path)
+    return path
+
+
+def _figure(*, width: float, height: float) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.tick_params(labelsize=FONT_SIZE - 1)
+    axes.title.set_fontsize(FONT_SIZE + 2)
+    axes.xaxis.label.set_fontsize(FONT_SIZE)
+    axes.yaxis.label.set_fontsize(FONT_SIZE)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    return figure, axes

@@ -1,0 +1,124 @@
+"""What happened when, for a timeline viewer: tiles on cores, DRAM channel traffic, LLC occupancy.
+
+The engine fills a Timeline as it runs (only when asked: recording costs time) and `trace_events`
+turns it into Chrome trace-event JSON, which ui.perfetto.dev and chrome://tracing load: one track
+per core with kernel and tile spans, one counter per DRAM channel (its bandwidth over each kernel)
+and a counter of the LLC's occupancy at every kernel end. Past `max_tile_spans` tiles, each core's
+tiles in a kernel are drawn as one span (with the tile count), so a trace stays a few MB. Imports
+nothing from bnsim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_TILE_SPANS = 50_000
+
+
+@dataclass
+class Timeline:
+    """Spans and counters of one simulated iteration, in core cycles."""
+
+    scheme: str
+    clock_hz: float
+    max_tile_spans: int = MAX_TILE_SPANS
+    kernels: list[tuple[str, str, float, float]] = field(default_factory=list)  # name, phase, span
+    tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
+    channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
+    llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
+
+    def tile(self, core: int, start: float, end: float) -> None:
+        """A tile ran on `core` from `start` to `end` (in the kernel being recorded)."""
+        self.tiles.append((core, len(self.kernels), start, end))
+
+    def kernel(
+        self,
+        name: str,
+        phase: str,
+        start: float,
+        end: float,
+        channel_bytes: tuple[float, ...],
+        llc_bytes: int,
+    ) -> None:
+        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content."""
+        self.kernels.append((name, phase, start, end))
+        self.channel_bytes.append((start, end, channel_bytes))
+        self.llc_bytes.append((end, llc_bytes))
+
+
+def trace_events(timelines: list[Timeline]) -> dict[str, Any]:
+    """Chrome trace-event JSON of one or more schemes' timelines (one process per scheme)."""
+    events: list[dict[str, Any]] = []
+    for process, timeline in enumerate(timelines, start=1):
+        events.extend(_scheme_events(process, timeline))
+    return {"traceEvents": events, "displayTimeUnit": "ns"}
+
+
+def _scheme_events(pid: int, timeline: Timeline) -> list[dict[str, Any]]:
+    micro = 1e6 / timeline.clock_hz  # microseconds per cycle: trace-event time unit
+
+    def at(cycle: float) -> float:
+        return round(cycle * micro, 4)
+
+    cores = sorted({core for core, *_ in timeline.tiles})
+    events: list[dict[str, Any]] = [
+        _meta(pid, 0, "process_name", f"{timeline.scheme}"),
+        _meta(pid, 0, "thread_name", "kernels"),
+        *(_meta(pid, core + 1, "thread_name", f"core {core}") for core in cores),
+    ]
+    for name, phase, start, end in timeline.kernels:
+        events.append(_span(pid, 0, name, phase, at(start), at(end) - at(start)))
+    if len(timeline.tiles) <= timeline.max_tile_spans:
+        for core, kernel, start, end in timeline.tiles:
+            name, phase = (
+                timeline.kernels[kernel][:2] if kernel < len(timeline.kernels) else ("", "")
+            )
+            events.append(_span(pid, core + 1, name, phase, at(start), at(end) - at(start)))
+    else:  # one span per core and kernel
+        spans: dict[tuple[int, int], list[float]] = {}
+        for core, kernel, start, end in timeline.tiles:
+            span = spans.setdefault((core, kernel), [start, end, 0])
+            span[0], span[1], span[2] = min(span[0], start), max(span[1], end), span[2] + 1
+        for (core, kernel), (start, end, count) in sorted(spans.items()):
+            name, phase = timeline.kernels[kernel][:2]
+            event = _span(pid, core + 1, name, phase, at(start), at(end) - at(start))
+            event["args"]["tiles"] = int(count)
+            events.append(event)
+    for start, end, moved in timeline.channel_bytes:
+        seconds = (end - start) / timeline.clock_hz
+        bandwidth = {
+            f"channel {index}": round(amount / seconds / 1e9, 3) if seconds > 0 else 0.0
+            for index, amount in enumerate(moved)
+        }
+        events.append(_counter(pid, "DRAM bandwidth (GB/s)", at(start), bandwidth))
+    if timeline.channel_bytes:
+        last_end = timeline.channel_bytes[-1][1]
+        zeros = {f"channel {index}": 0.0 for index in range(len(timeline.channel_bytes[0][2]))}
+        events.append(_counter(pid, "DRAM bandwidth (GB/s)", at(last_end), zeros))
+    for cycle, held in timeline.llc_bytes:
+        events.append(_counter(pid, "LLC occupancy (MiB)", at(cycle), {"held": held / 2**20}))
+    return events
+
+
+def _meta(pid: int, tid: int, kind: str, name: str) -> dict[str, Any]:
+    return {"ph": "M", "pid": pid, "tid": tid, "name": kind, "args": {"name": name}}
+
+
+def _span(
+    pid: int, tid: int, name: str, phase: str, start_us: float, duration_us: float
+) -> dict[str, Any]:
+    return {
+        "ph": "X",
+        "pid": pid,
+        "tid": tid,
+        "name": name,
+        "cat": phase,
+        "ts": start_us,
+        "dur": duration_us,
+        "args": {},
+    }
+
+
+def _counter(pid: int, name: str, time_us: float, values: dict[str, float]) -> dict[str, Any]:
+    return {"ph": "C", "pid": pid, "tid": 0, "name": name, "ts": time_us, "args": values}

@@ -1,0 +1,75 @@
+"""Timelines: recording changes no result; the trace events are consistent and bounded."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from bnsim.graph.zoo import build_model
+from bnsim.hw import load_machine
+from bnsim.schemes import build_schedule
+from bnsim.sim import simulate
+from bnsim.sim.timeline import Timeline, trace_events
+from bnsim.trace import SimOptions
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("fidelity", ["fast", "line"])
+def test_recording_a_timeline_changes_no_number(fidelity: str) -> None:
+    machine = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
+    schedule = build_schedule(build_model("tiny_cnn", batch=4, image=32), "bnff")
+    options = SimOptions(fidelity=fidelity, tiles_per_core=2)  # type: ignore[arg-type]
+    timeline = Timeline(scheme="bnff", clock_hz=machine.cores.clock_hz)
+    assert simulate(schedule, machine, options, timeline=timeline) == simulate(
+        schedule, machine, options
+    )
+    assert len(timeline.kernels) == len(schedule.kernels)
+
+
+def test_trace_events_are_consistent_with_the_run() -> None:
+    machine = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    schedule = build_schedule(build_model("tiny_cnn", batch=4, image=32), "baseline")
+    timeline = Timeline(scheme="baseline", clock_hz=machine.cores.clock_hz)
+    run = simulate(schedule, machine, timeline=timeline)
+    events = json.loads(json.dumps(trace_events([timeline])))["traceEvents"]
+    spans = [event for event in events if event["ph"] == "X"]
+    kernel_spans = [event for event in spans if event["tid"] == 0]
+    tile_spans = [event for event in spans if event["tid"] > 0]
+    assert len(kernel_spans) == len(run.kernels)
+    assert len(tile_spans) == sum(kernel.num_tiles for kernel in run.kernels)
+    micro = 1e6 / machine.cores.clock_hz
+    for span, kernel in zip(kernel_spans, run.kernels, strict=True):
+        assert span["name"] == kernel.name
+        assert span["ts"] == pytest.approx(kernel.start_cycle * micro, abs=micro)
+        assert span["ts"] + span["dur"] == pytest.approx(kernel.end_cycle * micro, abs=micro)
+    by_core = defaultdict(list)
+    for span in tile_spans:
+        by_core[span["tid"]].append((span["ts"], span["ts"] + span["dur"]))
+    for core_spans in by_core.values():  # a core runs one tile at a time
+        core_spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(core_spans):
+            assert start >= end - 1e-6
+    busy = {tid - 1: sum(end - start for start, end in s) for tid, s in by_core.items()}
+    for core, cycles in enumerate(run.core_busy_cycles):
+        assert busy.get(core, 0.0) == pytest.approx(cycles * micro, abs=2 * micro)
+    occupancy = [event["args"]["held"] for event in events if event["name"].startswith("LLC")]
+    assert len(occupancy) == len(run.kernels)
+    assert 0 < max(occupancy) <= machine.llc.size_bytes / 2**20
+    bandwidth = [event for event in events if event["name"].startswith("DRAM")]
+    assert len(bandwidth) == len(run.kernels) + 1  # and a closing zero
+    assert set(bandwidth[0]["args"]) == {f"channel {i}" for i in range(machine.dram.channels)}
+
+
+def test_many_tiles_become_one_span_per_core_and_kernel() -> None:
+    machine = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
+    schedule = build_schedule(build_model("tiny_cnn", batch=32, image=64), "baseline")
+    timeline = Timeline(scheme="baseline", clock_hz=machine.cores.clock_hz, max_tile_spans=10)
+    run = simulate(schedule, machine, SimOptions(tiles_per_core=3), timeline=timeline)
+    spans = [e for e in trace_events([timeline])["traceEvents"] if e["ph"] == "X" and e["tid"]]
+    assert sum(span["args"]["tiles"] for span in spans) == sum(k.num_tiles for k in run.kernels)
+    assert len(spans) < sum(k.num_tiles for k in run.kernels)
