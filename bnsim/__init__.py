@@ -23,8 +23,19 @@ _EXPORTS = {
     "load_machine": "bnsim.hw",
     "Network": "bnsim.graph",
     "load_workload": "bnsim.graph",
+    "build_network": "bnsim.graph",
     "summarize": "bnsim.graph",
+    "build_schedule": "bnsim.schemes",
+    "SimOptions": "bnsim.trace",
+    "simulate": "bnsim.sim",
+    "make_point": "bnsim.point",
+    "run_point": "bnsim.point",
+    "point_document": "bnsim.point",
+    "RunResult": "bnsim.result",
+    "runs_from_document": "bnsim.result",
 }
+# exported under another name: `bnsim.verify` is also the module, which importing it would shadow
+_RENAMED = {"verify_scheme": ("bnsim.verify", "verify")}
 
 __all__ = [
     "BnsimError",
@@ -32,13 +43,23 @@ __all__ = [
     "InfeasibleError",
     "Machine",
     "Network",
+    "RunResult",
+    "SimOptions",
     "SimulationError",
     "VerificationError",
     "WorkloadError",
     "__version__",
+    "build_network",
+    "build_schedule",
     "load_machine",
     "load_workload",
+    "make_point",
+    "point_document",
+    "run_point",
+    "runs_from_document",
+    "simulate",
     "summarize",
+    "verify_scheme",
 ]
 
 if TYPE_CHECKING:
@@ -50,13 +71,22 @@ if TYPE_CHECKING:
         VerificationError,
         WorkloadError,
     )
-    from bnsim.graph import Network, load_workload, summarize
+    from bnsim.graph import Network, build_network, load_workload, summarize
     from bnsim.hw import Machine, load_machine
+    from bnsim.point import make_point, point_document, run_point
+    from bnsim.result import RunResult, runs_from_document
+    from bnsim.schemes import build_schedule
+    from bnsim.sim import simulate
+    from bnsim.trace import SimOptions
+    from bnsim.verify import verify as verify_scheme
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _RENAMED:
+        module, attribute = _RENAMED[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'bnsim' has no attribute '{name}'")
 
 

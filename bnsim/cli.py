@@ -330,7 +330,7 @@ def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Progr
     with bar:
 
         def advance(run: RunResult) -> None:
-            bar.set_postfix_str(run.scheme, refresh=False)
+            bar.set_postfix_str(f"{run.scheme} ({run.fidelity})", refresh=False)
             bar.update()
 
         yield advance
@@ -343,7 +343,8 @@ def _crosscheck(args: argparse.Namespace) -> int:
 
     point = _point(args, "fast")
     jobs = args.jobs or min(len(point.schemes) * len(FIDELITIES), os.cpu_count() or 1)
-    timed = crosscheck(point, jobs=jobs)
+    with _progress(args, len(point.schemes) * len(FIDELITIES), "simulations") as progress:
+        timed = crosscheck(point, jobs=jobs, progress=progress)
     print(describe_crosscheck(point, timed))
     if args.json:
         document = point_document(point, [entry.run for entry in timed], __version__)

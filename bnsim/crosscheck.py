@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
-from bnsim.point import Point, simulate_scheme
+from bnsim.point import Point, Progress, simulate_scheme
 from bnsim.result import RunResult
 from bnsim.schemes import SchemeSpec
 from bnsim.trace import FIDELITIES, Fidelity
@@ -53,18 +53,32 @@ class Difference:
 
 
 def crosscheck(
-    point: Point, fidelities: Sequence[Fidelity] = ORDER, *, jobs: int = 1
+    point: Point,
+    fidelities: Sequence[Fidelity] = ORDER,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
 ) -> list[TimedRun]:
-    """Simulate every scheme of `point` at every fidelity (scheme-major order)."""
+    """Simulate every scheme of `point` at every fidelity (scheme-major order); `progress` is
+    called with each run as it finishes."""
     tasks = [
         (replace(point, options=replace(point.options, fidelity=fidelity)), spec)
         for spec in point.schemes
         for fidelity in fidelities
     ]
     if jobs <= 1 or len(tasks) <= 1:
-        return [_timed(task_point, spec) for task_point, spec in tasks]
+        timed = []
+        for task_point, spec in tasks:
+            timed.append(_timed(task_point, spec))
+            if progress is not None:
+                progress(timed[-1].run)
+        return timed
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-        return list(pool.map(_timed, *zip(*tasks, strict=True)))
+        futures = [pool.submit(_timed, task_point, spec) for task_point, spec in tasks]
+        if progress is not None:
+            for future in as_completed(futures):
+                progress(future.result().run)
+        return [future.result() for future in futures]
 
 
 def differences(runs: Sequence[RunResult]) -> list[Difference]:
