@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
         plots.save(plots.traffic_breakdown(runs, title=_plot_title(point)), args.plot)
         print(f"wrote {args.plot}")
     if args.timeline:
-        from bnsim.sim.timeline import trace_events
+        from bnsim.report.timeline import trace_events
 
         events = trace_events([timeline for _, timeline in recorded])
         _write_text(Path(args.timeline), json.dumps(events, separators=(",", ":")) + "\n")

@@ -14,10 +14,9 @@ from typing import Any
 
 from bnsim.graph import Network, summarize
 from bnsim.hw import Machine
-from bnsim.result import RunResult, result_document
+from bnsim.result import RunResult, Timeline, result_document
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
-from bnsim.sim.timeline import Timeline
 from bnsim.trace import SimOptions
 
 

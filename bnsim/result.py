@@ -3,14 +3,15 @@
 A RunResult holds one scheme's totals, one row of attributed traffic per (kernel, op, tensor)
 source, one row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer
 kind, by tensor role, ...) are sums over the traffic rows, so they always add up to the totals.
-`to_dict` writes the document of ARCHITECTURE.md §5. Imports nothing from bnsim.
+`to_dict` writes the document of ARCHITECTURE.md §5. A Timeline holds what happened when (filled by
+the simulator on request; bnsim.report.timeline exports it). Imports nothing from bnsim.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA = "bnsim.result/1"
@@ -217,3 +218,37 @@ def runs_from_document(document: dict[str, Any]) -> list[RunResult]:
 def total(rows: Iterable[dict[str, Any]], key: str) -> int:
     """Sum of one column of breakdown rows."""
     return sum(row[key] for row in rows)
+
+
+MAX_TILE_SPANS = 50_000  # past this many tiles, a timeline draws one span per core and kernel
+
+
+@dataclass
+class Timeline:
+    """Spans and counters of one simulated iteration, in core cycles."""
+
+    scheme: str
+    clock_hz: float
+    max_tile_spans: int = MAX_TILE_SPANS
+    kernels: list[tuple[str, str, float, float]] = field(default_factory=list)  # name, phase, span
+    tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
+    channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
+    llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
+
+    def tile(self, core: int, start: float, end: float) -> None:
+        """A tile ran on `core` from `start` to `end` (in the kernel being recorded)."""
+        self.tiles.append((core, len(self.kernels), start, end))
+
+    def kernel(
+        self,
+        name: str,
+        phase: str,
+        start: float,
+        end: float,
+        channel_bytes: tuple[float, ...],
+        llc_bytes: int,
+    ) -> None:
+        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content."""
+        self.kernels.append((name, phase, start, end))
+        self.channel_bytes.append((start, end, channel_bytes))
+        self.llc_bytes.append((end, llc_bytes))

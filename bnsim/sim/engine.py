@@ -29,11 +29,10 @@ import simpy
 from bnsim import units
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.hw import Machine
-from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
+from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
-from bnsim.sim.timeline import Timeline
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
 # Pure-Python line fidelity gets through about this many lines of tensor accesses (the estimate

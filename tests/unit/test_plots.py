@@ -72,7 +72,7 @@ def test_time_breakdown_stacks_each_runs_kernel_time(runs: list[RunResult], tmp_
     for index, run in enumerate(runs):
         kernel_ms = sum(kernel.cycles() for kernel in run.kernels) * run.seconds / run.cycles * 1e3
         assert heights[index] == pytest.approx(kernel_ms, rel=1e-12)
-        assert heights[index] == pytest.approx(run.seconds * 1e3, rel=0.02)  # the flush is left
+        assert heights[index] == pytest.approx(run.seconds * 1e3, rel=1e-12)  # back to back
     plots.save(figure, tmp_path / "time.svg")
     assert (tmp_path / "time.svg").read_text().lstrip().startswith("<?xml")
 

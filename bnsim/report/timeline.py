@@ -1,50 +1,17 @@
-"""What happened when, for a timeline viewer: tiles on cores, DRAM channel traffic, LLC occupancy.
+"""Timelines as Chrome trace-event JSON, for ui.perfetto.dev and chrome://tracing.
 
-The engine fills a Timeline as it runs (only when asked: recording costs time) and `trace_events`
-turns it into Chrome trace-event JSON, which ui.perfetto.dev and chrome://tracing load: one track
-per core with kernel and tile spans, one counter per DRAM channel (its bandwidth over each kernel)
-and a counter of the LLC's occupancy at every kernel end. Past `max_tile_spans` tiles, each core's
-tiles in a kernel are drawn as one span (with the tile count), so a trace stays a few MB. Imports
-nothing from bnsim.
+`trace_events` turns bnsim.result.Timeline records into one process per scheme: a track of kernel
+spans, one track per core with its tile spans, a counter per DRAM channel (its bandwidth over each
+kernel) and a counter of the LLC's occupancy at every kernel end. Past a timeline's `max_tile_spans`
+tiles, each core's tiles in a kernel become one span (with the tile count), so a trace stays a few
+MB. Imports bnsim.result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-MAX_TILE_SPANS = 50_000
-
-
-@dataclass
-class Timeline:
-    """Spans and counters of one simulated iteration, in core cycles."""
-
-    scheme: str
-    clock_hz: float
-    max_tile_spans: int = MAX_TILE_SPANS
-    kernels: list[tuple[str, str, float, float]] = field(default_factory=list)  # name, phase, span
-    tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
-    channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
-    llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
-
-    def tile(self, core: int, start: float, end: float) -> None:
-        """A tile ran on `core` from `start` to `end` (in the kernel being recorded)."""
-        self.tiles.append((core, len(self.kernels), start, end))
-
-    def kernel(
-        self,
-        name: str,
-        phase: str,
-        start: float,
-        end: float,
-        channel_bytes: tuple[float, ...],
-        llc_bytes: int,
-    ) -> None:
-        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content."""
-        self.kernels.append((name, phase, start, end))
-        self.channel_bytes.append((start, end, channel_bytes))
-        self.llc_bytes.append((end, llc_bytes))
+from bnsim.result import Timeline
 
 
 def trace_events(timelines: list[Timeline]) -> dict[str, Any]:
