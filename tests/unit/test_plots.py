@@ -73,6 +73,8 @@ def test_time_breakdown_stacks_each_runs_kernel_time(runs: list[RunResult], tmp_
         kernel_ms = sum(kernel.cycles() for kernel in run.kernels) * run.seconds / run.cycles * 1e3
         assert heights[index] == pytest.approx(kernel_ms, rel=1e-12)
         assert heights[index] == pytest.approx(run.seconds * 1e3, rel=1e-12)  # back to back
+    plots.save(figure, tmp_path / "time.png")
+    assert_image(tmp_path / "time.png")
     plots.save(figure, tmp_path / "time.svg")
     assert (tmp_path / "time.svg").read_text().lstrip().startswith("<?xml")
 
@@ -104,6 +106,8 @@ def test_parameter_sweep_draws_each_points_speedup(tmp_path: Path) -> None:
     assert lines["bnff"].get_color().lower() == scheme_color("bnff").lower()
     traffic = sweep_table(points, "traffic")
     assert traffic["bnff"][0] == (0.0625, points[0][1][1].dram_bytes() / 1e9)
+    plots.save(figure, tmp_path / "sweep.png")
+    assert_image(tmp_path / "sweep.png")
     plots.save(figure, tmp_path / "sweep.pdf")
     assert (tmp_path / "sweep.pdf").read_bytes().startswith(b"%PDF")
 
