@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bnsim.hw import Machine
     from bnsim.point import Point, Progress
     from bnsim.result import RunResult
+    from bnsim.sim.engine import KernelProgress
 
 # Library modules that pull in networkx, pydantic or matplotlib are imported inside the handlers
 # that need them, so that `bnsim --help` and argument errors answer at once.
@@ -262,7 +263,7 @@ def _point(args: argparse.Namespace, fidelity: str) -> Point:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bnsim.point import point_document, run_point, run_point_with_timelines
+    from bnsim.point import point_document, run_point, run_point_with_timelines, simulate_scheme
 
     if args.plot:
         _check_image_path(args.plot)
@@ -270,12 +271,16 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--timeline needs tiles: use --fidelity fast or line")
     point = _point(args, args.fidelity)
     jobs = args.jobs or min(len(point.schemes), os.cpu_count() or 1)
-    with _progress(args, len(point.schemes), "schemes") as progress:
-        if args.timeline:
-            recorded = run_point_with_timelines(point, jobs=jobs, progress=progress)
-            runs = [run for run, _ in recorded]
-        else:
-            runs = run_point(point, jobs=jobs, progress=progress)
+    if len(point.schemes) == 1 and not args.timeline and args.fidelity != "analytic":
+        with _kernel_progress(args, point.schemes[0].name) as on_kernel:
+            runs = [simulate_scheme(point, point.schemes[0], on_kernel=on_kernel)]
+    else:
+        with _progress(args, len(point.schemes), "schemes") as progress:
+            if args.timeline:
+                recorded = run_point_with_timelines(point, jobs=jobs, progress=progress)
+                runs = [run for run, _ in recorded]
+            else:
+                runs = run_point(point, jobs=jobs, progress=progress)
     print(describe_runs(point, runs))
     if args.json:
         document = point_document(point, runs, __version__)
@@ -312,6 +317,23 @@ def _check_image_path(path: str) -> None:
             f"{path}: cannot tell the image format from the extension "
             f"{Path(path).suffix or '(none)'!r}; use .png, .svg or .pdf"
         )
+
+
+@contextlib.contextmanager
+def _kernel_progress(args: argparse.Namespace, scheme: str) -> Iterator[KernelProgress | None]:
+    """A progress bar over the kernels of one simulation (same rules as `_progress`)."""
+    if args.quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(unit="kernel", desc=f"bnsim: simulating {scheme}", leave=False) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield advance
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from bnsim.hw import Machine
 from bnsim.result import RunResult, Timeline, result_document
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
+from bnsim.sim.engine import KernelProgress
 from bnsim.trace import SimOptions
 
 
@@ -88,9 +89,12 @@ def run_point_with_timelines(
     ]
 
 
-def simulate_scheme(point: Point, spec: SchemeSpec) -> RunResult:
-    """One scheme of a point, simulated at the point's fidelity."""
-    return simulate(build_schedule(point.network, spec), point.machine, point.options)
+def simulate_scheme(
+    point: Point, spec: SchemeSpec, *, on_kernel: KernelProgress | None = None
+) -> RunResult:
+    """One scheme of a point, simulated at the point's fidelity (`on_kernel`: see simulate)."""
+    schedule = build_schedule(point.network, spec)
+    return simulate(schedule, point.machine, point.options, on_kernel=on_kernel)
 
 
 def _simulate_plain(point: Point, spec: SchemeSpec) -> tuple[RunResult, None]:

@@ -20,7 +20,7 @@ import gc
 import heapq
 import itertools
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ PURE_PYTHON_LINES_PER_SECOND = 1.0e5
 PURE_PYTHON_LIMIT_SECONDS = 60.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
+KernelProgress = Callable[[int, int], None]  # (kernels done, kernels in all)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class _Chip:
     busy: list[float] = field(default_factory=list)
     tallies: list[_KernelTally] = field(default_factory=list)
     timeline: Timeline | None = None
+    on_kernel: KernelProgress | None = None
 
 
 def simulate(
@@ -76,12 +78,14 @@ def simulate(
     *,
     compiled: bool = True,
     timeline: Timeline | None = None,
+    on_kernel: KernelProgress | None = None,
 ) -> RunResult:
     """Time one training iteration of `schedule` on `machine` at the options' fidelity.
 
     `compiled=False` forces the pure-Python memory model (the reference the compiled one is tested
     against). A `timeline` (fast and line fidelity) receives every tile's span on its core, and
-    per kernel its span, the bytes each DRAM channel moved and the LLC's occupancy.
+    per kernel its span, the bytes each DRAM channel moved and the LLC's occupancy. `on_kernel` is
+    called after each kernel with (kernels done, kernels in all): a progress report.
 
     Raises:
         ConfigError: options that cannot simulate this machine.
@@ -96,7 +100,7 @@ def simulate(
     try:
         if options.fidelity == "analytic":
             return simulate_analytic(schedule, machine, options)
-        return _simulate_tiles(schedule, machine, options, compiled, timeline)
+        return _simulate_tiles(schedule, machine, options, compiled, timeline, on_kernel)
     finally:
         gc.unfreeze()
 
@@ -107,6 +111,7 @@ def _simulate_tiles(
     options: SimOptions,
     compiled: bool,
     timeline: Timeline | None,
+    on_kernel: KernelProgress | None,
 ) -> RunResult:
     """Fast or line fidelity: the discrete-event run of every tile."""
     check_schedule(schedule)
@@ -126,6 +131,7 @@ def _simulate_tiles(
         busy=[0.0] * machine.cores.count,
         tallies=[_KernelTally() for _ in schedule.kernels],
         timeline=timeline,
+        on_kernel=on_kernel,
     )
     done = env.process(_run_iteration(chip))
     env.run()
@@ -169,6 +175,8 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally.end = round(env.now)
         if chip.timeline is not None:
             _record_kernel(chip, kernel, tiles_start, channels_before)
+        if chip.on_kernel is not None:
+            chip.on_kernel(index + 1, len(chip.tallies))
     # the final write-backs count as traffic; in steady state they overlap the next iteration
     chip.memory.flush(env.now)
 

@@ -499,3 +499,13 @@ def test_a_progress_bar_counts_schemes_on_a_terminal(
     else:
         assert "bnsim: simulating schemes" in err
         assert "2/2" in err
+
+
+def test_one_scheme_shows_its_kernels_progress_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, *TINY_RUN, "--batch", "2", "--scheme", "bnff")
+    assert code == 0
+    assert "bnsim: simulating bnff" in err
+    assert "kernel" in err
