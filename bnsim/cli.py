@@ -358,6 +358,97 @@ def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Progr
         yield advance
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from bnsim.sweep import Sweep, load_sweep_file, parse_grid, run_sweep
+
+    if args.file:
+        if args.hw or args.workload or args.grid or args.scheme or args.set:
+            raise ConfigError(
+                f"{args.file}: a sweep file replaces --hw, --workload, --scheme, --set and --grid"
+            )
+        sweep = load_sweep_file(args.file)
+    else:
+        missing = [
+            flag for flag, value in (("--hw", args.hw), ("--workload", args.workload)) if not value
+        ]
+        if missing:
+            raise ConfigError(f"bnsim sweep needs {' and '.join(missing)} (or a sweep file)")
+        from bnsim.schemes import DEFAULT_SCHEMES
+
+        sweep = Sweep(
+            hw=args.hw,
+            workloads=tuple(args.workload),
+            schemes=tuple(args.scheme or DEFAULT_SCHEMES),
+            grid=parse_grid(args.grid),
+            overrides=tuple(args.set),
+            batch=args.batch,
+            image=args.image,
+            fidelity=args.fidelity,
+            tiles_per_core=args.tiles_per_core,
+        )
+    if args.plot and not sweep.grid:
+        raise ConfigError("--plot draws against the first --grid key; this sweep has no grid")
+    bar: Any = None
+    failures = 0
+
+    def planned(pending: int, total: int) -> None:
+        nonlocal bar
+        print(f"{total} points, {total - pending} stored already, {pending} to run in {args.out}")
+        if pending and not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=pending, unit="point", desc="bnsim sweep", mininterval=0.5)
+
+    def stored(record: dict[str, Any]) -> None:
+        nonlocal failures
+        if record["status"] == "failed":
+            failures += 1
+            logging.getLogger("bnsim").warning("point failed: %s", record["error"])
+        if bar is not None:
+            bar.set_postfix(failed=failures, refresh=False)
+            bar.update()
+
+    try:
+        results = run_sweep(
+            sweep,
+            args.out,
+            jobs=args.jobs,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            retry_failed=args.retry_failed,
+            progress=stored,
+            on_plan=planned,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    failed = results.failed()
+    print(
+        f"{len(results.records) - len(failed)} points done, {len(failed)} failed; "
+        f"wrote {Path(args.out) / 'summary.csv'}"
+    )
+    for record in failed[:5]:
+        print(
+            f"  failed: {record['workload']} {record['scheme']} {record['values']}: "
+            f"{record['error']}"
+        )
+    if args.plot:
+        _plot_sweep(args.out, sweep.grid[0][0])
+    return EXIT_OK
+
+
+def _plot_sweep(folder: str, parameter: str) -> None:
+    """speedup and traffic against `parameter`, from the sweep's store."""
+    from bnsim.report import plots
+    from bnsim.sweep import stored_points
+
+    groups, unit = stored_points(folder, parameter)
+    for metric, name in (("speedup", "sweep_speedup.png"), ("traffic", "sweep_traffic.png")):
+        figure = plots.parameter_sweep(groups, parameter, metric=metric, unit=unit)
+        plots.save(figure, Path(folder) / name)
+        print(f"wrote {Path(folder) / name}")
+
+
 def _crosscheck(args: argparse.Namespace) -> int:
     from bnsim.crosscheck import crosscheck
     from bnsim.point import point_document
@@ -555,6 +646,17 @@ def _plot(args: argparse.Namespace) -> int:
     from bnsim.report.documents import parameter_value, read_document
 
     _check_image_path(args.out)
+    if len(args.results) == 1 and Path(args.results[0]).is_dir():
+        from bnsim.sweep import stored_points
+
+        if args.kind != "speedup" or not args.x:
+            raise ConfigError(
+                f"{args.results[0]}: a sweep folder draws --kind speedup --x GRID_KEY"
+            )
+        groups, unit = stored_points(args.results[0], args.x)
+        plots.save(plots.parameter_sweep(groups, args.x, metric=args.metric, unit=unit), args.out)
+        print(f"wrote {args.out}")
+        return EXIT_OK
     loaded = [(path, *read_document(path)) for path in args.results]
     if args.kind == "speedup":
         if not args.x:
@@ -763,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_workloads(commands)
     _add_run(commands)
+    _add_sweep(commands)
     _add_plot(commands)
     _add_schemes_and_verify(commands)
     _add_hw(commands)
@@ -866,13 +969,70 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
+def _add_sweep(commands: Any) -> None:
+    """`bnsim sweep`."""
+    sweep = commands.add_parser(
+        "sweep", help="simulate a grid of points in parallel, storing each as it finishes"
+    )
+    sweep.add_argument("file", nargs="?", help="a sweep YAML file instead of the flags below")
+    sweep.add_argument("--hw", help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
+    sweep.add_argument(
+        "--workload", action="append", metavar="W", help="zoo model or workload YAML, repeatable"
+    )
+    sweep.add_argument(
+        "--scheme", action="append", metavar="SPEC", help="repeatable (default: baseline and bnff)"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="a grid axis, repeatable: a hardware key, batch, image, workload or scheme with "
+        "values v1,v2,... or a range START..STOP*FACTOR or START..STOP+STEP "
+        "(e.g. llc.size=2MiB..64MiB*2)",
+    )
+    sweep.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed hardware override"
+    )
+    sweep.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
+    sweep.add_argument("--image", type=_positive_int, help="input height = width in pixels")
+    sweep.add_argument(
+        "--fidelity", choices=["fast", "line", "analytic"], default="fast", help="default fast"
+    )
+    sweep.add_argument("--tiles-per-core", type=_positive_int, default=1, help="default 1")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="the sweep's folder (its store)")
+    sweep.add_argument(
+        "--jobs", type=_positive_int, help="processes (local) or workers (Dask); default: CPUs"
+    )
+    sweep.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="local processes (default) or Dask (pip install 'bnsim[dask]')",
+    )
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler (default: start a LocalCluster)"
+    )
+    sweep.add_argument(
+        "--retry-failed", action="store_true", help="run the stored failed points again"
+    )
+    sweep.add_argument(
+        "--plot", action="store_true", help="draw speedup and traffic against the first grid key"
+    )
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    sweep.set_defaults(handler=_sweep)
+
+
 def _add_plot(commands: Any) -> None:
     """`bnsim plot`."""
     from bnsim.report.plotdata import SWEEP_METRICS
 
     plot = commands.add_parser("plot", help="draw figures from saved result documents")
     plot.add_argument(
-        "results", nargs="+", metavar="RESULT.json", help="result documents of bnsim run --json"
+        "results",
+        nargs="+",
+        metavar="RESULT.json|DIR",
+        help="result documents of bnsim run --json, or one bnsim sweep folder",
     )
     plot.add_argument(
         "--kind",

@@ -270,3 +270,38 @@ def format_count(count: float, unit: str, digits: int = 4) -> str:
         [(f"T{unit}", 1e12), (f"G{unit}", 1e9), (f"M{unit}", 1e6), (f"K{unit}", 1e3), (unit, 1.0)],
         digits,
     )
+
+
+_AXIS_UNITS = (  # (parse, divide by, axis unit), tried in order
+    (parse_bytes, 2**20, "MiB"),
+    (parse_bandwidth, 1e9, "GB/s"),
+    (parse_frequency, 1e9, "GHz"),
+    (parse_duration, 1e-9, "ns"),
+    (parse_cycles, 1, "cycles"),
+)
+
+
+def axis_value(value: object) -> tuple[float, str]:
+    """A config value as a number for a plot axis, and its unit: sizes in MiB, bandwidths in GB/s,
+    frequencies in GHz, durations in ns; plain numbers as they are.
+
+    Raises:
+        ConfigError: not a number, with or without a unit.
+
+    >>> axis_value("22MiB"), axis_value("21.333GB/s"), axis_value(16), axis_value("0.78")
+    ((22.0, 'MiB'), (21.333, 'GB/s'), (16.0, ''), (0.78, ''))
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{value!r} is not a number")
+    if isinstance(value, int | float):
+        return float(value), ""
+    try:
+        return float(str(value)), ""
+    except ValueError:
+        pass
+    for parse, scale, unit in _AXIS_UNITS:
+        try:
+            return parse(value) / scale, unit
+        except ConfigError:
+            continue
+    raise ConfigError(f"{value!r} is not a number")

@@ -9,22 +9,12 @@ durations in ns). Imports bnsim.errors, bnsim.units, bnsim.result.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bnsim import units
 from bnsim.errors import ConfigError
 from bnsim.result import RunResult, runs_from_document
-
-# (parse the text, divide by, axis unit), tried in order
-_UNIT_READERS: tuple[tuple[Callable[[object], float], float, str], ...] = (
-    (units.parse_bytes, 2**20, "MiB"),
-    (units.parse_bandwidth, 1e9, "GB/s"),
-    (units.parse_frequency, 1e9, "GHz"),
-    (units.parse_duration, 1e-9, "ns"),
-    (units.parse_cycles, 1, "cycles"),
-)
 
 
 def read_document(path: str | Path) -> tuple[dict[str, Any], list[RunResult]]:
@@ -75,13 +65,9 @@ def parameter_value(document: dict[str, Any], key: str, *, source: str = "") -> 
                 "as llc.size or cores.count (bnsim hw keys), or batch or image"
             )
         value = value[part]
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(f"{where}parameter {key!r} is {value!r}, not a number to plot against")
-    if isinstance(value, int | float):
-        return float(value), ""
-    for parse, scale, unit in _UNIT_READERS:
-        try:
-            return parse(value) / scale, unit
-        except ConfigError:
-            continue
-    raise ConfigError(f"{where}parameter {key!r} is {value!r}, not a number to plot against")
+    try:
+        return units.axis_value(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{where}parameter {key!r} is {value!r}, not a number to plot against"
+        ) from None

@@ -12,7 +12,7 @@ Imports bnsim.errors, bnsim.result, bnsim.report; matplotlib.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -146,7 +146,8 @@ def _breakdown_figure(
 
 
 def parameter_sweep(
-    points: Sequence[tuple[float, Sequence[RunResult]]],
+    points: Sequence[tuple[float, Sequence[RunResult]]]
+    | Mapping[str, Sequence[tuple[float, Sequence[RunResult]]]],
     parameter: str,
     *,
     metric: str = "speedup",
@@ -155,17 +156,28 @@ def parameter_sweep(
 ) -> Figure:
     """One line per scheme: the metric against a swept parameter (LLC size, cores, batch, ...).
 
-    `points` pairs each parameter value (in `unit`, e.g. MiB) with the runs simulated there. A
-    parameter spanning a factor of 8 or more is drawn on a log₂ axis.
+    `points` pairs each parameter value (in `unit`, e.g. MiB) with the runs simulated there; or
+    maps group labels (the other swept values, e.g. "resnet50, batch=64") to such points, drawn
+    as one line style per group. A parameter spanning a factor of 8 or more gets a log₂ axis.
     """
-    series = sweep_table(points, metric)
-    if not series:
+    groups = points if isinstance(points, Mapping) else {"": points}
+    figure, axes = _figure(width=6.4 if len(groups) == 1 else 7.6, height=4.2)
+    xs_all: list[float] = []
+    for number, (group, group_points) in enumerate(groups.items()):
+        for scheme, values in sweep_table(group_points, metric).items():
+            xs, ys = zip(*values, strict=True)
+            xs_all.extend(xs)
+            axes.plot(
+                xs,
+                ys,
+                marker="o",
+                color=scheme_color(scheme),
+                linestyle=LINE_STYLES[number % len(LINE_STYLES)],
+                label=f"{scheme} ({group})" if group else scheme,
+                linewidth=1.8,
+            )
+    if not xs_all:
         raise ValueError(f"no runs to plot {metric} against {parameter} (a baseline run is needed)")
-    figure, axes = _figure(width=6.4, height=4.2)
-    for scheme, values in series.items():
-        xs, ys = zip(*values, strict=True)
-        axes.plot(xs, ys, marker="o", color=scheme_color(scheme), label=scheme, linewidth=1.8)
-    xs_all = [value for values in series.values() for value, _ in values]
     if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
         axes.set_xscale("log", base=2)
         axes.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
@@ -177,8 +189,16 @@ def parameter_sweep(
     axes.set_ylabel(SWEEP_METRICS[metric])
     axes.set_title(title or f"{SWEEP_METRICS[metric].split(' (')[0].capitalize()}, by {parameter}")
     axes.grid(True, alpha=0.3)
-    axes.legend(title="scheme", fontsize=FONT_SIZE - 1)
+    if len(groups) == 1:
+        axes.legend(title="scheme", fontsize=FONT_SIZE - 1)
+    else:
+        axes.legend(
+            title="scheme", fontsize=FONT_SIZE - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
     return figure
+
+
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 # --- per layer -----------------------------------------------------------------------------------

@@ -53,6 +53,18 @@ ALLOWED = {
         "bnsim.result",
     },
     "bnsim.crosscheck": {"bnsim.point", "bnsim.result", "bnsim.schemes", "bnsim.trace"},
+    "bnsim.sweep": {
+        "bnsim",  # __version__
+        "bnsim.units",
+        "bnsim.errors",
+        "bnsim.datafile",
+        "bnsim.graph",
+        "bnsim.hw",
+        "bnsim.point",
+        "bnsim.result",
+        "bnsim.schemes",
+        "bnsim.trace",
+    },
     "bnsim._tiles": set(),  # the compiled inner loop of bnsim.trace
     "bnsim.trace": {
         "bnsim._tiles",
@@ -88,6 +100,7 @@ THIRD_PARTY = {
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
     "bnsim.report": {"matplotlib"},
+    "bnsim.sweep": {"pydantic", "dask", "pandas"},
 }
 STDLIB_OK = {
     "__future__",
@@ -95,14 +108,17 @@ STDLIB_OK = {
     "bisect",
     "collections",
     "concurrent",
+    "csv",
     "dataclasses",
     "difflib",
     "enum",
     "functools",
     "gc",
+    "hashlib",
     "heapq",
     "importlib",
     "io",
+    "os",
     "itertools",
     "json",
     "logging",
