@@ -49,7 +49,7 @@ POINT_KEYS = ("workload", "batch", "image", "scheme")  # grid keys that are not 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.csv"
 _RANGE = re.compile(
-    r"^\s*(?P<start>[^.]+?)\s*\.\.\s*(?P<stop>[^*+]+?)\s*(?P<op>[*+])\s*(?P<step>\S+)\s*$"
+    r"^\s*(?P<start>[^,]+?)\s*\.\.\s*(?P<stop>[^,]+?)\s*(?P<op>[*+])\s*(?P<step>[^*+,]+?)\s*$"
 )
 _NUMBER = re.compile(
     r"^\s*(?P<value>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<unit>[A-Za-z/]*)\s*$"

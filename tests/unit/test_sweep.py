@@ -1,0 +1,215 @@
+"""Sweeps: grids and ranges, validation before running, the store, resume, failures, summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import bnsim.sweep as sweep_module
+from bnsim.errors import ConfigError, InfeasibleError
+from bnsim.point import Point
+from bnsim.result import RunResult
+from bnsim.schemes import SchemeSpec
+from bnsim.sweep import (
+    RESULTS_FILE,
+    Store,
+    Sweep,
+    grid_values,
+    load_sweep_file,
+    parse_grid,
+    plan,
+    run_sweep,
+    stored_points,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = str(REPO / "hwconfigs" / "tiny.yaml")
+
+
+def tiny_sweep(**changes: object) -> Sweep:
+    fields: dict[str, object] = {
+        "hw": TINY,
+        "workloads": ("tiny_cnn",),
+        "schemes": ("baseline", "bnff"),
+        "grid": parse_grid(["llc.size=64KiB,256KiB", "batch=2,4"]),
+    }
+    fields.update(changes)
+    return Sweep(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2MiB..64MiB*2", ("2MiB", "4MiB", "8MiB", "16MiB", "32MiB", "64MiB")),
+        ("2MiB..60MiB*2", ("2MiB", "4MiB", "8MiB", "16MiB", "32MiB")),
+        ("512KiB..2MiB*2", ("512KiB", "1024KiB", "2048KiB")),
+        ("4..16+4", ("4", "8", "12", "16")),
+        ("0.5..1.5+0.25", ("0.5", "0.75", "1", "1.25", "1.5")),
+        ("10GB/s,20GB/s", ("10GB/s", "20GB/s")),
+        ("7", ("7",)),
+    ],
+)
+def test_grid_values_expand_lists_and_ranges(text: str, expected: tuple[str, ...]) -> None:
+    assert grid_values("key", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,,2", "separated by commas"),
+        ("2MiB..64MiB*1", "FACTOR > 1"),
+        ("8..4+1", "range is empty"),
+        ("2MiB..8GHz*2", "same quantity"),
+        ("1..5+0", "STEP > 0"),
+        ("1..5*2MiB", r"START\.\.STOP\*FACTOR"),
+    ],
+)
+def test_bad_grid_values_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        grid_values("llc.size", text)
+
+
+def test_a_grid_key_given_twice_or_without_values_is_refused() -> None:
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_grid(["batch=2", "batch=4"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUES"):
+        parse_grid(["batch"])
+
+
+def test_plan_orders_tasks_first_key_outermost_with_distinct_digests() -> None:
+    tasks = plan(tiny_sweep())
+    assert [(dict(t.values)["llc.size"], dict(t.values)["batch"], t.scheme) for t in tasks] == [
+        ("64KiB", "2", "baseline"),
+        ("64KiB", "2", "bnff"),
+        ("64KiB", "4", "baseline"),
+        ("64KiB", "4", "bnff"),
+        ("256KiB", "2", "baseline"),
+        ("256KiB", "2", "bnff"),
+        ("256KiB", "4", "baseline"),
+        ("256KiB", "4", "bnff"),
+    ]
+    assert len({task.key for task in tasks}) == 8
+    assert [task.key for task in plan(tiny_sweep())] == [task.key for task in tasks]
+    assert tasks[0].machine.llc.size_bytes == 64 * 1024
+    assert tasks[2].network.batch == 4
+
+
+def test_a_bad_grid_value_fails_before_anything_runs(tmp_path: Path) -> None:
+    sweep = tiny_sweep(grid=parse_grid(["llc.size=64KiB,100B"]))
+    with pytest.raises(ConfigError, match=r"grid point llc\.size=100B: .*llc"):
+        run_sweep(sweep, tmp_path / "out", jobs=1)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        plan(tiny_sweep(schemes=("baseline", "bnfff")))
+    with pytest.raises(ConfigError, match="did you mean"):
+        plan(tiny_sweep(grid=parse_grid(["llc.sise=64KiB"])))
+
+
+def test_a_sweep_stores_every_point_and_a_rerun_runs_nothing(tmp_path: Path) -> None:
+    first = run_sweep(tiny_sweep(), tmp_path, jobs=2)
+    assert len(first.records) == 8
+    assert all(record["status"] == "ok" for record in first.records)
+    summary = (tmp_path / "summary.csv").read_text()
+    lines = (tmp_path / RESULTS_FILE).read_text().splitlines()
+    seen: list[int] = []
+    again = run_sweep(tiny_sweep(), tmp_path, jobs=2, on_plan=lambda todo, _: seen.append(todo))
+    assert seen == [0]
+    assert (tmp_path / RESULTS_FILE).read_text().splitlines() == lines
+    assert (tmp_path / "summary.csv").read_text() == summary
+    assert again.rows() == first.rows()
+    header = summary.splitlines()[0].split(",")
+    assert header[:3] == ["llc.size", "workload", "batch"]
+    baseline, bnff = again.rows()[:2]
+    assert baseline["speedup_vs_baseline"] == 1.0
+    assert bnff["speedup_vs_baseline"] == baseline["cycles"] / bnff["cycles"]
+
+
+def test_summary_rows_do_not_depend_on_jobs(tmp_path: Path) -> None:
+    one = run_sweep(tiny_sweep(), tmp_path / "one", jobs=1)
+    two = run_sweep(tiny_sweep(), tmp_path / "two", jobs=2)
+    assert one.rows() == two.rows()
+    assert (tmp_path / "one" / "summary.csv").read_bytes() == (
+        tmp_path / "two" / "summary.csv"
+    ).read_bytes()
+
+
+def test_a_failing_point_is_stored_and_the_sweep_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = sweep_module.simulate_scheme
+
+    def flaky(point: Point, spec: SchemeSpec) -> RunResult:
+        if point.network.batch == 4 and spec.name == "bnff":
+            raise InfeasibleError("no room for this tile")
+        if point.network.batch == 4:
+            raise RuntimeError("a bug")
+        return real(point, spec)
+
+    monkeypatch.setattr(sweep_module, "simulate_scheme", flaky)  # jobs=1 runs in this process
+    results = run_sweep(tiny_sweep(), tmp_path, jobs=1)
+    errors = {(r["values"]["batch"], r["scheme"]): r["error"] for r in results.failed()}
+    assert errors == {
+        ("4", "baseline"): "unexpected RuntimeError: a bug",
+        ("4", "bnff"): "InfeasibleError: no room for this tile",
+    }
+    assert len(results.failed()) == 4  # batch 4 at both LLC sizes
+    assert sum(record["status"] == "ok" for record in results.records) == 4
+    rows = {(r["llc.size"], r["batch"], r["scheme"]): r for r in results.rows()}
+    assert rows["64KiB", 4, "bnff"]["status"] == "failed"
+    assert rows["64KiB", 4, "bnff"]["cycles"] == ""
+    seen: list[int] = []
+    run_sweep(tiny_sweep(), tmp_path, jobs=1, on_plan=lambda todo, _: seen.append(todo))
+    monkeypatch.setattr(sweep_module, "simulate_scheme", real)
+    retried = run_sweep(
+        tiny_sweep(), tmp_path, jobs=1, retry_failed=True, on_plan=lambda t, _: seen.append(t)
+    )
+    assert seen == [0, 4]
+    assert retried.failed() == []
+    assert len(Store(tmp_path).load()) == 8
+
+
+def test_a_torn_last_line_is_dropped_and_rewritten(tmp_path: Path) -> None:
+    run_sweep(tiny_sweep(), tmp_path, jobs=1)
+    path = tmp_path / RESULTS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:5]) + lines[5][: len(lines[5]) // 2])  # killed mid-write
+    assert len(Store(tmp_path).load()) == 5
+    results = run_sweep(tiny_sweep(), tmp_path, jobs=1)
+    assert len(results.records) == 8
+    stored = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert sorted(record["key"] for record in stored) == sorted(t.key for t in results.tasks)
+
+
+def test_a_corrupt_store_line_is_reported_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / RESULTS_FILE).write_text('{"key": "x", "status": "ok"}\nnot json\n{}\n')
+    with pytest.raises(ConfigError, match="line 2 is not JSON"):
+        Store(tmp_path).load()
+
+
+def test_a_sweep_file_gives_the_same_tasks_as_flags(tmp_path: Path) -> None:
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(
+        f"hw: {TINY}\n"
+        "workloads: tiny_cnn\n"
+        "schemes: [baseline, bnff]\n"
+        "grid:\n"
+        "  llc.size: [64KiB, 256KiB]\n"
+        "  batch: 2..4*2\n"
+    )
+    assert [t.key for t in plan(load_sweep_file(sweep_file))] == [t.key for t in plan(tiny_sweep())]
+    sweep_file.write_text(f"hw: {TINY}\nworkloads: [tiny_cnn]\ngird: {{batch: [2]}}\n")
+    with pytest.raises(ConfigError, match=r"sweep\.yaml: .*gird.*did you mean 'grid'"):
+        load_sweep_file(sweep_file)
+
+
+def test_stored_points_group_the_other_grid_values(tmp_path: Path) -> None:
+    run_sweep(tiny_sweep(), tmp_path, jobs=1)
+    groups, unit = stored_points(tmp_path, "llc.size")
+    assert unit == "MiB"
+    assert sorted(groups) == ["batch=2", "batch=4"]
+    assert [x for x, _ in groups["batch=2"]] == [0.0625, 0.25]
+    assert [run.scheme for run in groups["batch=2"][0][1]] == ["baseline", "bnff"]
+    with pytest.raises(ConfigError, match="not a grid key"):
+        stored_points(tmp_path, "cores.count")
