@@ -33,6 +33,7 @@ _EXPORTS = {
     "point_document": "bnsim.point",
     "RunResult": "bnsim.result",
     "runs_from_document": "bnsim.result",
+    "sweep": "bnsim.sweeps",
 }
 # exported under another name: `bnsim.verify` is also the module, which importing it would shadow
 _RENAMED = {"verify_scheme": ("bnsim.verify", "verify")}
@@ -59,6 +60,7 @@ __all__ = [
     "runs_from_document",
     "simulate",
     "summarize",
+    "sweep",
     "verify_scheme",
 ]
 
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     from bnsim.result import RunResult, runs_from_document
     from bnsim.schemes import build_schedule
     from bnsim.sim import simulate
+    from bnsim.sweeps import sweep
     from bnsim.trace import SimOptions
     from bnsim.verify import verify as verify_scheme
 

@@ -359,7 +359,7 @@ def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Progr
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from bnsim.sweep import Sweep, load_sweep_file, parse_grid, run_sweep
+    from bnsim.sweeps import Sweep, load_sweep_file, parse_grid, run_sweep
 
     if args.file:
         if args.hw or args.workload or args.grid or args.scheme or args.set:
@@ -440,7 +440,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _plot_sweep(folder: str, parameter: str) -> None:
     """speedup and traffic against `parameter`, from the sweep's store."""
     from bnsim.report import plots
-    from bnsim.sweep import stored_points
+    from bnsim.sweeps import stored_points
 
     groups, unit = stored_points(folder, parameter)
     for metric, name in (("speedup", "sweep_speedup.png"), ("traffic", "sweep_traffic.png")):
@@ -647,7 +647,7 @@ def _plot(args: argparse.Namespace) -> int:
 
     _check_image_path(args.out)
     if len(args.results) == 1 and Path(args.results[0]).is_dir():
-        from bnsim.sweep import stored_points
+        from bnsim.sweeps import stored_points
 
         if args.kind != "speedup" or not args.x:
             raise ConfigError(

@@ -53,7 +53,7 @@ ALLOWED = {
         "bnsim.result",
     },
     "bnsim.crosscheck": {"bnsim.point", "bnsim.result", "bnsim.schemes", "bnsim.trace"},
-    "bnsim.sweep": {
+    "bnsim.sweeps": {
         "bnsim",  # __version__
         "bnsim.units",
         "bnsim.errors",
@@ -100,7 +100,7 @@ THIRD_PARTY = {
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
     "bnsim.report": {"matplotlib"},
-    "bnsim.sweep": {"pydantic", "dask", "pandas"},
+    "bnsim.sweeps": {"pydantic", "dask", "pandas"},
 }
 STDLIB_OK = {
     "__future__",

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import bnsim.sweep as sweep_module
+import bnsim.sweeps as sweep_module
 from bnsim.errors import ConfigError, InfeasibleError
 from bnsim.point import Point
 from bnsim.result import RunResult
 from bnsim.schemes import SchemeSpec
-from bnsim.sweep import (
+from bnsim.sweeps import (
     RESULTS_FILE,
     Store,
     Sweep,

@@ -553,6 +553,55 @@ def _record(task: Task, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def sweep(
+    hw: str | Path,
+    workloads: str | Sequence[str],
+    *,
+    out: str | Path,
+    schemes: Sequence[str] = DEFAULT_SCHEMES,
+    grid: Mapping[str, Sequence[object] | str] | None = None,
+    overrides: Sequence[str] = (),
+    batch: int | None = None,
+    image: int | None = None,
+    fidelity: str = "fast",
+    jobs: int | None = None,
+    executor: Executor = "local",
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+) -> SweepResults:
+    """`bnsim sweep` as a function: run (or resume) a sweep, return its stored results.
+
+    `grid` maps keys to lists of values or to a range text ("2MiB..64MiB*2"), in order (the first
+    key outermost). `results.to_dataframe()` gives a pandas DataFrame.
+
+    >>> results = sweep("hwconfigs/tiny.yaml", "tiny_cnn", out=getfixture("tmp_path"),
+    ...                 grid={"llc.size": ["64KiB", "256KiB"]}, batch=2, jobs=1)
+    >>> for row in results.rows():
+    ...     print(row["llc.size"], row["scheme"], f"{row['speedup_vs_baseline']:.3f}")
+    64KiB baseline 1.000
+    64KiB bnff 1.110
+    256KiB baseline 1.000
+    256KiB bnff 1.115
+    """
+    axes = tuple(
+        (key, grid_values(key, values) if isinstance(values, str) else tuple(map(str, values)))
+        for key, values in (grid or {}).items()
+    )
+    spec = Sweep(
+        hw=str(hw),
+        workloads=(workloads,) if isinstance(workloads, str) else tuple(workloads),
+        schemes=tuple(schemes),
+        grid=axes,
+        overrides=tuple(overrides),
+        batch=batch,
+        image=image,
+        fidelity=fidelity,
+    )
+    return run_sweep(
+        spec, out, jobs=jobs, executor=executor, scheduler=scheduler, retry_failed=retry_failed
+    )
+
+
 # --- outputs -------------------------------------------------------------------------------------
 
 
