@@ -728,7 +728,7 @@ def stored_points(
                 f"(its grid keys: {', '.join(values) or 'none'})"
             )
         others = [f"{k}={v}" for k, v in values.items() if k not in (parameter, "scheme")]
-        if len({r["workload"] for r in records}) > 1:
+        if "workload" not in values and len({r["workload"] for r in records}) > 1:
             others.insert(0, record["workload"])
         label = ", ".join(others)
         run = RunResult.from_dict({**record["run"], "kernels": [], "traffic": []})

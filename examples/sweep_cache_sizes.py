@@ -1,21 +1,22 @@
 """How the savings of each scheme depend on the LLC size: DenseNet-121 and ResNet-50, 2–64 MiB.
 
 Run: python examples/sweep_cache_sizes.py [--small] [--out DIR]
-Simulates every scheme on the 16-core CPU (hwconfigs/cmp16.yaml) with its LLC set to 2, 4, 8, 16,
-32 and 64 MiB (16-way, so that every size divides into sets: cmp16's 11 ways do not divide powers of
-two; associativity does not matter at fast fidelity, whose caches are fully associative) and writes
-into DIR (default out/): llc_sweep.csv (one row per network, size and scheme), and per network
-llc_speedup_NETWORK.png and llc_traffic_NETWORK.png. `--small`: tiny_cnn on tiny.yaml, 3 sizes.
+A sweep (bnsim.sweep: parallel processes, every point stored as it finishes, so a second run
+resumes where the first stopped) of every scheme on the 16-core CPU (hwconfigs/cmp16.yaml) with its
+LLC at 2, 4, 8, 16, 32 and 64 MiB, 16-way so that every size divides into sets (cmp16's 11 ways do
+not divide powers of two; fast fidelity's caches are fully associative anyway). Writes into DIR
+(default out/): the sweep folder llc_sweep/ (results.jsonl, summary.csv: one row per point and
+scheme), llc_speedup.png and llc_traffic.png. `--small`: tiny_cnn on tiny.yaml at 3 sizes.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import bnsim
 from bnsim.report import plots
+from bnsim.sweeps import stored_points
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMES = ["baseline", "fission", "bnff", "recompute", "bnff+sampling"]
@@ -27,49 +28,34 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
     args = parser.parse_args()
     if args.small:
-        hw, networks, sizes_kib, batch = "tiny.yaml", ["tiny_cnn"], [64, 256, 1024], 4
+        hw, networks, sizes, batch = "tiny.yaml", ["tiny_cnn"], "64KiB..1MiB*4", 4
     else:
-        hw, networks, batch = "cmp16.yaml", ["densenet121", "resnet50"], 32
-        sizes_kib = [1024 * mib for mib in (2, 4, 8, 16, 32, 64)]
-    base = bnsim.load_machine(REPO / "hwconfigs" / hw)
+        hw, networks, sizes, batch = "cmp16.yaml", ["densenet121", "resnet50"], "2MiB..64MiB*2", 32
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for workload in networks:
-        network = bnsim.load_workload(workload, batch=batch)
-        points = []
-        for size in sizes_kib:
-            machine = base.with_overrides([f"llc.size={size}KiB", "llc.ways=16"])
-            runs = bnsim.run_point(bnsim.make_point(machine, network, SCHEMES), jobs=2)
-            points.append((size / 1024, runs))
-            for run in runs:
-                rows.append(
-                    {
-                        "network": workload,
-                        "llc_mib": size / 1024,
-                        "scheme": run.scheme,
-                        "seconds": run.seconds,
-                        "dram_bytes": run.dram_bytes(),
-                        "speedup_vs_baseline": runs[0].cycles / run.cycles,
-                    }
-                )
-            bnff = next(run for run in runs if run.scheme == "bnff")
+    folder = args.out / "llc_sweep"
+    results = bnsim.sweep(
+        REPO / "hwconfigs" / hw,
+        networks,
+        out=folder,
+        schemes=SCHEMES,
+        grid={"workload": networks, "llc.size": sizes},
+        overrides=["llc.ways=16"],
+        batch=batch,
+        jobs=2,
+    )
+    for row in results.rows():
+        if row["scheme"] == "bnff":
             print(
-                f"{workload:12s} LLC {size / 1024:6.3g} MiB: "
-                f"baseline {runs[0].seconds * 1e3:8.1f} ms, "
-                f"bnff {runs[0].cycles / bnff.cycles:.3f}× faster, "
-                f"{1 - bnff.dram_bytes() / runs[0].dram_bytes():.1%} less DRAM traffic"
+                f"{row['workload']:12s} LLC {row['llc.size']:>7s}: "
+                f"bnff {row['speedup_vs_baseline']:.3f}× faster, "
+                f"{1 - row['dram_vs_baseline']:.1%} less DRAM traffic"
             )
-        for metric, name in (("speedup", "llc_speedup"), ("traffic", "llc_traffic")):
-            figure = plots.parameter_sweep(
-                points, "LLC size", metric=metric, unit="MiB", title=f"{workload}, batch {batch}"
-            )
-            plots.save(figure, args.out / f"{name}_{workload}.png")
-    with (args.out / "llc_sweep.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote llc_sweep.csv and {2 * len(networks)} figures into {args.out}/")
+    groups, unit = stored_points(folder, "llc.size")
+    title = f"batch {batch}, on {hw.removesuffix('.yaml')} with a 16-way LLC"
+    for metric, name in (("speedup", "llc_speedup.png"), ("traffic", "llc_traffic.png")):
+        figure = plots.parameter_sweep(groups, "LLC size", metric=metric, unit=unit, title=title)
+        plots.save(figure, args.out / name)
+    print(f"wrote {folder}/summary.csv, llc_speedup.png and llc_traffic.png into {args.out}/")
 
 
 if __name__ == "__main__":

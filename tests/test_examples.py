@@ -23,7 +23,7 @@ WRITES = {
         "compare_layers.png",
         "compare_roofline.png",
     ],
-    "sweep_cache_sizes": ["llc_sweep.csv", "llc_speedup_tiny_cnn.png", "llc_traffic_tiny_cnn.png"],
+    "sweep_cache_sizes": ["llc_sweep", "llc_speedup.png", "llc_traffic.png"],
     "batch_size": ["batch_sweep.csv", "batch_speedup.png", "batch_traffic_saved.png"],
     "gpu_v100": ["v100_traffic_resnet50.png"],
     "custom_network": [
@@ -65,10 +65,13 @@ def test_example_runs_small_and_writes_its_files(name: str, tmp_path: Path) -> N
         runs = json.loads((tmp_path / "compare.json").read_text())["runs"]
         assert [run["scheme"] for run in runs][:3] == ["baseline", "fission", "bnff"]
     if name == "sweep_cache_sizes":
-        rows = list(csv.DictReader((tmp_path / "llc_sweep.csv").open()))
+        rows = list(csv.DictReader((tmp_path / "llc_sweep" / "summary.csv").open()))
         assert len(rows) == 3 * 5
+        sizes_kib = {"64KiB": 64, "256KiB": 256, "1024KiB": 1024}
         baseline = {
-            float(r["llc_mib"]): int(r["dram_bytes"]) for r in rows if r["scheme"] == "baseline"
+            sizes_kib[r["llc.size"]]: int(r["dram_read_bytes"]) + int(r["dram_write_bytes"])
+            for r in rows
+            if r["scheme"] == "baseline"
         }
         sizes = sorted(baseline)
         assert all(baseline[a] >= baseline[b] for a, b in itertools.pairwise(sizes))

@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bnsim.errors import ConfigError
@@ -163,6 +165,7 @@ def parameter_sweep(
     groups = points if isinstance(points, Mapping) else {"": points}
     figure, axes = _figure(width=6.4 if len(groups) == 1 else 7.6, height=4.2)
     xs_all: list[float] = []
+    schemes: dict[str, str] = {}  # scheme → colour, in order of appearance
     for number, (group, group_points) in enumerate(groups.items()):
         for scheme, values in sweep_table(group_points, metric).items():
             xs, ys = zip(*values, strict=True)
@@ -176,6 +179,7 @@ def parameter_sweep(
                 label=f"{scheme} ({group})" if group else scheme,
                 linewidth=1.8,
             )
+            schemes.setdefault(scheme, scheme_color(scheme))
     if not xs_all:
         raise ValueError(f"no runs to plot {metric} against {parameter} (a baseline run is needed)")
     if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
@@ -191,14 +195,26 @@ def parameter_sweep(
     axes.grid(True, alpha=0.3)
     if len(groups) == 1:
         axes.legend(title="scheme", fontsize=FONT_SIZE - 1)
-    else:
+    else:  # colour names the scheme, line style the group
+        scheme_legend = axes.legend(
+            handles=[Line2D([], [], color=c, marker="o", label=s) for s, c in schemes.items()],
+            title="scheme",
+            fontsize=FONT_SIZE - 1,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
+        axes.add_artist(scheme_legend)
+        styles = [
+            Line2D([], [], color="#555555", linestyle=LINE_STYLES[n % len(LINE_STYLES)], label=g)
+            for n, g in enumerate(groups)
+        ]
         axes.legend(
-            title="scheme", fontsize=FONT_SIZE - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+            handles=styles, fontsize=FONT_SIZE - 1, loc="lower left", bbox_to_anchor=(1.01, 0.0)
         )
     return figure
 
 
-LINE_STYLES = ("-", "--", ":", "-.")
+LINE_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
 
 
 # --- per layer -----------------------------------------------------------------------------------
