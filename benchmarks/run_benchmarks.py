@@ -77,6 +77,8 @@ def main() -> None:
         baseline = ["--scheme", "baseline"]
         row(["line", workload, 32, "baseline", 1], workload, 32, baseline, 1, "line")
     print()
+    print(f"sweep, 16 LLC sizes × 5 schemes, DenseNet-121 batch 32, 2 jobs: {time_sweep():.1f} s wall")
+    print()
     for workload in workloads:
         built, model = time_analytic(workload)
         print(
@@ -119,6 +121,40 @@ def row(
         + f" | {statistics.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {peak:.0f} |",
         flush=True,
     )
+
+
+def time_sweep() -> float:
+    """Wall seconds of the sweep of docs/sweeps.md, into a fresh folder."""
+    import tempfile  # noqa: PLC0415
+
+    every = [arg for scheme in SCHEMES for arg in ("--scheme", scheme)]
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bnsim",
+                "sweep",
+                "--hw",
+                "hwconfigs/cmp16.yaml",
+                "--workload",
+                "densenet121",
+                *every,
+                "--grid",
+                "llc.size=2MiB..32MiB+2MiB",
+                "--set",
+                "llc.ways=16",
+                "--jobs",
+                "2",
+                "--quiet",
+                "--out",
+                folder,
+            ],
+            capture_output=True,
+            check=True,
+        )
+        return time.perf_counter() - started
 
 
 def time_analytic(workload: str) -> tuple[float, float]:

@@ -87,6 +87,8 @@ def grid_values(key: str, text: str) -> tuple[str, ...]:
     ('2MiB', '4MiB', '8MiB', '16MiB')
     >>> grid_values("llc.size", "256KiB..1MiB*2")
     ('256KiB', '512KiB', '1024KiB')
+    >>> grid_values("llc.size", "2MiB..8MiB+2MiB")
+    ('2MiB', '4MiB', '6MiB', '8MiB')
     >>> grid_values("cores.count", "4..16+4")
     ('4', '8', '12', '16')
     >>> grid_values("batch", "8, 16,32")
@@ -100,26 +102,16 @@ def grid_values(key: str, text: str) -> tuple[str, ...]:
         return values
     start, stop = _NUMBER.match(match["start"]), _NUMBER.match(match["stop"])
     step = _NUMBER.match(match["step"])
-    if start is None or stop is None or step is None or step["unit"]:
+    if start is None or stop is None or step is None or (match["op"] == "*" and step["unit"]):
         raise ConfigError(
             f"--grid {key}={text}: a range is START..STOP*FACTOR or START..STOP+STEP, "
             "e.g. 2MiB..64MiB*2 or 4..16+4"
         )
-    first, last, amount = float(start["value"]), float(stop["value"]), float(step["value"])
-    if start["unit"] != stop["unit"]:  # STOP in START's unit: 64KiB..1MiB is 64KiB..1024KiB
-        try:
-            ratio = (
-                units.axis_value(f"1{stop['unit']}")[0] / units.axis_value(f"1{start['unit']}")[0]
-            )
-        except (ConfigError, ZeroDivisionError):
-            raise ConfigError(
-                f"--grid {key}={text}: START and STOP need units of the same quantity"
-            ) from None
-        if units.axis_value(f"1{stop['unit']}")[1] != units.axis_value(f"1{start['unit']}")[1]:
-            raise ConfigError(
-                f"--grid {key}={text}: START and STOP need units of the same quantity"
-            )
-        last *= ratio
+    first = float(start["value"])
+    last = float(stop["value"]) * _unit_ratio(stop["unit"], start["unit"], key, text)
+    amount = float(step["value"])
+    if match["op"] == "+":  # a step with a unit: 2MiB..32MiB+2MiB
+        amount *= _unit_ratio(step["unit"] or start["unit"], start["unit"], key, text)
     if match["op"] == "*" and (amount <= 1 or first <= 0):
         raise ConfigError(f"--grid {key}={text}: a geometric range needs START > 0 and FACTOR > 1")
     if match["op"] == "+" and amount <= 0:
@@ -135,6 +127,20 @@ def grid_values(key: str, text: str) -> tuple[str, ...]:
     if not found:
         raise ConfigError(f"--grid {key}={text}: the range is empty (START > STOP)")
     return tuple(found)
+
+
+def _unit_ratio(unit: str, base: str, key: str, text: str) -> float:
+    """How many `base` units one `unit` is (64KiB..1MiB means 64KiB..1024KiB)."""
+    if unit == base:
+        return 1.0
+    try:
+        value, quantity = units.axis_value(f"1{unit}")
+        base_value, base_quantity = units.axis_value(f"1{base}")
+    except ConfigError:
+        base_quantity, quantity, value, base_value = "", "?", 0.0, 1.0
+    if quantity != base_quantity or not base_value:
+        raise ConfigError(f"--grid {key}={text}: START, STOP and STEP need units of one quantity")
+    return value / base_value
 
 
 def parse_grid(arguments: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
