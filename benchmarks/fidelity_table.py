@@ -2,7 +2,8 @@
 
 Run: python benchmarks/fidelity_table.py [--large]
 Prints the Markdown table of docs/model.md (Fidelity): per case and scheme, line fidelity's DRAM
-bytes and cycles, and the relative differences of fast and analytic fidelity, plus how long each took.
+bytes and cycles, and the relative differences of fast and analytic fidelity, and how long each
+took.
 `--large` adds DenseNet-121 and ResNet-50 at batch 32 (line fidelity: about a minute per scheme).
 """
 

@@ -77,7 +77,8 @@ def main() -> None:
         baseline = ["--scheme", "baseline"]
         row(["line", workload, 32, "baseline", 1], workload, 32, baseline, 1, "line")
     print()
-    print(f"sweep, 16 LLC sizes × 5 schemes, DenseNet-121 batch 32, 2 jobs: {time_sweep():.1f} s wall")
+    seconds = time_sweep()
+    print(f"sweep, 16 LLC sizes × 5 schemes, DenseNet-121 batch 32, 2 jobs: {seconds:.1f} s wall")
     print()
     for workload in workloads:
         built, model = time_analytic(workload)
