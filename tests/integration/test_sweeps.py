@@ -73,6 +73,10 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_same_results(tmp_path: Path)
     stored_before = store.read_bytes().count(b"\n")
     assert 2 <= stored_before < 30, "kill the sweep while it runs"
     assert not (killed / "summary.csv").exists()
+    partial = tmp_path / "partial.png"  # a killed sweep's folder can be drawn from
+    plot = ["plot", str(killed), "--kind", "speedup", "--x", "llc.size", "--out", str(partial)]
+    assert main(plot) == 0
+    assert partial.stat().st_size > 10_000
 
     assert main([*KILLABLE, "--out", str(killed)]) == 0  # resume
     assert main([*KILLABLE, "--out", str(whole)]) == 0  # uninterrupted
@@ -157,3 +161,32 @@ def test_sweep_command_refuses_a_bad_grid_before_running(
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_sweep_command_takes_a_sweep_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep_file = tmp_path / "llc.yaml"
+    sweep_file.write_text(
+        f"hw: {TINY}\nworkloads: tiny_cnn\nschemes: [baseline, bnff]\nbatch: 2\n"
+        "grid:\n  llc.size: 64KiB..256KiB*4\n"
+    )
+    assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert "4 points done, 0 failed" in capsys.readouterr().out
+    both = ["sweep", str(sweep_file), "--hw", TINY, "--out", str(tmp_path / "x")]
+    assert main(both) == 2
+    assert "a sweep file replaces --hw" in capsys.readouterr().err
+
+
+def test_sweep_results_become_a_dataframe(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    results = run_sweep(
+        Sweep(hw=TINY, workloads=("tiny_cnn",), batch=2, grid=parse_grid(["cores.count=1,2"])),
+        tmp_path,
+        jobs=1,
+    )
+    frame = results.to_dataframe()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame["cores.count"]) == ["1", "1", "2", "2"]
+    assert list(frame["scheme"]) == ["baseline", "bnff"] * 2
+    assert frame["cycles"].tolist() == [row["cycles"] for row in results.rows()]
