@@ -9,6 +9,7 @@ pydantic.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,33 @@ from pydantic import BaseModel, ValidationError
 
 from bnsim.errors import BnsimError
 
+MAX_DEPTH = 64  # nesting of mappings and lists; bnsim's files need fewer than 10
+
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last one."""
+    """SafeLoader that refuses duplicate mapping keys (instead of silently keeping the last one),
+    aliases (a few of them expand into billions of nodes: the "billion laughs") and documents
+    nested deeper than MAX_DEPTH (the parser would exhaust Python's stack)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"aliases (*{event.anchor}) are not allowed in bnsim files; write the value out",
+                event.start_mark,
+            )
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -44,10 +69,15 @@ def parse_yaml_text(text: str, source: str, error_class: type[BnsimError]) -> di
     """Parse a YAML document that must be a mapping.
 
     Raises:
-        error_class: on syntax errors, duplicate keys, unsafe tags or a non-mapping document.
+        error_class: on syntax errors, duplicate keys, aliases, deep nesting, unsafe tags or a
+            non-mapping document.
     """
     try:
         document = yaml.load(text, Loader=_StrictLoader)
+    except RecursionError:  # deep flow collections recurse in the scanner before composing
+        raise error_class(
+            f"{source}: invalid YAML: nested deeper than {MAX_DEPTH} levels"
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -134,6 +164,15 @@ def describe_errors(
                 message += f" ({hint}allowed: {', '.join(allowed)})"
         elif kind == "missing":
             message = "missing required key"
+        elif kind == "union_tag_invalid":  # an unknown value of a discriminator such as `kind`
+            context = error.get("ctx", {})
+            expected = re.findall(r"'([^']+)'", str(context.get("expected_tags", "")))
+            close = difflib.get_close_matches(str(context.get("tag", "")), expected, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            message = (
+                f"unknown {context.get('discriminator', 'kind').strip(chr(39))} "
+                f"'{context.get('tag')}' ({hint}known: {', '.join(expected)})"
+            )
         elif kind in ("value_error", "assertion_error"):
             message = (
                 str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -19,11 +19,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from bnsim.datafile import describe_errors, read_yaml
 from bnsim.errors import WorkloadError
 from bnsim.graph.layer import LAYER_LIST_ADAPTER, Input, Layer, PositiveInt, layer_to_dict
-from bnsim.graph.network import INPUT_NAME, Network, build_network
+from bnsim.graph.network import INPUT_NAME, MAX_LAYERS, Network, build_network
 from bnsim.graph.zoo import BUILDERS, DEFAULT_BATCH, MODELS, build_layers, build_model, get_model
 
 SCHEMA_VERSION = 1
 YAML_SUFFIXES = (".yaml", ".yml")
+
+MAX_FILE_BYTES = 1 << 20  # larger workload files get their layers counted before parsing
 
 
 def _to_tuple(value: object) -> object:
@@ -93,6 +95,15 @@ def load_workload_file(
     Raises:
         WorkloadError: naming the file and the key or layer at fault.
     """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+        # a quick look before the (slow) YAML parser: one 'kind:' per layer
+        layers = path.read_bytes().count(b"kind:")
+        if layers > MAX_LAYERS:
+            raise WorkloadError(
+                f"{path}: about {layers:,} layers, more than bnsim takes ({MAX_LAYERS:,}); the "
+                "largest zoo networks have under 1,000"
+            )
     return workload_from_dict(
         read_yaml(path, WorkloadError), source=str(path), batch=batch, image=image
     )

@@ -18,6 +18,8 @@ from bnsim.errors import WorkloadError
 from bnsim.graph.layer import Input, Layer, LayerKind, TensorShape
 
 INPUT_NAME = "input"
+# The largest zoo networks have under 1,000 layers; past this, loading alone takes minutes and GBs
+MAX_LAYERS = 20_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -100,7 +102,8 @@ def build_network(
 
     Raises:
         WorkloadError: naming the offending layer: duplicate name, unknown input, wrong number of
-            inputs, cycle, unused output, no loss, shape mismatch, non-positive batch or image.
+            inputs, cycle, unused output, no loss, shape mismatch, non-positive batch or image,
+            more than MAX_LAYERS layers.
     """
     size = (image, image) if isinstance(image, int) else tuple(image)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -108,6 +111,11 @@ def build_network(
     if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
         raise WorkloadError(f"{name}: image size must be positive integers, got {image!r}")
     height, width = size
+    if len(layers) > MAX_LAYERS:
+        raise WorkloadError(
+            f"{name}: {len(layers):,} layers, more than bnsim takes ({MAX_LAYERS:,}); the largest "
+            "zoo networks have under 1,000"
+        )
     graph = _check_graph(name, layers)
     order = tuple(
         nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["position"])
