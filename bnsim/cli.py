@@ -950,9 +950,12 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         help="override a hardware key, e.g. --set llc.size=32MiB (repeatable)",
     )
     parser.add_argument(
+        "--force",
         "--allow-slow",
+        dest="allow_slow",
         action="store_true",
-        help="run line fidelity in pure Python even if estimated to take over a minute",
+        help="run line fidelity even if estimated to take over a minute in pure Python or an "
+        "hour compiled",
     )
     parser.add_argument(
         "--tiles-per-core",

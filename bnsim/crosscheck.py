@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 
+from bnsim.parallel import process_pool
 from bnsim.point import Point, Progress, simulate_scheme
 from bnsim.result import RunResult
 from bnsim.schemes import SchemeSpec
@@ -73,7 +74,7 @@ def crosscheck(
             if progress is not None:
                 progress(timed[-1].run)
         return timed
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    with process_pool(min(jobs, len(tasks))) as pool:
         futures = [pool.submit(_timed, task_point, spec) for task_point, spec in tasks]
         if progress is not None:
             for future in as_completed(futures):

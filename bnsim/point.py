@@ -8,12 +8,13 @@ bnsim.hw, bnsim.schemes, bnsim.trace, bnsim.sim, bnsim.result.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from bnsim.graph import Network, summarize
 from bnsim.hw import Machine
+from bnsim.parallel import process_pool
 from bnsim.result import RunResult, Timeline, result_document
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
@@ -120,7 +121,7 @@ def _run(
             if progress is not None:
                 progress(done[-1][0])
         return done
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+    with process_pool(min(jobs, len(tasks))) as pool:
         futures = [pool.submit(function, point, spec) for point, spec in tasks]
         if progress is not None:
             for future in as_completed(futures):

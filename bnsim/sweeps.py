@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +39,7 @@ from bnsim.errors import BnsimError, ConfigError
 from bnsim.graph import Network, load_workload
 from bnsim.graph.load import network_to_dict
 from bnsim.hw import Machine, load_machine
+from bnsim.parallel import process_pool
 from bnsim.point import make_point, simulate_scheme
 from bnsim.result import RunResult
 from bnsim.schemes import DEFAULT_SCHEMES, parse_scheme
@@ -492,7 +493,7 @@ def _run_local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, Outcome]
         for task in tasks:
             yield task, execute(task.machine, task.network, task.scheme, task.options)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    with process_pool(min(workers, len(tasks))) as pool:
         futures = {
             pool.submit(execute, task.machine, task.network, task.scheme, task.options): task
             for task in tasks

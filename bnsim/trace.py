@@ -49,7 +49,7 @@ class SimOptions:
     fidelity: "fast" (range caches, the default), "line" (exact set-associative line caches) or
         "analytic" (tensor-level stack distances and a roofline; no tiles).
     tiles_per_core: tiles per core per kernel; finer tiles interleave the cores more finely.
-    allow_slow: run line fidelity in pure Python even when it is estimated to take long.
+    allow_slow: run line fidelity even when it is estimated to take long (`--force`).
     """
 
     fidelity: Fidelity = "fast"

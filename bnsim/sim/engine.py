@@ -35,12 +35,14 @@ from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
-# Pure-Python line fidelity gets through about this many lines of tensor accesses (the estimate
-# below: each tensor an op touches, once) per second; measured on the reference machine with
-# DenseNet-121 and ResNet-50 at batch 1, 32 px: 0.97e5 and 0.92e5 (docs/performance.md). Longer runs
-# than the limit need --allow-slow.
+# Line fidelity gets through about this many lines of tensor accesses (the estimate below: each
+# tensor an op touches, once) per second, measured on the reference machine (docs/performance.md):
+# pure Python 0.97e5 and 0.92e5 (DenseNet-121 and ResNet-50 at batch 1, 32 px), compiled 1.9e7
+# (DenseNet-121 at batch 32: 6.85e8 lines in 36.5 s). Longer runs than the limits need --force.
 PURE_PYTHON_LINES_PER_SECOND = 1.0e5
 PURE_PYTHON_LIMIT_SECONDS = 60.0
+COMPILED_LINES_PER_SECOND = 1.9e7
+COMPILED_LIMIT_SECONDS = 3600.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
 KernelProgress = Callable[[int, int], None]  # (kernels done, kernels in all)
@@ -89,7 +91,8 @@ def simulate(
 
     Raises:
         ConfigError: options that cannot simulate this machine.
-        InfeasibleError: line fidelity without the compiled memory model would take too long.
+        InfeasibleError: line fidelity would take too long (over a minute in pure Python, an
+            hour compiled; `options.allow_slow` overrides).
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
@@ -118,8 +121,8 @@ def _simulate_tiles(
     trace = Trace(schedule, machine, options)
     caches: CacheModel = "line" if options.fidelity == "line" else "range"
     memory = memory_system(machine, caches, compiled=compiled)
-    if caches == "line" and isinstance(memory, MemorySystem) and not options.allow_slow:
-        _refuse_slow_line_mode(trace)
+    if caches == "line" and not options.allow_slow:
+        _refuse_slow_line_mode(trace, compiled=not isinstance(memory, MemorySystem))
     env = simpy.Environment()
     dram = machine.dram
     chip = _Chip(
@@ -140,21 +143,30 @@ def _simulate_tiles(
     return _result(chip, options)
 
 
-def _refuse_slow_line_mode(trace: Trace) -> None:
-    """Raise InfeasibleError if pure-Python line fidelity would take longer than the limit."""
+def _refuse_slow_line_mode(trace: Trace, *, compiled: bool) -> None:
+    """Raise InfeasibleError if line fidelity would take longer than its limit (a minute in pure
+    Python, an hour compiled)."""
     line = trace.machine.llc.block_bytes
     accesses = tensor_accesses(trace, attributed=False)
     lines = sum(access.size_bytes for access in accesses) // line
-    seconds = lines / PURE_PYTHON_LINES_PER_SECOND
-    if seconds > PURE_PYTHON_LIMIT_SECONDS:
-        network = trace.schedule.network
-        raise InfeasibleError(
-            f"line fidelity for {network.name} at batch {network.batch} would take about "
-            f"{units.format_duration(seconds)} in pure Python ({lines:.2g} lines of tensor "
-            "accesses), and the compiled memory model is not built. Build it (install a C "
-            "compiler, then reinstall bnsim), use --fidelity fast, shrink the point (--batch, "
-            "--image), or pass --allow-slow"
-        )
+    rate = COMPILED_LINES_PER_SECOND if compiled else PURE_PYTHON_LINES_PER_SECOND
+    limit = COMPILED_LIMIT_SECONDS if compiled else PURE_PYTHON_LIMIT_SECONDS
+    seconds = lines / rate
+    if seconds <= limit:
+        return
+    network = trace.schedule.network
+    build = (
+        ""
+        if compiled
+        else ", and the compiled memory model is not built. Build it (install a C compiler, then "
+        "reinstall bnsim)"
+    )
+    raise InfeasibleError(
+        f"line fidelity for {network.name} at batch {network.batch} would take about "
+        f"{units.format_duration(seconds)}{'' if compiled else ' in pure Python'} ({lines:.2g} "
+        f"lines of tensor accesses){build}; use --fidelity fast, shrink the point (--batch, "
+        "--image), or pass --force"
+    )
 
 
 def _run_iteration(chip: _Chip) -> ProcessGenerator:

@@ -136,8 +136,17 @@ def test_near_capacity_cases_stay_within_their_documented_bounds() -> None:
 
 def test_pure_python_line_fidelity_refuses_what_would_take_hours() -> None:
     schedule = build_schedule(build_model("densenet121", batch=32), "baseline")
-    with pytest.raises(InfeasibleError, match=r"about .* h in pure Python.*--allow-slow"):
+    with pytest.raises(InfeasibleError, match=r"about .* h in pure Python.*not built.*--force"):
         simulate(schedule, CMP16, SimOptions(fidelity="line"), compiled=False)
+
+
+def test_compiled_line_fidelity_refuses_what_would_take_hours() -> None:
+    # VGG-16 at batch 8192: 1.4e11 lines of tensor accesses, about two hours compiled
+    schedule = build_schedule(build_model("vgg16_bn", batch=8192), "baseline")
+    with pytest.raises(
+        InfeasibleError, match=r"would take about 2\.\d+ h \(1\.4e\+11 lines.*--force"
+    ):
+        simulate(schedule, CMP16, SimOptions(fidelity="line"))
 
 
 @pytest.mark.slow

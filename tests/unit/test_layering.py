@@ -44,7 +44,9 @@ ALLOWED = {
         "bnsim.kernels",
     },
     "bnsim.result": set(),
+    "bnsim.parallel": set(),
     "bnsim.point": {
+        "bnsim.parallel",
         "bnsim.graph",
         "bnsim.hw",
         "bnsim.schemes",
@@ -52,7 +54,13 @@ ALLOWED = {
         "bnsim.sim",
         "bnsim.result",
     },
-    "bnsim.crosscheck": {"bnsim.point", "bnsim.result", "bnsim.schemes", "bnsim.trace"},
+    "bnsim.crosscheck": {
+        "bnsim.parallel",
+        "bnsim.point",
+        "bnsim.result",
+        "bnsim.schemes",
+        "bnsim.trace",
+    },
     "bnsim.sweeps": {
         "bnsim",  # __version__
         "bnsim.units",
@@ -60,6 +68,7 @@ ALLOWED = {
         "bnsim.datafile",
         "bnsim.graph",
         "bnsim.hw",
+        "bnsim.parallel",
         "bnsim.point",
         "bnsim.result",
         "bnsim.schemes",
@@ -104,10 +113,12 @@ THIRD_PARTY = {
 }
 STDLIB_OK = {
     "__future__",
+    "signal",
     "argparse",
     "bisect",
     "collections",
     "concurrent",
+    "contextlib",
     "csv",
     "dataclasses",
     "difflib",

@@ -1,0 +1,81 @@
+"""Same results whatever the hash seed; Ctrl-C ends a run at once, quietly, writing nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = str(REPO / "hwconfigs" / "tiny.yaml")
+
+
+def test_results_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    documents = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"seed{seed}.json"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bnsim",
+                "run",
+                "--hw",
+                TINY,
+                "--workload",
+                "tiny_cnn",
+                "--batch",
+                "4",
+                "--scheme",
+                "baseline",
+                "--scheme",
+                "bnff+sampling:method=feature",
+                "--scheme",
+                "recompute",
+                "--jobs",
+                "2",
+                "--json",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        documents.append(out.read_bytes())
+    assert documents[0] == documents[1]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> None:
+    out = tmp_path / "result.json"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bnsim",
+            "run",
+            "--hw",
+            str(REPO / "hwconfigs" / "cmp16.yaml"),
+            "--workload",
+            "densenet121",
+            "--jobs",
+            jobs,
+            "--json",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches the whole process group, workers included
+    )
+    time.sleep(2.0)  # imports done, simulating
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert err == "bnsim: interrupted\n"
+    assert not out.exists()
