@@ -830,8 +830,12 @@ def _write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename: an interrupted run never leaves a truncated file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _positive_int(text: str) -> int:

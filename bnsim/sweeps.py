@@ -695,8 +695,12 @@ def write_summary(
     writer.writerows(rows)
     path = Path(folder) / SUMMARY_FILE
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(buffer.getvalue(), encoding="utf-8")
-    partial.replace(path)
+    try:
+        partial.write_text(buffer.getvalue(), encoding="utf-8")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -332,8 +332,12 @@ def save(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, format=extension, dpi=dpi, bbox_inches="tight")
-    partial.replace(path)
+    try:
+        figure.savefig(partial, format=extension, dpi=dpi, bbox_inches="tight")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -79,3 +79,39 @@ def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> N
     assert process.returncode == 130
     assert err == "bnsim: interrupted\n"
     assert not out.exists()
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bnsim import cli  # noqa: PLC0415
+    from bnsim.report import plots  # noqa: PLC0415
+
+    target = tmp_path / "result.json"
+    target.write_text("the previous, complete result\n")
+    real_write = Path.write_text
+
+    def interrupted(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        real_write(self, text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli._write_text(target, "a new result, " * 100)
+    monkeypatch.undo()
+    assert target.read_text() == "the previous, complete result\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["result.json"]  # no partial file left
+
+    figure_path = tmp_path / "figure.png"
+    figure_path.write_bytes(b"old figure")
+    figure = plots.Figure()
+
+    def failing_savefig(*args: object, **kwargs: object) -> None:
+        Path(str(args[0])).write_bytes(b"half a PNG")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figure, "savefig", failing_savefig)
+    with pytest.raises(KeyboardInterrupt):
+        plots.save(figure, figure_path)
+    assert figure_path.read_bytes() == b"old figure"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["figure.png", "result.json"]
