@@ -63,7 +63,7 @@ def layer(document: dict[str, Any], name: str) -> dict[str, Any]:
     [
         (
             lambda d: layer(d, "stem.bn").update(kind="batchnorm3d"),
-            r"layers\[1\] 'stem.bn': input tag 'batchnorm3d' found using 'kind' does not match",
+            r"layers\[1\] 'stem.bn': unknown kind 'batchnorm3d' \(did you mean 'batchnorm2d'\?",
         ),
         (
             lambda d: layer(d, "stem.conv").update(kernal=3),
