@@ -20,6 +20,7 @@ from bnsim.graph.layer import Input, Layer, LayerKind, TensorShape
 INPUT_NAME = "input"
 # The largest zoo networks have under 1,000 layers; past this, loading alone takes minutes and GBs
 MAX_LAYERS = 20_000
+MAX_TENSOR_ELEMENTS = 1 << 40  # 4 TiB of fp32 per tensor: far beyond any real network's activations
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -192,6 +193,13 @@ def _infer_shapes(
             shapes[layer.name] = TensorShape(batch, layer.channels, image[0], image[1])
         else:
             shapes[layer.name] = layer.infer_shape(tuple(shapes[source] for source in layer.inputs))
+        elements = shapes[layer.name].num_elements()
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise WorkloadError(
+                f"layer '{layer.name}' ({layer.layer_kind.value}): its output "
+                f"{shapes[layer.name]} has {elements:.3g} elements, more than bnsim can lay out "
+                f"(2^{MAX_TENSOR_ELEMENTS.bit_length() - 1}); check its sizes, padding and batch"
+            )
     return shapes
 
 

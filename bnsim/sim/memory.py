@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bnsim.errors import InfeasibleError
 from bnsim.hw import Machine
 from bnsim.sim.cache import CacheStats, Eviction, RangeCache
 from bnsim.sim.linecache import LineCache
@@ -53,11 +54,31 @@ class _Tally:
     spread_writes: float = 0.0
 
 
+LINE_STATE_BYTES = (
+    12  # per cached line: tag, owner and dirty bit, two links (bnsim/sim/_fastmemory.pyx)
+)
+MAX_LINE_STATE_BYTES = 4 << 30
+
+
 def memory_system(machine: Machine, caches: CacheModel = "range", *, compiled: bool = True) -> Any:
     """The memory system of `machine`: compiled if available (and asked for), else pure Python.
 
     `caches` is "range" (fast fidelity) or "line" (line fidelity).
+
+    Raises:
+        InfeasibleError: line caches whose state would not fit in this computer's memory.
     """
+    if caches == "line":
+        lines = (
+            machine.cores.count * machine.private_caches()[-1].size_bytes + machine.llc.size_bytes
+        ) // machine.llc.block_bytes
+        if lines * LINE_STATE_BYTES > MAX_LINE_STATE_BYTES:
+            raise InfeasibleError(
+                f"line fidelity would hold {lines:.3g} cache lines ({machine.name}: "
+                f"{machine.cores.count} private caches and the LLC), about "
+                f"{lines * LINE_STATE_BYTES / 2**30:.0f} GiB of cache state; use --fidelity fast "
+                "(its caches hold byte ranges, not lines)"
+            )
     arguments = (
         machine.cores.count,
         machine.private_caches()[-1].size_bytes,

@@ -115,3 +115,15 @@ def test_an_interrupted_write_leaves_the_old_file_whole(
         plots.save(figure, figure_path)
     assert figure_path.read_bytes() == b"old figure"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["figure.png", "result.json"]
+
+
+def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    import bnsim  # noqa: PLC0415
+    from bnsim.errors import InfeasibleError, WorkloadError  # noqa: PLC0415
+
+    with pytest.raises(WorkloadError, match=r"layer 'input' \(input\): its output .* elements"):
+        bnsim.load_workload("tiny_cnn", batch=1 << 34)
+    machine = bnsim.load_machine(REPO / "hwconfigs" / "cmp16.yaml", ["llc.size=1408GiB"])
+    schedule = bnsim.build_schedule(bnsim.load_workload("tiny_cnn", batch=2), "baseline")
+    with pytest.raises(InfeasibleError, match=r"about 264 GiB of cache state; use --fidelity fast"):
+        bnsim.simulate(schedule, machine, bnsim.SimOptions(fidelity="line"))
