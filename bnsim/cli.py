@@ -388,6 +388,8 @@ def _sweep(args: argparse.Namespace) -> int:
         )
     if args.plot and not sweep.grid:
         raise ConfigError("--plot draws against the first --grid key; this sweep has no grid")
+    # Dask logs every scheduler event at INFO; follow --log-level unless the user configured Dask
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", args.log_level.lower())
     bar: Any = None
     failures = 0
 
