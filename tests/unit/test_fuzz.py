@@ -113,8 +113,21 @@ def test_a_mutated_machine_is_accepted_or_refused_cleanly(document: dict[str, An
     assert run.dram_bytes() > 0
 
 
+@st.composite
+def rewired(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
+    """The network with one layer's inputs pointed at other layers (or itself, or nothing)."""
+    document = draw(mutations(base)) if draw(st.booleans()) else copy.deepcopy(base)
+    layers = document.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return document
+    names = [layer.get("name") for layer in layers if isinstance(layer, dict)] + ["input"]
+    target = draw(st.sampled_from([layer for layer in layers if isinstance(layer, dict)] or [{}]))
+    target["inputs"] = draw(st.lists(st.sampled_from(names), min_size=0, max_size=3))
+    return document
+
+
 @FUZZ
-@given(mutations(NETWORK))
+@given(st.one_of(mutations(NETWORK), rewired(NETWORK)))
 def test_a_mutated_workload_is_accepted_or_refused_cleanly(document: dict[str, Any]) -> None:
     try:
         network = workload_from_dict(document, source="fuzz.yaml")
