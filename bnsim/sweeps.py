@@ -243,11 +243,6 @@ class Task:
     options: SimOptions
     key: str  # digest of the inputs
 
-    def describe(self) -> str:
-        """A one-line name for messages."""
-        settings = ", ".join(f"{key}={value}" for key, value in self.values)
-        return f"{self.workload} {self.scheme}" + (f" at {settings}" if settings else "")
-
 
 def plan(sweep: Sweep) -> list[Task]:
     """Every task of the sweep, in grid order, validated.
@@ -464,13 +459,6 @@ def run_sweep(
     records = [stored[task.key] for task in tasks if task.key in stored]
     write_summary(folder, tasks, records)
     return SweepResults(tasks, records)
-
-
-def load_results(sweep: Sweep, folder: str | Path) -> SweepResults:
-    """The stored results of a sweep, finished or not, without running anything."""
-    tasks = plan(sweep)
-    stored = Store(folder).load()
-    return SweepResults(tasks, [stored[task.key] for task in tasks if task.key in stored])
 
 
 Outcome = tuple[str, dict[str, Any] | None, str | None]  # status, run summary, error
