@@ -4,6 +4,7 @@ random valid small networks on random valid machines always simulate, and bnff v
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +90,23 @@ def mutations(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def accepted_or_refused(
+    load: Callable[..., Any], document: dict[str, Any], error: type[BnsimError]
+) -> tuple[Any, str]:
+    """(what `load` built, "") or (None, its error message); any other exception propagates."""
+    try:
+        built = load(document, source="fuzz.yaml")
+    except error as err:
+        event("refused")
+        return None, str(err)
+    event("accepted")
+    return built, ""
+
+
 @FUZZ
 @given(mutations(TINY_HW))
 def test_a_mutated_machine_is_accepted_or_refused_cleanly(document: dict[str, Any]) -> None:
-    try:
-        machine = machine_from_dict(document, source="fuzz.yaml")
-    except ConfigError as err:
-        refusal = str(err)
-    else:
-        refusal = ""
-    event("refused" if refusal else "accepted")
+    machine, refusal = accepted_or_refused(machine_from_dict, document, ConfigError)
     if refusal:
         assert refusal.startswith("fuzz.yaml: ")
         return
@@ -129,13 +137,7 @@ def rewired(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
 @FUZZ
 @given(st.one_of(mutations(NETWORK), rewired(NETWORK)))
 def test_a_mutated_workload_is_accepted_or_refused_cleanly(document: dict[str, Any]) -> None:
-    try:
-        network = workload_from_dict(document, source="fuzz.yaml")
-    except WorkloadError as err:
-        refusal = str(err)
-    else:
-        refusal = ""
-    event("refused" if refusal else "accepted")
+    network, refusal = accepted_or_refused(workload_from_dict, document, WorkloadError)
     if refusal:
         assert refusal.startswith("fuzz.yaml")
         return
