@@ -9,6 +9,8 @@ bnsim.graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bnsim.graph.layer import Conv2d
 from bnsim.schedule import Kernel, Op, OpKind, Placement, Schedule
 
@@ -61,35 +63,55 @@ def prologue_operand(kernel: Kernel, index: int) -> int:
 
 def input_footprint(schedule: Schedule, op: Op, tile: Region, operand: int = 0) -> Region:
     """The region of input `operand` of `op` that the tile reads (the tile, if element-wise)."""
+    return footprint_rule(schedule, op, operand)(tile)
+
+
+def footprint_rule(schedule: Schedule, op: Op, operand: int = 0) -> Callable[[Region], Region]:
+    """`input_footprint` of one op and operand as a function of the tile.
+
+    The layer's geometry is looked up once: the simulator calls the rule for every tile.
+    """
     layer = schedule.network.layer(op.layer)
     if op.kind is OpKind.CONV_FWD and isinstance(layer, Conv2d):
         _, c, h, _ = schedule.tensor(op.reads[0]).shape
-        g0, g1 = conv_group_span(layer, c, *tile["c"])
-        top, bottom = conv_input_rows(layer, *tile["h"])
         per_group_in = c // layer.groups
-        return {
-            "n": tile["n"],
-            "c": (g0 * per_group_in, g1 * per_group_in),
-            "h": (max(top, 0), min(bottom, h)),
-        }
+
+        def conv_forward(tile: Region) -> Region:
+            g0, g1 = conv_group_span(layer, c, *tile["c"])
+            top, bottom = conv_input_rows(layer, *tile["h"])
+            return {
+                "n": tile["n"],
+                "c": (g0 * per_group_in, g1 * per_group_in),
+                "h": (max(top, 0), min(bottom, h)),
+            }
+
+        return conv_forward
     if op.kind is OpKind.CONV_BWD_DATA and isinstance(layer, Conv2d):
         c = schedule.tensor(op.writes[0]).shape[1]
         out_rows = schedule.tensor(op.reads[0]).shape[2]
         per_group_in, per_group_out = c // layer.groups, layer.out_channels // layer.groups
-        c0, c1 = tile["c"]
-        g0, g1 = c0 // per_group_in, (c1 - 1) // per_group_in + 1
-        return {
-            "n": tile["n"],
-            "c": (g0 * per_group_out, g1 * per_group_out),
-            "h": conv_output_rows_touching(layer, *tile["h"], out_rows),
-        }
+
+        def conv_backward_data(tile: Region) -> Region:
+            c0, c1 = tile["c"]
+            g0, g1 = c0 // per_group_in, (c1 - 1) // per_group_in + 1
+            return {
+                "n": tile["n"],
+                "c": (g0 * per_group_out, g1 * per_group_out),
+                "h": conv_output_rows_touching(layer, *tile["h"], out_rows),
+            }
+
+        return conv_backward_data
     if op.kind is OpKind.CONV_BWD_WEIGHT and isinstance(layer, Conv2d):
         if operand == 1:  # dy: the tile's own output channels, all rows
-            return {"n": tile["n"], "c": tile["c"]}
+            return lambda tile: {"n": tile["n"], "c": tile["c"]}
         c = schedule.tensor(op.reads[0]).shape[1]
-        g0, g1 = conv_group_span(layer, c, *tile["c"])
         per_group_in = c // layer.groups
-        return {"n": tile["n"], "c": (g0 * per_group_in, g1 * per_group_in)}
+
+        def conv_backward_weight(tile: Region) -> Region:
+            g0, g1 = conv_group_span(layer, c, *tile["c"])
+            return {"n": tile["n"], "c": (g0 * per_group_in, g1 * per_group_in)}
+
+        return conv_backward_weight
     if op.kind in (
         OpKind.FC_FWD,
         OpKind.FC_BWD_DATA,
@@ -97,5 +119,9 @@ def input_footprint(schedule: Schedule, op: Op, tile: Region, operand: int = 0) 
         OpKind.POOL_FWD,
         OpKind.POOL_BWD,
     ):
-        return {key: value for key, value in tile.items() if key != "h"}
+        return lambda tile: {key: value for key, value in tile.items() if key != "h"}
+    return _same
+
+
+def _same(tile: Region) -> Region:
     return tile

@@ -36,6 +36,9 @@ class Network:
     layers: tuple[Layer, ...]  # topological order; declaration order where the graph allows
     graph: nx.DiGraph[str] = field(repr=False)  # frozen; node attribute "layer"
     shapes: Mapping[str, TensorShape] = field(repr=False)
+    by_name: Mapping[str, Layer] = field(
+        repr=False
+    )  # the graph's "layer" attributes, looked up fast
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
@@ -60,8 +63,7 @@ class Network:
         Raises:
             KeyError: no such layer.
         """
-        layer: Layer = self.graph.nodes[name]["layer"]
-        return layer
+        return self.by_name[name]
 
     def out_shape(self, name: str) -> TensorShape:
         """Output shape of layer `name` at this batch size."""
@@ -77,8 +79,9 @@ class Network:
 
     def category(self, name: str) -> str:
         """Breakdown category of layer `name` (conv, bn, ...); names outside the graph: "other"."""
-        if name in self.graph:
-            return str(self.layer(name).layer_kind.category)
+        layer = self.by_name.get(name)
+        if layer is not None:
+            return str(layer.layer_kind.category)
         return LayerKind.INPUT.category
 
     def input_channels(self) -> int:
@@ -133,6 +136,7 @@ def build_network(
         layers=ordered,
         graph=nx.freeze(graph),
         shapes=MappingProxyType(shapes),
+        by_name=MappingProxyType({layer.name: layer for layer in ordered}),
     )
 
 

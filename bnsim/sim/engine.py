@@ -30,7 +30,7 @@ from bnsim import units
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
-from bnsim.schedule import Kernel, Schedule, check_schedule
+from bnsim.schedule import Box, Kernel, Schedule, check_schedule
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
 from bnsim.trace import Reduction, SimOptions, Tile, Trace
@@ -176,11 +176,12 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally.start = round(env.now)
         tiles_start = env.now
         channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
-        tiles = list(chip.trace.tiles(index))
+        boxes = chip.trace.boxes(kernel)
+        tiles = chip.trace.tiles(index, boxes)
         chunks = static_chunks(len(tiles), chip.machine.cores.count)
         tiles_done = _run_tiles(chip, tiles, chunks, tally)
         yield env.timeout(tiles_done - env.now)
-        reduction = _reduction_cycles(chip, index, kernel, chunks)
+        reduction = _reduction_cycles(chip, index, boxes, chunks)
         if reduction:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
@@ -279,7 +280,9 @@ def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _Kern
     return finished
 
 
-def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[range]) -> float:
+def _reduction_cycles(
+    chip: _Chip, index: int, boxes: tuple[Box, ...], chunks: list[range]
+) -> float:
     """Serial combine of per-thread partial sums, plus writing each reduced tensor once.
 
     A tensor's partial sums come from every thread that ran a tile touching it; the combine reads
@@ -289,9 +292,8 @@ def _reduction_cycles(chip: _Chip, index: int, kernel: Kernel, chunks: list[rang
     reductions = chip.trace.reductions(index)
     if not reductions:
         return 0.0
-    boxes = chip.trace.boxes(kernel)
     owner = {tile: core for core, chunk in enumerate(chunks) for tile in chunk}
-    axes = [axis.name for axis in kernel.space]
+    axes = [axis.name for axis in chip.trace.schedule.kernels[index].space]
     c_axis = axes.index("c") if "c" in axes else None
     machine = chip.machine
     element_bytes = machine.dtype_bytes()

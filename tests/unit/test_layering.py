@@ -129,6 +129,7 @@ STDLIB_OK = {
     "heapq",
     "importlib",
     "io",
+    "operator",
     "os",
     "itertools",
     "json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,17 @@ def test_same_inputs_give_identical_json(tmp_path: Path) -> None:
     assert documents[0] == documents[1]
     runs = [RunResult.from_dict(run) for run in json.loads(documents[0])["runs"]]
     assert runs[0] == simulate(build_schedule(network, "baseline"), m)
+
+
+def test_a_result_survives_pickling_between_processes(tiny_runs: dict[str, RunResult]) -> None:
+    run = tiny_runs["bnff"]
+    copy = pickle.loads(pickle.dumps(run))
+    assert copy == run
+    assert copy.to_dict() == run.to_dict()
+    assert type(copy.kernels[0]) is type(run.kernels[0])
+    assert type(copy.traffic[0]) is type(run.traffic[0])
+    with pytest.raises(AttributeError):  # still frozen
+        copy.traffic[0].dram_read_bytes = 0  # type: ignore[misc]
 
 
 def test_an_illegal_schedule_is_refused_before_simulating() -> None:
