@@ -506,12 +506,16 @@ cdef class FastLineCache(_Cache):
         cdef u16* newer
         cdef u16* header
         cdef u32 written = (<u32> owner << 1) | 1
+        cdef i64 first = start // line, end = stop // line, capacity = self.num_sets * self.ways
+        cdef i64 exact_end = end
         if write:
             self.write_bytes += stop - start
         else:
             self.read_bytes += stop - start
-        for number in range(start // line, stop // line):
-            if number + PREFETCH_LINES < stop // line:
+        if end - first >= 2 * capacity:  # a stream through the whole cache: see _stream_tail
+            exact_end = first + capacity
+        for number in range(first, exact_end):
+            if number + PREFETCH_LINES < exact_end:
                 bnsim_prefetch(self._block(number + PREFETCH_LINES))
             if self.set_mask >= 0:
                 set_index = number & self.set_mask
@@ -556,7 +560,75 @@ cdef class FastLineCache(_Cache):
                 _push_front(header, older, newer, way, self.ways == 1)
             tags[way] = tag
             meta[way] = (<u32> owner << 1) | (write != 0)
+        if exact_end < end:
+            missed += self._stream_tail(first, end, write, owner, evictions, fill, misses)
         return missed
+
+    cdef i64 _stream_tail(self, i64 first, i64 end, char write, int owner, _Evictions evictions,
+                          bint fill, _Evictions misses) noexcept:
+        """Lines first + C .. end of a stream of distinct lines, C = the cache's lines, end - first
+        ≥ 2C, after `access` has run its first C lines exactly; returns the bytes missed.
+
+        Line first + j goes to set (first + j) mod sets as that set's (j // sets)-th line of the
+        stream. After the first C lines every set holds exactly `ways` lines of the stream (the
+        older content is gone), so each later line misses and evicts the least recent line of its
+        set, which is line first + j - C. Hence, exactly as line by line: the lines first + C ..
+        end miss; the victims are lines first .. end - C in order, those of the first C carrying
+        the state the exact part left them, the later ones (owner, write); and every set ends
+        holding the last `ways` lines of the stream that map to it, oldest first. Cost: C tag
+        searches and C stores instead of end - first full accesses.
+        """
+        cdef i64 line = self.line, capacity = self.num_sets * self.ways, number, set_index
+        cdef i64 missed = 0
+        cdef int way, padded = self.padded, ways = self.ways
+        cdef u8* block
+        cdef u32* meta
+        cdef u16* older
+        cdef u16* newer
+        cdef u16* header
+        cdef u32 state = (<u32> owner << 1) | (write != 0), victim_meta
+        if fill:
+            missed = (end - first - capacity) * line
+            self.miss_bytes += missed
+            if misses is not None:
+                misses.push_merged((first + capacity) * line, end * line, 0, owner)
+        for number in range(first, first + capacity):  # the victims the exact part installed
+            block = self._block(number)
+            way = bnsim_find_tag(<u32*> block, padded, self._tag(number))
+            victim_meta = (<u32*> (block + 4 * padded))[way]
+            if victim_meta & 1:
+                self.writeback_bytes += line
+            if victim_meta & 1 or self.report_clean:
+                evictions.push_merged(number * line, (number + 1) * line, victim_meta & 1,
+                                      victim_meta >> 1)
+        if write or self.report_clean:  # the victims that came with the tail
+            if write:
+                self.writeback_bytes += (end - first - 2 * capacity) * line
+            if end - first > 2 * capacity:
+                evictions.push_merged((first + capacity) * line, (end - capacity) * line,
+                                      write != 0, owner)
+        for number in range(end - capacity, end):  # oldest first, set by set in stream order
+            block = self._block(number)
+            way = <int> ((number - (end - capacity)) // self.num_sets)
+            (<u32*> block)[way] = self._tag(number)
+            meta = <u32*> (block + 4 * padded)
+            older = <u16*> (block + 8 * padded)
+            newer = <u16*> (block + 10 * padded)
+            header = <u16*> (block + 12 * padded)
+            meta[way] = state
+            older[way] = way - 1 if way > 0 else 0
+            newer[way] = way + 1 if way < ways - 1 else 0
+            if way == 0:
+                header[1] = 0
+                header[2] = ways
+            if way == ways - 1:
+                header[0] = way
+        return missed
+
+    cdef inline u32 _tag(self, i64 number) noexcept:
+        if self.set_mask >= 0:
+            return <u32> (number >> self.set_shift)
+        return <u32> (number // self.num_sets)
 
     cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped) noexcept:
         cdef i64 number, set_index
@@ -732,13 +804,34 @@ cdef class FastMemorySystem:
             self.writes_by_source[i] = 0
 
     cdef void _map(self, i64 low, i64 high, double* per_channel) noexcept:
-        cdef i64 chunk_end
-        while low < high:
-            chunk_end = (low // self.interleave + 1) * self.interleave
-            if chunk_end > high:
-                chunk_end = high
-            per_channel[(low // self.interleave) % self.channels] += chunk_end - low
-            low = chunk_end
+        """Add the bytes of [low, high) to the channels their interleave chunks map to.
+
+        Whole chunks are counted per channel rather than one by one (line fidelity maps all of
+        its DRAM traffic here); the sums are integers below 2**53, so doubles add them exactly
+        in any order.
+        """
+        cdef i64 interleave = self.interleave, chunk, last, whole, rounds
+        cdef int channels = self.channels, channel, i
+        if low >= high:
+            return
+        chunk = low // interleave
+        last = (high - 1) // interleave
+        channel = <int> (chunk % channels)
+        if chunk == last:
+            per_channel[channel] += high - low
+            return
+        per_channel[channel] += (chunk + 1) * interleave - low
+        per_channel[last % channels] += high - last * interleave
+        whole = last - chunk - 1  # the chunks in between
+        rounds = whole // channels
+        if rounds:
+            for i in range(channels):
+                per_channel[i] += rounds * interleave
+        for i in range(whole - rounds * channels):
+            channel += 1
+            if channel == channels:
+                channel = 0
+            per_channel[channel] += interleave
 
     cdef void _dram_read(self, i64 low, i64 high, int source) noexcept:
         if source >= self.sources_capacity:
