@@ -36,11 +36,4 @@ static inline int bnsim_find_tag(const uint32_t *tags, int padded_ways, uint32_t
 
 #endif
 
-/* Ask for a set's block ahead of use (a no-op where the compiler has no prefetch). */
-#if defined(__GNUC__)
-#define bnsim_prefetch(address) __builtin_prefetch((address), 1, 3)
-#else
-#define bnsim_prefetch(address) ((void)(address))
-#endif
-
 #endif
