@@ -37,11 +37,12 @@ from bnsim.trace import Reduction, SimOptions, Tile, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each
 # tensor an op touches, once) per second, measured on the reference machine (docs/performance.md):
-# pure Python 0.97e5 and 0.92e5 (DenseNet-121 and ResNet-50 at batch 1, 32 px), compiled 1.9e7
-# (DenseNet-121 at batch 32: 6.85e8 lines in 36.5 s). Longer runs than the limits need --force.
+# pure Python 0.97e5 and 0.92e5 (DenseNet-121 and ResNet-50 at batch 1, 32 px), compiled 6.5e7
+# (DenseNet-121 at batch 32: 6.85e8 lines in 10.5 s on the 2026-12-02 machine). Longer runs than
+# the limits need --force.
 PURE_PYTHON_LINES_PER_SECOND = 1.0e5
 PURE_PYTHON_LIMIT_SECONDS = 60.0
-COMPILED_LINES_PER_SECOND = 1.9e7
+COMPILED_LINES_PER_SECOND = 6.5e7
 COMPILED_LIMIT_SECONDS = 3600.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
