@@ -26,12 +26,12 @@ from bnsim.sampling import Sampling, Selection, select
 from bnsim.schedule import (
     FIXED_ELEMENT_BYTES,
     Box,
-    ElementType,
     Kernel,
     Op,
     OpKind,
     Placement,
     Schedule,
+    Tensor,
     TensorRole,
     decompose,
 )
@@ -107,49 +107,65 @@ class Trace:
         self.data_bytes = machine.dtype_bytes()
         self.blocked = machine.compute.layout == "nChw16c"
         self._stored: dict[str, int] = {}
-        self._stored = {
-            name: self.stored_bytes(name)
-            for name, tensor in schedule.tensors.items()
-            if not tensor.transient
-        }
-        self.base, self.size = _lay_out(schedule, self, PAGE_BYTES)
-        self.sources: list[Source] = []
-        self._source_ids: dict[tuple[int, int, str], int] = {}
         # name → (base address, bytes per element, shape, blocked): what `runs` needs, looked up
         # once
-        self._info = {
-            name: (self.base[name], self.element_bytes(name), tensor.shape, self.is_blocked(name))
-            for name, tensor in schedule.tensors.items()
-            if not tensor.transient
-        }
+        self._info: dict[str, Layout] = {}
+        self.base, self.size = self._lay_out(PAGE_BYTES)
+        self.sources: list[Source] = []
+        self._source_ids: dict[tuple[int, int, str], int] = {}
 
     # --- layout --------------------------------------------------------------------------------
 
     def element_bytes(self, name: str) -> int:
         """Bytes per element of tensor `name`."""
-        element = self.schedule.tensor(name).element
-        return FIXED_ELEMENT_BYTES.get(element, self.data_bytes)
+        return self._format(self.schedule.tensor(name))[0]
 
     def is_blocked(self, name: str) -> bool:
         """Whether `name` is stored nChw16c (4-D data activations, unless the library is nchw)."""
-        tensor = self.schedule.tensor(name)
-        return (
-            self.blocked
-            and len(tensor.shape) == 4
-            and tensor.element is ElementType.DATA
-            and tensor.role in _ACTIVATION_ROLES
-        )
+        return self._format(self.schedule.tensor(name))[1]
 
     def stored_bytes(self, name: str) -> int:
         """Bytes tensor `name` occupies in memory (channel padding included)."""
         known = self._stored.get(name)
         if known is not None:
             return known
-        shape = self.schedule.tensor(name).shape
+        return self._format(self.schedule.tensor(name))[2]
+
+    def stored_sizes(self) -> Mapping[str, int]:
+        """Bytes every stored (not transient) tensor occupies, in order of creation."""
+        return self._stored
+
+    def _format(self, tensor: Tensor) -> tuple[int, bool, int]:
+        """(bytes per element, whether stored nChw16c, bytes in memory) of `tensor`."""
+        fixed = FIXED_ELEMENT_BYTES.get(tensor.element)  # None: the machine's data type
+        element = self.data_bytes if fixed is None else fixed
+        shape = tensor.shape
+        blocked = (
+            self.blocked
+            and len(shape) == 4
+            and fixed is None
+            and tensor.role in _ACTIVATION_ROLES
+        )
         elements = math.prod(shape)
-        if self.is_blocked(name):
+        if blocked:
             elements = elements // shape[1] * _padded(shape[1])
-        return elements * self.element_bytes(name)
+        return element, blocked, elements * element
+
+    def _lay_out(self, alignment: int) -> tuple[Mapping[str, int], int]:
+        """Base address of every stored tensor (in order of creation), and the bytes of them all;
+        fills in each one's stored bytes and layout on the way (one pass: a trace is made per run).
+        """
+        base: dict[str, int] = {}
+        address = alignment
+        for name, tensor in self.schedule.tensors.items():
+            if tensor.transient:
+                continue
+            element, blocked, size = self._format(tensor)
+            self._stored[name] = size
+            base[name] = address
+            self._info[name] = (address, element, tensor.shape, blocked)
+            address += -(-size // alignment) * alignment
+        return base, address
 
     def runs(self, name: str, region: Region) -> list[tuple[int, int]]:
         """Byte ranges [start, stop) of a region of tensor `name`, merged where contiguous.
@@ -256,7 +272,7 @@ class Trace:
         """Core cycles of `share` (0..1) of an op's work."""
         compute = self.machine.compute
         if op.kind.is_matrix():
-            conv = op.kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT)
+            conv = op.kind in _CONV_KINDS
             efficiency = compute.conv_efficiency if conv else compute.fc_efficiency
             if fused_conv and conv:
                 efficiency *= compute.fused_conv_factor
@@ -410,10 +426,12 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
     OpKind.SGD_UPDATE: "sgd_update",
 }
 
-
-def op_elements(schedule: Schedule, op: Op) -> int:
-    """Elements an element-wise op processes (what `cycles_per_element` is per)."""
-    if op.kind in (
+# sets built once: looking an enum member up on its class costs as much as the rest of a call
+_CONV_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT))
+# element-wise ops whose work is counted in elements of their first input (max-pool backward:
+# of its output), not of their first output
+_INPUT_SIZED_KINDS = frozenset(
+    (
         OpKind.POOL_FWD,
         OpKind.BN_STATS,
         OpKind.LOSS_FWD,
@@ -421,7 +439,13 @@ def op_elements(schedule: Schedule, op: Op) -> int:
         OpKind.SGD_UPDATE,
         OpKind.CONCAT_BWD,
         OpKind.POOL_BWD,
-    ):
+    )
+)
+
+
+def op_elements(schedule: Schedule, op: Op) -> int:
+    """Elements an element-wise op processes (what `cycles_per_element` is per)."""
+    if op.kind in _INPUT_SIZED_KINDS:
         name = op.reads[0] if op.kind is not OpKind.POOL_BWD else op.writes[0]
         return schedule.tensor(name).num_elements()
     return schedule.tensor(op.writes[0]).num_elements()
@@ -502,15 +526,3 @@ def _concat_part(schedule: Schedule, op: Op, position: int) -> RegionRule:
         return {**region, "c": (low - offset, high - offset) if low < high else (0, 0)}
 
     return part
-
-
-def _lay_out(schedule: Schedule, trace: Trace, alignment: int) -> tuple[Mapping[str, int], int]:
-    """Base address of every stored tensor (in order of creation), and the bytes of them all."""
-    base: dict[str, int] = {}
-    address = alignment
-    for name, tensor in schedule.tensors.items():
-        if tensor.transient:
-            continue
-        base[name] = address
-        address += -(-trace.stored_bytes(name) // alignment) * alignment
-    return base, address

@@ -3,6 +3,11 @@ streams, monotonicity in the cache size, conservation and bounds of its results.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import pickle
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,9 +15,13 @@ from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
+from bnsim.result import TrafficRow
 from bnsim.sim.analytic import (
     COLD,
     TensorAccess,
+    Traffic,
+    _earlier_and_later,
+    _slot_setters,
     llc_traffic,
     stack_distances,
     tensor_accesses,
@@ -24,6 +33,7 @@ from bnsim.trace import SimOptions, Trace
 
 LINE = 64
 SIZES = {"A": 100, "B": 50, "C": 30}
+SCHEMES = ["baseline", "fission", "bnff", "recompute", "bnff+sampling"]
 
 
 def stream(*names: str, written: str = "") -> list[TensorAccess]:
@@ -144,3 +154,228 @@ def test_analytic_results_add_up_and_respect_the_roofline() -> None:
     assert run.cycles >= run.flops / peak
     overhead = machine.compute.kernel_overhead_cycles
     assert run.cycles >= len(run.kernels) * overhead
+
+
+# --- the vectorised model against the per-access reference it replaced ------------------------
+
+
+def reference_distances(accesses: list[TensorAccess]) -> list[float]:
+    """Stack distances with a Fenwick tree, one access at a time (the first implementation)."""
+    count = len(accesses)
+    tree = [0] * (count + 1)  # each tensor's bytes at the position of its last access
+    last: dict[str, int] = {}
+    distances: list[float] = []
+
+    def add(index: int, amount: int) -> None:
+        while index <= count:
+            tree[index] += amount
+            index += index & -index
+
+    def prefix(index: int) -> int:
+        total = 0
+        while index > 0:
+            total += tree[index]
+            index -= index & -index
+        return total
+
+    for position, access in enumerate(accesses):
+        previous = last.get(access.tensor)
+        if previous is None:
+            distances.append(COLD)
+        else:
+            between = prefix(position) - prefix(previous + 1)
+            distances.append(between + access.size_bytes)
+            add(previous + 1, -accesses[previous].size_bytes)
+        add(position + 1, access.size_bytes)
+        last[access.tensor] = position
+    return distances
+
+
+def reference_traffic(
+    accesses: list[TensorAccess],
+    distances: list[float],
+    capacity: int,
+    nontemporal: bool,
+    num_kernels: int,
+) -> Traffic:
+    """llc_traffic one access at a time, with the cache's dirty and streamed tensors."""
+    read: dict[int, int] = {}
+    written: dict[int, int] = {}
+    kernel_bytes = [0] * num_kernels
+    dirty: dict[str, TensorAccess] = {}
+    streamed: set[str] = set()
+    access_bytes = hit_bytes = 0
+
+    def charge(totals: dict[int, int], access: TensorAccess) -> None:
+        totals[access.source] = totals.get(access.source, 0) + access.size_bytes
+        if num_kernels:
+            kernel_bytes[access.kernel] += access.size_bytes
+
+    for access, distance in zip(accesses, distances, strict=True):
+        access_bytes += access.size_bytes
+        hit = distance <= capacity and access.tensor not in streamed
+        streamed.discard(access.tensor)
+        if not hit and access.tensor in dirty:
+            charge(written, dirty.pop(access.tensor))
+        if access.write and nontemporal:
+            dirty.pop(access.tensor, None)
+            charge(written, access)
+            streamed.add(access.tensor)
+            continue
+        if hit:
+            hit_bytes += access.size_bytes
+        else:
+            charge(read, access)
+        if access.write:
+            dirty[access.tensor] = access
+    for write in dirty.values():
+        charge(written, write)
+    return Traffic(read, written, kernel_bytes, access_bytes, hit_bytes)
+
+
+access_streams = st.lists(
+    st.tuples(
+        st.integers(0, 7),  # tensor
+        st.integers(0, 300),  # bytes (a tensor's accesses differ in size, as sampled reads do)
+        st.booleans(),  # write
+        st.integers(-1, 5),  # source (-1: unattributed; sources repeat, as an op's read and write)
+        st.integers(0, 3),  # kernel
+    ),
+    max_size=60,
+)
+
+
+def as_accesses(case: list[tuple[int, int, bool, int, int]], scale: int) -> list[TensorAccess]:
+    return [
+        TensorAccess(kernel, source, f"t{tensor}", size * scale, write)
+        for tensor, size, write, source, kernel in case
+    ]
+
+
+@settings(max_examples=400, deadline=None)
+@given(access_streams, st.integers(0, 2000), st.booleans(), st.sampled_from([1, 1 << 60]))
+def test_vectorised_model_equals_the_per_access_reference(case, capacity, nontemporal, scale):
+    """Distances and traffic of random streams equal the Fenwick tree and the per-access cache,
+    also with sums past int64 (`scale`), with non-temporal stores and with per-kernel bytes."""
+    accesses = as_accesses(case, scale)
+    distances = stack_distances(accesses)
+    assert distances == reference_distances(accesses)
+    capacity *= scale
+    traffic = llc_traffic(accesses, distances, capacity, nontemporal=nontemporal, num_kernels=4)
+    assert traffic == reference_traffic(accesses, distances, capacity, nontemporal, 4)
+    assert llc_traffic(accesses, distances, capacity, nontemporal=nontemporal).kernel_bytes == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(access_streams, st.lists(st.sampled_from([0, 100, 10**4, COLD]), max_size=60))
+def test_llc_traffic_takes_any_distances(case, given_distances) -> None:
+    """Distances need not be a stack's: a cold access may be said to hit, a repeat to miss."""
+    accesses = as_accesses(case, 1)[: len(given_distances)]
+    distances = given_distances[: len(accesses)]
+    assert llc_traffic(accesses, distances, 500, num_kernels=4) == reference_traffic(
+        accesses, distances, 500, False, 4
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 9)), max_size=50))
+def test_earlier_and_later_by_brute_force(pairs) -> None:
+    """By position p: the weights of the earlier positions with a larger key."""
+    import numpy as np
+
+    keys = np.array([key for key, _ in pairs], dtype=np.int64)
+    weights = np.array([weight for _, weight in pairs], dtype=np.int64)
+    expected = [
+        sum(weight for key, weight in pairs[:p] if key > pairs[p][0]) for p in range(len(pairs))
+    ]
+    assert _earlier_and_later(keys, weights).tolist() == expected
+
+
+def reference_accesses(trace: Trace) -> list[TensorAccess]:
+    """tensor_accesses op by op (the first implementation)."""
+    tensors = trace.schedule.tensors
+    line = trace.machine.llc.block_bytes
+    accesses = []
+    for index, kernel in enumerate(trace.schedule.kernels):
+        produced: set[str] = set()
+        for op_index, op in enumerate(kernel.ops):
+            share = trace.sampled_share(op)
+            for position, name in enumerate(op.reads):
+                if tensors[name].transient or name in produced:
+                    continue
+                size = trace.stored_bytes(name)
+                if position == 0 and share < 1:
+                    size = min(size, -(-math.ceil(size * share) // line) * line)
+                source = trace.source(index, op_index, name)
+                accesses.append(TensorAccess(index, source, name, size, False))
+            for name in op.writes:
+                produced.add(name)
+                if not tensors[name].transient:
+                    source = trace.source(index, op_index, name)
+                    size = trace.stored_bytes(name)
+                    accesses.append(TensorAccess(index, source, name, size, True))
+    return accesses
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("overrides", [(), ("compute.nontemporal_stores=true",)])
+def test_analytic_runs_equal_the_reference_model(scheme: str, overrides: tuple[str, ...]) -> None:
+    """Accesses, source ids and every traffic row and kernel's bytes of a run are those of the
+    per-access reference model (sampled reads, fused kernels and streamed stores included)."""
+    machine = load_machine("hwconfigs/tiny.yaml", list(overrides))
+    schedule = build_schedule(build_model("tiny_cnn", batch=2), scheme)
+    reference_trace = Trace(schedule, machine, SimOptions(fidelity="analytic"))
+    expected = reference_accesses(reference_trace)
+    trace = Trace(schedule, machine, SimOptions(fidelity="analytic"))
+    assert tensor_accesses(trace) == expected
+    assert trace.sources == reference_trace.sources
+    unattributed = tensor_accesses(Trace(schedule, machine, SimOptions()), attributed=False)
+    assert unattributed == [
+        TensorAccess(a.kernel, -1, a.tensor, a.size_bytes, a.write) for a in expected
+    ]
+    traffic = reference_traffic(
+        expected,
+        reference_distances(expected),
+        machine.llc.size_bytes,
+        machine.compute.nontemporal_stores,
+        len(schedule.kernels),
+    )
+    run = simulate(schedule, machine, SimOptions(fidelity="analytic"))
+    rows = [
+        (row.kernel, row.tensor, row.dram_read_bytes, row.dram_write_bytes) for row in run.traffic
+    ]
+    assert rows == [
+        (source.kernel, source.tensor, traffic.read_bytes.get(i, 0), traffic.write_bytes.get(i, 0))
+        for i, source in enumerate(reference_trace.sources)
+        if traffic.read_bytes.get(i, 0) or traffic.write_bytes.get(i, 0)
+    ]
+    kernel_bytes = [kernel.dram_read_bytes + kernel.dram_write_bytes for kernel in run.kernels]
+    assert kernel_bytes == traffic.kernel_bytes
+    assert run.caches[0][1].hits == traffic.hit_bytes // machine.llc.block_bytes
+    # capacities at, just below and above distances that occur: the edges of hits
+    distances = sorted({d for d in reference_distances(expected) if d != COLD})
+    capacities = [0, 1 << 62, 1 << 70, *distances[::7], *(d - 1 for d in distances[::5])]
+    curve = {}
+    for capacity in capacities:
+        at = reference_traffic(
+            expected, reference_distances(expected), capacity, machine.compute.nontemporal_stores, 0
+        )
+        curve[capacity] = (at.dram_read_bytes(), at.dram_write_bytes())
+    assert traffic_by_capacity(schedule, machine, capacities) == curve
+
+
+def test_results_made_through_their_slots_equal_constructed_ones() -> None:
+    """The rows and kernels a run makes field by field are what their constructors make; a class
+    whose fields are not the expected ones is refused."""
+    run = simulate(
+        build_schedule(build_model("tiny_cnn", batch=2), "bnff"),
+        load_machine("hwconfigs/tiny.yaml"),
+        SimOptions(fidelity="analytic"),
+    )
+    for made in (run.traffic[0], run.kernels[0]):
+        cls = type(made)
+        values = {field.name: getattr(made, field.name) for field in dataclasses.fields(cls)}
+        assert made == cls(**values)
+        assert pickle.loads(pickle.dumps(made)) == made
+    with pytest.raises(TypeError, match="expected"):
+        _slot_setters(TrafficRow, ("kernel", "op"))

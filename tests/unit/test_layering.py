@@ -108,6 +108,7 @@ THIRD_PARTY = {
     "bnsim.kernels": {"numpy"},
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
+    "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
     "bnsim.report": {"matplotlib"},
     "bnsim.sweeps": {"pydantic", "dask", "pandas"},
 }
