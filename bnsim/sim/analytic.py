@@ -325,19 +325,24 @@ def _listing(schedule: Schedule, trace: Trace) -> _Listing:
     listing = _Listing([], [], [], [], [])
     names, counts, shares = listing.names, listing.counts, listing.shares
     for kernel in schedule.kernels:
-        listing.ops.append(len(kernel.ops))
+        ops = kernel.ops
+        listing.ops.append(len(ops))
         produced: set[str] = set()
-        for op in kernel.ops:
-            reads = [name for name in op.reads if name not in produced] if produced else op.reads
+        for op in ops:
+            reads, writes = op.reads, op.writes
+            if produced:
+                reads = tuple([name for name in reads if name not in produced])
             # only statistics ops sample (sampled_share is 1 for every other op)
             share = trace.sampled_share(op) if op.kind is _STATISTICS else 1.0
             if share < 1 and reads and reads[0] == op.reads[0]:
                 listing.sampled.append((len(names), share))
             names += reads
-            names += op.writes
-            counts += (len(reads), len(op.writes))
+            names += writes
+            counts.append(len(reads))
+            counts.append(len(writes))
             shares.append(share)
-            produced.update(op.writes)
+            if len(ops) > 1:
+                produced.update(writes)
     return listing
 
 

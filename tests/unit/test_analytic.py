@@ -1,5 +1,6 @@
 """Analytic fidelity: stack distances by hand, exact agreement with LRU caches on whole-tensor
-streams, monotonicity in the cache size, conservation and bounds of its results."""
+streams, monotonicity in the cache size, conservation and bounds of its results, and the vectorised
+model against the per-access reference it replaced."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import dataclasses
 import math
 import pickle
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
+from bnsim.result import TrafficRow
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.result import TrafficRow
 from bnsim.sim.analytic import (
     COLD,
     TensorAccess,
@@ -254,7 +256,9 @@ def as_accesses(case: list[tuple[int, int, bool, int, int]], scale: int) -> list
 
 @settings(max_examples=400, deadline=None)
 @given(access_streams, st.integers(0, 2000), st.booleans(), st.sampled_from([1, 1 << 60]))
-def test_vectorised_model_equals_the_per_access_reference(case, capacity, nontemporal, scale):
+def test_vectorised_model_equals_the_per_access_reference(
+    case, capacity, nontemporal, scale
+) -> None:
     """Distances and traffic of random streams equal the Fenwick tree and the per-access cache,
     also with sums past int64 (`scale`), with non-temporal stores and with per-kernel bytes."""
     accesses = as_accesses(case, scale)
@@ -281,8 +285,6 @@ def test_llc_traffic_takes_any_distances(case, given_distances) -> None:
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 9)), max_size=50))
 def test_earlier_and_later_by_brute_force(pairs) -> None:
     """By position p: the weights of the earlier positions with a larger key."""
-    import numpy as np
-
     keys = np.array([key for key, _ in pairs], dtype=np.int64)
     weights = np.array([weight for _, weight in pairs], dtype=np.int64)
     expected = [
