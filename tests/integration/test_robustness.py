@@ -63,6 +63,9 @@ def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> N
             str(REPO / "hwconfigs" / "cmp16.yaml"),
             "--workload",
             "densenet121",
+            "--fidelity",
+            "line",  # 7-10 s per scheme: still running when interrupted (fast mode can finish in 2 s)
+            "--force",
             "--jobs",
             jobs,
             "--json",
