@@ -53,12 +53,7 @@ def test_line_caches_agree_operation_by_operation() -> None:
             operation = rng.random()
             if operation < 0.8:
                 write, owner, fill = rng.random() < 0.5, rng.randint(0, 5), rng.random() < 0.8
-                evictions: list = []
-                misses = python.access(
-                    start, start + size, write=write, owner=owner, evictions=evictions, fill=fill
-                )
-                expected = (misses if fill else [], [astuple(e) for e in evictions])
-                assert compiled.py_access(start, start + size, write, owner, fill) == expected
+                assert_same_access(python, compiled, start, start + size, write, owner, fill)
             elif operation < 0.95:
                 dropped = [astuple(e) for e in python.invalidate(start, start + size)]
                 assert compiled.py_invalidate(start, start + size) == dropped
@@ -86,12 +81,7 @@ def test_line_caches_agree_on_streams_through_the_whole_cache() -> None:
             start = rng.randint(0, 4 * lines) * 64
             size = rng.randint(1, 5 * lines) * 64 if rng.random() < 0.7 else rng.randint(1, 8) * 64
             write, owner, fill = rng.random() < 0.5, rng.randint(0, 3), rng.random() < 0.8
-            evictions: list = []
-            misses = python.access(
-                start, start + size, write=write, owner=owner, evictions=evictions, fill=fill
-            )
-            expected = (misses if fill else [], [astuple(e) for e in evictions])
-            assert compiled.py_access(start, start + size, write, owner, fill) == expected
+            assert_same_access(python, compiled, start, start + size, write, owner, fill)
             assert compiled.lines() == python.lines()
             assert (compiled.hit_bytes, compiled.miss_bytes, compiled.writeback_bytes) == (
                 python.stats.hit_bytes,
@@ -99,6 +89,16 @@ def test_line_caches_agree_on_streams_through_the_whole_cache() -> None:
                 python.stats.writeback_bytes,
             )
         assert compiled.py_flush() == [astuple(e) for e in python.flush()]
+
+
+def assert_same_access(
+    python: LineCache, compiled, start: int, stop: int, write: bool, owner: int, fill: bool
+) -> None:
+    """One access through both line caches: the same misses and evictions."""
+    evictions: list = []
+    misses = python.access(start, stop, write=write, owner=owner, evictions=evictions, fill=fill)
+    expected = (misses if fill else [], [astuple(e) for e in evictions])
+    assert compiled.py_access(start, stop, write, owner, fill) == expected
 
 
 def astuple(eviction) -> tuple[int, int, bool, int]:
