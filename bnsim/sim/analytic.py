@@ -1,22 +1,20 @@
 """Analytic fidelity: DRAM traffic from tensor-level LRU stack distances, time from a roofline.
 
 The schedule becomes a sequence of whole-tensor accesses: kernel by kernel, op by op, the tensors an
-op reads (except those an earlier op of the same kernel produced) and then those it writes, the
-same accesses the fast and line modes make, without tiles. An access's LRU stack distance is its own
+op reads (except those an earlier op of the same kernel produced) and then those it writes, the same
+accesses the fast and line modes make, without tiles. An access's LRU stack distance is its own
 bytes plus the bytes of the distinct tensors touched since the tensor's previous access (Mattson et
-al., 1970), computed for all accesses at once with NumPy (prefix sums, and per access the bytes of
-the earlier accesses whose tensors are next touched later than its own, one vectorised pass per bit
-of the access count); an access hits in an LLC of C bytes iff its distance is at most C, so one
-pass answers every cache size (`traffic_by_capacity`). On whole-tensor streams this equals a fully
-associative line LRU cache exactly (tests check it).
+al., 1970), computed for all accesses at once by bnsim.sim.stackmodel; an access hits in an LLC of C
+bytes iff its distance is at most C, so one pass answers every cache size (`traffic_by_capacity`).
+On whole-tensor streams this equals a fully associative line LRU cache exactly (tests check it).
 
 What it leaves out, and the fast and line modes keep: reuse inside a kernel (a conv re-reading its
 input per block of output channels is one access here), private caches, associativity, halos, load
 imbalance, DRAM latency and queueing, and the serial reductions of fused kernels. A kernel takes
 max(compute, DRAM) cycles plus its fixed overhead: compute is the fast mode's per-op cycles spread
 evenly over the cores; DRAM is the bytes it reads and the bytes it writes that reach DRAM, at the
-sustained bandwidth. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule; numpy on first
-use.
+sustained bandwidth. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
+bnsim.sim.stackmodel; numpy on first use.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Op, OpKind, Phase, Schedule, TensorRole, check_schedule
+from bnsim.sim import stackmodel
 from bnsim.trace import SimOptions, Trace
 
 if TYPE_CHECKING:
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     Array = NDArray[Any]
 
 COLD = math.inf  # stack distance of a first access
-# below this many bytes of accesses in all, every sum fits in int64; above, exact Python ints
-_INT64_BYTES = 1 << 62
 # the enums' plain strings, looked up once: an Enum's `.value` is a Python-level property
 _KIND_NAMES = {kind: kind.value for kind in OpKind}
 _PHASE_NAMES = {phase: phase.value for phase in Phase}
@@ -112,8 +109,8 @@ def stack_distances(accesses: Sequence[TensorAccess]) -> list[float]:
     """Per access, its bytes plus those of the distinct tensors touched since its tensor's last
     access (COLD for a first access)."""
     stream = _stream_of(accesses)
-    chains = _chains(stream.tensor)
-    distances = _distances(stream.size, chains).tolist()
+    chains = stackmodel.chains(stream.tensor)
+    distances = stackmodel.distances(stream.size, chains).tolist()
     return [
         COLD if previous < 0 else distance
         for previous, distance in zip(chains.previous.tolist(), distances, strict=True)
@@ -140,7 +137,8 @@ def llc_traffic(
     near = np.array([distance <= capacity_bytes for distance in distances], dtype=bool)
     if len(near) != len(accesses):
         raise ValueError(f"{len(distances)} distances for {len(accesses)} accesses")
-    flows = _flows(stream, _chains(stream.tensor), near, nontemporal, num_kernels)
+    chains = stackmodel.chains(stream.tensor)
+    flows = stackmodel.flows(stream, chains, near, nontemporal, num_kernels)
     original = np.array([access.source for access in accesses], dtype=np.int64)
 
     def by_source(events: Array, totals: Array) -> dict[int, int]:
@@ -163,13 +161,14 @@ def traffic_by_capacity(
 ) -> dict[int, tuple[int, int]]:
     """DRAM (read, write) bytes of one iteration for each LLC capacity, from one stack pass."""
     stream, _ = _schedule_stream(Trace(schedule, machine, SimOptions(fidelity="analytic")))
-    chains = _chains(stream.tensor)
-    distances = _distances(stream.size, chains)
+    chains = stackmodel.chains(stream.tensor)
+    distances = stackmodel.distances(stream.size, chains)
     reused = chains.previous >= 0
     nontemporal = machine.compute.nontemporal_stores
     curve = {}
     for capacity in capacities:
-        flows = _flows(stream, chains, reused & _within(distances, capacity), nontemporal, 0)
+        near = reused & stackmodel.within(distances, capacity)
+        flows = stackmodel.flows(stream, chains, near, nontemporal, 0)
         curve[capacity] = (int(flows.read_by_source.sum()), int(flows.write_by_source.sum()))
     return curve
 
@@ -184,11 +183,11 @@ def _analytic_result(trace: Trace) -> RunResult:
     """simulate_analytic of a checked schedule, given its trace."""
     schedule, machine = trace.schedule, trace.machine
     stream, origins = _schedule_stream(trace)
-    chains = _chains(stream.tensor)
-    near = (chains.previous >= 0) & _within(
-        _distances(stream.size, chains), machine.llc.size_bytes
+    chains = stackmodel.chains(stream.tensor)
+    near = (chains.previous >= 0) & stackmodel.within(
+        stackmodel.distances(stream.size, chains), machine.llc.size_bytes
     )
-    flows = _flows(
+    flows = stackmodel.flows(
         stream, chains, near, machine.compute.nontemporal_stores, len(schedule.kernels)
     )
     categories: dict[str, str] = {}  # layer → breakdown category, looked up once
@@ -227,17 +226,6 @@ def _analytic_result(trace: Trace) -> RunResult:
     )
 
 
-class _Stream(NamedTuple):
-    """Tensor accesses as columns, in execution order (ids are dense: 0, 1, ...)."""
-
-    kernel: Array  # kernel index
-    source: Array  # source id
-    tensor: Array  # tensor id
-    size: Array  # bytes
-    write: Array  # bool
-    num_sources: int
-
-
 class _Origins(NamedTuple):
     """What a schedule stream's ids stand for, and what its ops read of their inputs."""
 
@@ -249,7 +237,7 @@ class _Origins(NamedTuple):
     shares: list[float]  # by op: the share of its input a sampled op reads
 
 
-def _schedule_stream(trace: Trace) -> tuple[_Stream, _Origins]:
+def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Origins]:
     """The schedule's tensor accesses as columns, with what their ids stand for."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
@@ -271,14 +259,14 @@ def _schedule_stream(trace: Trace) -> tuple[_Stream, _Origins]:
             size[position] = min(whole, -(-math.ceil(whole * share) // line) * line)
     in_memory = tensor >= 0
     tensor, op, write, size = tensor[in_memory], op[in_memory], write[in_memory], size[in_memory]
-    if len(size) and int(size.max()) * len(size) >= _INT64_BYTES:
+    if len(size) and int(size.max()) * len(size) >= stackmodel.INT64_BYTES:
         size = size.astype(object)  # sums could leave int64: exact Python ints
     source, firsts = _first_seen(op * len(stored) + tensor)
     ops_per_kernel = np.array(listing.ops, dtype=np.int64)
     kernel_of_op = np.repeat(np.arange(len(ops_per_kernel)), ops_per_kernel)
     # by op: its index in its kernel (its number less that of its kernel's first op)
     op_index = np.arange(num_ops) - (np.cumsum(ops_per_kernel) - ops_per_kernel)[kernel_of_op]
-    stream = _Stream(
+    stream = stackmodel.Stream(
         kernel=kernel_of_op[op],
         source=source,
         tensor=tensor,
@@ -346,7 +334,7 @@ def _listing(schedule: Schedule, trace: Trace) -> _Listing:
     return listing
 
 
-def _stream_of(accesses: Sequence[TensorAccess]) -> _Stream:
+def _stream_of(accesses: Sequence[TensorAccess]) -> stackmodel.Stream:
     """The columns of a list of accesses (source ids made dense, in the order of the ids)."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
@@ -355,178 +343,15 @@ def _stream_of(accesses: Sequence[TensorAccess]) -> _Stream:
     original = sorted({access.source for access in accesses})
     dense = {source: rank for rank, source in enumerate(original)}
     sizes = [access.size_bytes for access in accesses]
-    return _Stream(
+    return stackmodel.Stream(
         kernel=np.array([access.kernel for access in accesses], dtype=np.int64),
         source=np.array([dense[access.source] for access in accesses], dtype=np.int64),
         tensor=np.array(tensors, dtype=np.int64),
         # sums could leave int64: then exact Python ints
-        size=np.array(sizes, dtype=np.int64 if sum(sizes) < _INT64_BYTES else object),
+        size=np.array(sizes, dtype=np.int64 if sum(sizes) < stackmodel.INT64_BYTES else object),
         write=np.array([access.write for access in accesses], dtype=bool),
         num_sources=len(original),
     )
-
-
-class _Chains(NamedTuple):
-    """Each access's neighbours among the accesses of the same tensor."""
-
-    order: Array  # the accesses grouped by tensor, in execution order within a tensor
-    first: Array  # along `order`: whether the access is its tensor's first
-    previous: Array  # by access: the tensor's previous access (-1: none)
-    following: Array  # by access: the tensor's next access (the access count: none)
-
-
-def _chains(tensor: Array) -> _Chains:
-    """The chains of accesses of each tensor (`tensor`: by access, its tensor id)."""
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    count = len(tensor)
-    order = np.argsort(tensor, kind="stable")
-    grouped = tensor[order]
-    first = np.ones(count, dtype=bool)
-    np.not_equal(grouped[1:], grouped[:-1], out=first[1:])
-    later = order[1:][~first[1:]]
-    earlier = order[:-1][~first[1:]]
-    previous = np.full(count, -1, dtype=np.int64)
-    following = np.full(count, count, dtype=np.int64)
-    previous[later] = earlier
-    following[earlier] = later
-    return _Chains(order=order, first=first, previous=previous, following=following)
-
-
-def _distances(size: Array, chains: _Chains) -> Array:
-    """Per access, its bytes plus those of the distinct tensors touched since its tensor's
-    previous access (meaningless for first accesses).
-
-    The tensors touched between an access i and its tensor's previous access p are those whose
-    last access j before i lies after p, i.e. j < i with next(j) > i, less those with j < p: of
-    the j < p, exactly those with next(j) > next(p) = i are also counted in the first set.
-    """
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    count = len(size)
-    following = chains.following
-    # bytes of the accesses before i whose next access is not before i: all bytes before i, less
-    # those of the accesses whose next access is at or before i
-    succeeded = np.zeros(count + 1, dtype=size.dtype)
-    succeeded[following] = size  # a next access follows one access at most; `count`: none
-    live = np.cumsum(size) - size - np.cumsum(succeeded[:count])
-    # by p (accessed again): the bytes of the j < p with next(j) > next(p). Those never accessed
-    # again are a prefix sum; the others' next accesses are distinct, numbered densely by rank
-    again = following < count
-    last_bytes = np.where(again, 0, size)
-    outlived = np.cumsum(last_bytes) - last_bytes
-    rank = np.cumsum(chains.previous >= 0) - 1  # of each re-access among the re-accesses
-    outlived[again] += _earlier_and_later(rank[following[again]], size[again])
-    return live - outlived[chains.previous] + size
-
-
-def _earlier_and_later(keys: Array, weights: Array) -> Array:
-    """By position p: the sum of weights[j] over j < p with keys[j] > keys[p] (keys and weights
-    ≥ 0).
-
-    A pair j < p with keys[j] > keys[p] first differs at some bit, where key j has a one and key
-    p a zero. Bit by bit from the top, `order` arranges the positions with equal higher bits
-    together, in position order (a wavelet matrix: each bit stably moves the zeros before the
-    ones), so each p adds the weights of the ones before it in its group.
-    """
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    count = len(keys)
-    total = np.zeros(count, dtype=weights.dtype)
-    if not count:
-        return total
-    order = np.arange(count)
-    starts = np.ones(count, dtype=bool)  # where a group of equal higher bits starts
-    for bit in reversed(range(int(keys.max()).bit_length())):
-        high = keys[order] >> bit
-        ones = (high & 1).astype(bool)
-        group = high >> 1
-        np.not_equal(group[1:], group[:-1], out=starts[1:])
-        ones_weights = np.where(ones, weights[order], 0)
-        before = np.cumsum(ones_weights) - ones_weights
-        # the sums never decrease, so the latest group start holds the largest
-        group_before = np.maximum.accumulate(np.where(starts, before, 0))
-        total[order] += np.where(ones, 0, before - group_before)
-        order = np.concatenate((order[~ones], order[ones]))
-    return total
-
-
-def _within(distances: Array, capacity_bytes: int) -> Array:
-    """Whether each distance is at most `capacity_bytes`."""
-    if distances.dtype != object:
-        # int64 distances are below _INT64_BYTES, which holds them all (and fits in an int64)
-        capacity_bytes = min(capacity_bytes, _INT64_BYTES)
-    return distances <= capacity_bytes
-
-
-class _Flows(NamedTuple):
-    """DRAM bytes of a stream through an LLC of one capacity."""
-
-    filled: Array  # by access: read from DRAM (a miss; write-allocate for writes)
-    written: Array  # by access: a write that reaches DRAM (written back or streamed)
-    read_by_source: Array
-    write_by_source: Array  # charged to the write that reaches DRAM
-    read_by_kernel: Array
-    write_by_kernel: Array
-    access_bytes: int
-    hit_bytes: int
-
-
-def _flows(
-    stream: _Stream, chains: _Chains, near: Array, nontemporal: bool, num_kernels: int
-) -> _Flows:
-    """DRAM traffic of `stream` through a fully associative LRU write-back LLC in which the
-    `near` accesses find their tensor (see `llc_traffic`); by kernel only if `num_kernels`."""
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    size, write = stream.size, stream.write
-    if nontemporal:
-        # a write streams to DRAM and leaves no copy: the tensor's next access misses, and
-        # nothing is ever dirty in the cache
-        streamed = write[chains.previous] & (chains.previous >= 0)
-        hit = near & ~streamed & ~write
-        filled = ~hit & ~write
-        written = write
-    else:
-        hit = near
-        filled = ~near
-        written = _written_back(write, chains, near)
-    return _Flows(
-        filled=filled,
-        written=written,
-        read_by_source=_sum_by(stream.source, filled, size, stream.num_sources),
-        write_by_source=_sum_by(stream.source, written, size, stream.num_sources),
-        read_by_kernel=_sum_by(stream.kernel, filled, size, num_kernels),
-        write_by_kernel=_sum_by(stream.kernel, written, size, num_kernels),
-        access_bytes=int(size.sum()),
-        hit_bytes=int(size[hit].sum()),
-    )
-
-
-def _written_back(write: Array, chains: _Chains, near: Array) -> Array:
-    """Which writes are written back: the last write of each stay of a tensor in the cache (a
-    stay ends when an access misses; the end of the iteration flushes the last)."""
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    order = chains.order
-    stay = np.cumsum(~near[order] | chains.first)  # along `order`: which stay each access is in
-    writes = np.flatnonzero(write[order])
-    stays = stay[writes]
-    last = np.ones(len(writes), dtype=bool)
-    np.not_equal(stays[1:], stays[:-1], out=last[:-1])
-    written = np.zeros(len(write), dtype=bool)
-    written[order[writes[last]]] = True
-    return written
-
-
-def _sum_by(index: Array, chosen: Array, size: Array, length: int) -> Array:
-    """Bytes of the `chosen` accesses summed by `index` (exact: integer adds)."""
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
-    totals = np.zeros(length, dtype=size.dtype)
-    if length:
-        np.add.at(totals, index[chosen], size[chosen])
-    return totals
 
 
 def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
@@ -581,7 +406,7 @@ _KERNEL_SETTERS = _slot_setters(
 
 
 def _rows(
-    schedule: Schedule, origins: _Origins, flows: _Flows, categories: dict[str, str]
+    schedule: Schedule, origins: _Origins, flows: stackmodel.Flows, categories: dict[str, str]
 ) -> list[TrafficRow]:
     """One row per source with DRAM traffic, in the order of the source ids."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
@@ -625,7 +450,7 @@ def _rows(
 
 
 def _kernel_results(
-    trace: Trace, shares: list[float], flows: _Flows, categories: dict[str, str]
+    trace: Trace, shares: list[float], flows: stackmodel.Flows, categories: dict[str, str]
 ) -> tuple[list[KernelResult], float]:
     """Each kernel's result, back to back from cycle 0, and the busy cycles of each core."""
     machine = trace.machine

@@ -22,7 +22,6 @@ from bnsim.sim.analytic import (
     COLD,
     TensorAccess,
     Traffic,
-    _earlier_and_later,
     _slot_setters,
     llc_traffic,
     stack_distances,
@@ -31,6 +30,7 @@ from bnsim.sim.analytic import (
 )
 from bnsim.sim.cache import RangeCache
 from bnsim.sim.linecache import LineCache
+from bnsim.sim.stackmodel import earlier_and_later
 from bnsim.trace import SimOptions, Trace
 
 LINE = 64
@@ -290,7 +290,7 @@ def test_earlier_and_later_by_brute_force(pairs) -> None:
     expected = [
         sum(weight for key, weight in pairs[:p] if key > pairs[p][0]) for p in range(len(pairs))
     ]
-    assert _earlier_and_later(keys, weights).tolist() == expected
+    assert earlier_and_later(keys, weights).tolist() == expected
 
 
 def reference_accesses(trace: Trace) -> list[TensorAccess]:

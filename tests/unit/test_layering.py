@@ -109,6 +109,7 @@ THIRD_PARTY = {
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
+    "bnsim.sim.stackmodel": {"numpy"},
     "bnsim.report": {"matplotlib"},
     "bnsim.sweeps": {"pydantic", "dask", "pandas"},
 }
