@@ -10,10 +10,11 @@ the simulator on request; bnsim.report.timeline exports it). Imports nothing fro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 SCHEMA = "bnsim.result/1"
 
@@ -50,9 +51,12 @@ def _rebuild(cls: type, values: tuple[Any, ...]) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrafficRow(_PicklesAsValues):
-    """DRAM bytes charged to one source: an op of a kernel touching one tensor."""
+class TrafficRow(NamedTuple):
+    """DRAM bytes charged to one source: an op of a kernel touching one tensor.
+
+    A named tuple, not a dataclass: a result has thousands of rows, and C code builds, pickles and
+    unpickles tuples (`from_columns`) at a tenth of the cost of frozen dataclasses.
+    """
 
     kernel: int  # index into RunResult.kernels
     op: str  # op kind
@@ -65,9 +69,8 @@ class TrafficRow(_PicklesAsValues):
     dram_write_bytes: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KernelResult(_PicklesAsValues):
-    """One kernel's time, work and attributed traffic."""
+class KernelResult(NamedTuple):
+    """One kernel's time, work and attributed traffic (a named tuple, as TrafficRow)."""
 
     name: str
     phase: str
@@ -122,13 +125,11 @@ class RunResult(_PicklesAsValues):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # rows as plain tuples: pickle then handles thousands of them without a call per row
-        kernels = tuple(map(_values_of(KernelResult), self.kernels))
-        traffic = tuple(map(_values_of(TrafficRow), self.traffic))
         values = tuple(
-            () if name in ("kernels", "traffic") else value
+            tuple(map(tuple, value)) if name in ("kernels", "traffic") else value
             for name, value in zip(self.__slots__, _values_of(RunResult)(self), strict=True)
         )
-        return (_rebuild_run, (values, kernels, traffic))
+        return (_rebuild_run, (values,))
 
     def dram_bytes(self) -> int:
         """Read plus write bytes."""
@@ -171,7 +172,7 @@ class RunResult(_PicklesAsValues):
             "breakdown": self.breakdown("phase", "layer_kind"),
             "kernels": [
                 {
-                    **{key: value for key, value in asdict(kernel).items()},
+                    **kernel._asdict(),
                     "ops": list(kernel.ops),
                     "layers": list(kernel.layers),
                     "cycles": kernel.cycles(),
@@ -179,7 +180,7 @@ class RunResult(_PicklesAsValues):
                 }
                 for kernel in self.kernels
             ],
-            "traffic": [asdict(row) for row in self.traffic],
+            "traffic": [row._asdict() for row in self.traffic],
             "caches": {name: asdict(counters) for name, counters in self.caches},
             "cores": {"busy_cycles": list(self.core_busy_cycles)},
             "dram_channels": {"bytes": list(self.channel_bytes)},
@@ -208,19 +209,39 @@ class RunResult(_PicklesAsValues):
         )
 
 
-def _rebuild_run(
-    values: tuple[Any, ...],
-    kernels: tuple[tuple[Any, ...], ...],
-    traffic: tuple[tuple[Any, ...], ...],
-) -> RunResult:
+def _rebuild_run(values: tuple[Any, ...]) -> RunResult:
     run: RunResult = _rebuild(RunResult, values)
-    object.__setattr__(run, "kernels", tuple(_rebuild(KernelResult, row) for row in kernels))
-    object.__setattr__(run, "traffic", tuple(_rebuild(TrafficRow, row) for row in traffic))
+    object.__setattr__(run, "kernels", _named(KernelResult, run.kernels))
+    object.__setattr__(run, "traffic", _named(TrafficRow, run.traffic))
     return run
 
 
+_Row = TypeVar("_Row", TrafficRow, KernelResult)
+
+
+def from_columns(cls: type[_Row], columns: Mapping[str, Sequence[Any]]) -> list[_Row]:
+    """Rows of `cls` from their values field by field: `columns` maps each field, in order, to
+    its values, one per row (the rows `cls(**values)` makes, built by C code alone).
+
+    Raises:
+        ValueError: the columns are not the fields of `cls`, or differ in length.
+    """
+    if tuple(columns) != cls._fields:
+        raise ValueError(f"{cls.__name__} has fields {cls._fields}, got columns {tuple(columns)}")
+    try:
+        return list(map(tuple.__new__, repeat(cls), zip(*columns.values(), strict=True)))
+    except ValueError as error:  # zip's: "argument 2 is shorter than argument 1"
+        lengths = {name: len(values) for name, values in columns.items()}
+        raise ValueError(f"{cls.__name__}: columns of different lengths {lengths}") from error
+
+
+def _named(cls: type[_Row], rows: Iterable[tuple[Any, ...]]) -> tuple[_Row, ...]:
+    """`rows`, plain tuples of field values, as rows of `cls`."""
+    return tuple(map(tuple.__new__, repeat(cls), rows))
+
+
 def _kernel_from_dict(document: dict[str, Any]) -> KernelResult:
-    known = {f.name for f in fields(KernelResult)}
+    known = set(KernelResult._fields)
     values: dict[str, Any] = {
         key: tuple(value) if isinstance(value, list) else value
         for key, value in document.items()

@@ -20,13 +20,14 @@ bnsim.sim.stackmodel; numpy on first use.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bnsim.hw import Machine
-from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
-from bnsim.schedule import Kernel, Op, OpKind, Phase, Schedule, TensorRole, check_schedule
+from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow, from_columns
+from bnsim.schedule import Op, OpKind, Phase, Schedule, TensorRole, check_schedule
 from bnsim.sim import stackmodel
 from bnsim.trace import SimOptions, Trace
 
@@ -41,6 +42,7 @@ _KIND_NAMES = {kind: kind.value for kind in OpKind}
 _PHASE_NAMES = {phase: phase.value for phase in Phase}
 _ROLE_NAMES = {role: role.value for role in TensorRole}
 _STATISTICS = OpKind.BN_STATS  # looked up once: a member lookup on an Enum class is slow
+_KIND_OF, _LAYER_OF, _FLOPS_OF = attrgetter("kind"), attrgetter("layer"), attrgetter("flops")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ def tensor_accesses(trace: Trace, *, attributed: bool = True) -> list[TensorAcce
     names = origins.names
     sources = [-1] * len(stream.size)
     if attributed:
-        op_kernel, op_index = origins.op_kernel, origins.op_index
+        op_kernel, op_index = origins.op_kernel.tolist(), origins.op_index.tolist()
         keys = [
             (op_kernel[op], op_index[op], names[tensor])
             for op, tensor in zip(
@@ -190,9 +192,9 @@ def _analytic_result(trace: Trace) -> RunResult:
     flows = stackmodel.flows(
         stream, chains, near, machine.compute.nontemporal_stores, len(schedule.kernels)
     )
-    categories: dict[str, str] = {}  # layer → breakdown category, looked up once
-    rows = _rows(schedule, origins, flows, categories)
-    kernels, busy = _kernel_results(trace, origins.shares, flows, categories)
+    columns = _op_columns(schedule)
+    rows = _rows(schedule, origins, flows, columns)
+    kernels, busy = _kernel_results(trace, origins.shares, flows, columns)
     now = kernels[-1].end_cycle if kernels else 0
     dram = machine.dram
     line = machine.llc.block_bytes
@@ -231,8 +233,8 @@ class _Origins(NamedTuple):
 
     source_op: Array  # by source id: its op (ops numbered kernel by kernel)
     source_tensor: Array  # by source id: its tensor id
-    op_kernel: list[int]  # by op: its kernel
-    op_index: list[int]  # by op: its index in its kernel
+    op_kernel: Array  # by op: its kernel
+    op_index: Array  # by op: its index in its kernel
     names: list[str]  # by tensor id
     shares: list[float]  # by op: the share of its input a sampled op reads
 
@@ -277,8 +279,8 @@ def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Origins]:
     origins = _Origins(
         source_op=op[firsts],
         source_tensor=tensor[firsts],
-        op_kernel=kernel_of_op.tolist(),
-        op_index=op_index.tolist(),
+        op_kernel=kernel_of_op,
+        op_index=op_index,
         names=list(stored),
         shares=listing.shares,
     )
@@ -354,167 +356,129 @@ def _stream_of(accesses: Sequence[TensorAccess]) -> stackmodel.Stream:
     )
 
 
-def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
-    """The setters of fields `names` of `cls`, a frozen slotted dataclass without __post_init__.
+class _OpColumns(NamedTuple):
+    """The ops of a schedule, kernel by kernel, and what results say of each."""
 
-    `object.__new__(cls)` with every field set through them equals `cls(...)` with the same
-    values, at less than half the cost: the generated __init__ takes keywords and sets each field
-    through object.__setattr__, and a result has thousands of rows.
-
-    Raises:
-        TypeError: `names` are not the fields of `cls` in order, or `cls` is not such a class.
-    """
-    fields_in_order = tuple(field.name for field in fields(cls))
-    if fields_in_order != names or cls.__slots__ != names or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} has fields {fields_in_order}, expected {names}")
-    return tuple(getattr(cls, name).__set__ for name in names)
+    ops: list[Op]
+    kinds: list[str]
+    layers: list[str]
+    categories: list[str]  # of their layers
+    per_kernel: list[int]  # by kernel: how many ops it has
 
 
-_ROW_SETTERS = _slot_setters(
-    TrafficRow,
-    (
-        "kernel",
-        "op",
-        "layer",
-        "layer_kind",
-        "phase",
-        "tensor",
-        "tensor_role",
-        "dram_read_bytes",
-        "dram_write_bytes",
-    ),
-)
+def _op_columns(schedule: Schedule) -> _OpColumns:
+    """The _OpColumns of `schedule` (C-level passes over a flat list of its ops)."""
+    ops = [op for kernel in schedule.kernels for op in kernel.ops]
+    layers = list(map(_LAYER_OF, ops))
+    network = schedule.network
+    category = {layer: network.category(layer) for layer in dict.fromkeys(layers)}
+    return _OpColumns(
+        ops=ops,
+        kinds=list(map(_KIND_NAMES.__getitem__, map(_KIND_OF, ops))),
+        layers=layers,
+        categories=list(map(category.__getitem__, layers)),
+        per_kernel=[len(kernel.ops) for kernel in schedule.kernels],
+    )
 
-_KERNEL_SETTERS = _slot_setters(
-    KernelResult,
-    (
-        "name",
-        "phase",
-        "ops",
-        "layers",
-        "layer_kind",
-        "start_cycle",
-        "end_cycle",
-        "flops",
-        "compute_cycles",
-        "memory_cycles",
-        "dram_read_bytes",
-        "dram_write_bytes",
-        "num_tiles",
-    ),
-)
+
+def _take(values: Sequence[Any], index: Array) -> list[Any]:
+    """values[i] for each i in `index`."""
+    return list(map(values.__getitem__, index.tolist()))
 
 
 def _rows(
-    schedule: Schedule, origins: _Origins, flows: stackmodel.Flows, categories: dict[str, str]
+    schedule: Schedule, origins: _Origins, flows: stackmodel.Flows, columns: _OpColumns
 ) -> list[TrafficRow]:
     """One row per source with DRAM traffic, in the order of the source ids."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
-    network, tensors, kernels = schedule.network, schedule.tensors, schedule.kernels
     carrying = np.flatnonzero((flows.read_by_source != 0) | (flows.write_by_source != 0))
-    names, op_kernel, op_index = origins.names, origins.op_kernel, origins.op_index
-    rows = []
-    new = object.__new__
-    set_kernel, set_op, set_layer, set_layer_kind, set_phase = _ROW_SETTERS[:5]
-    set_tensor, set_role, set_read, set_write = _ROW_SETTERS[5:]
-    current = -1
-    for number, tensor, read, write in zip(
-        origins.source_op[carrying].tolist(),
-        origins.source_tensor[carrying].tolist(),
-        flows.read_by_source[carrying].tolist(),
-        flows.write_by_source[carrying].tolist(),
-        strict=True,
-    ):
-        if number != current:  # the sources of one op are consecutive
-            current, index = number, op_kernel[number]
-            kernel = kernels[index]
-            op = kernel.ops[op_index[number]]
-            phase, kind = _PHASE_NAMES[kernel.phase], _KIND_NAMES[op.kind]
-            category = categories.get(op.layer)
-            if category is None:
-                category = categories[op.layer] = network.category(op.layer)
-        name = names[tensor]
-        row = new(TrafficRow)
-        set_kernel(row, index)
-        set_op(row, kind)
-        set_layer(row, op.layer)
-        set_layer_kind(row, category)
-        set_phase(row, phase)
-        set_tensor(row, name)
-        set_role(row, _ROLE_NAMES[tensors[name].role])
-        set_read(row, read)
-        set_write(row, write)
-        rows.append(row)
-    return rows
+    op = origins.source_op[carrying]
+    tensor = origins.source_tensor[carrying]
+    kernel = origins.op_kernel[op]
+    tensors = schedule.tensors
+    roles = [_ROLE_NAMES[tensors[name].role] for name in origins.names]
+    phases = [_PHASE_NAMES[each.phase] for each in schedule.kernels]
+    return from_columns(
+        TrafficRow,
+        {
+            "kernel": kernel.tolist(),
+            "op": _take(columns.kinds, op),
+            "layer": _take(columns.layers, op),
+            "layer_kind": _take(columns.categories, op),
+            "phase": _take(phases, kernel),
+            "tensor": _take(origins.names, tensor),
+            "tensor_role": _take(roles, tensor),
+            "dram_read_bytes": flows.read_by_source[carrying].tolist(),
+            "dram_write_bytes": flows.write_by_source[carrying].tolist(),
+        },
+    )
 
 
 def _kernel_results(
-    trace: Trace, shares: list[float], flows: stackmodel.Flows, categories: dict[str, str]
+    trace: Trace, shares: list[float], flows: stackmodel.Flows, columns: _OpColumns
 ) -> tuple[list[KernelResult], float]:
-    """Each kernel's result, back to back from cycle 0, and the busy cycles of each core."""
+    """Each kernel's result, back to back from cycle 0, and the busy cycles of each core.
+
+    A kernel's compute is the core cycles of all its ops' work as the fast mode charges it (halos
+    aside), spread evenly over the cores; `shares`: by op, as in _Listing.
+    """
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
     machine = trace.machine
+    kernels = trace.schedule.kernels
+    ops = columns.ops
+    per_kernel = np.array(columns.per_kernel, dtype=np.int64)
+    first = np.cumsum(per_kernel) - per_kernel  # by kernel: the number of its first op
+    fused = np.flatnonzero(per_kernel > 1).tolist()
+    main = [False] * len(ops)  # by op: the main op of a fused kernel (see Trace.compute_cycles)
+    for index in fused:
+        kernel = kernels[index]
+        main[int(first[index]) + kernel.ops.index(kernel.main_op())] = True
+    cycles = list(map(trace.compute_cycles, ops, shares, main))
+    flops = list(map(_FLOPS_OF, ops))
+    # most kernels have one op: its values are the kernel's; fused kernels are combined below
+    compute, work = _take(cycles, first), _take(flops, first)
+    kinds, layers = list(zip(_take(columns.kinds, first))), list(zip(_take(columns.layers, first)))
+    categories = _take(columns.categories, first)
+    for index in fused:
+        kernel = kernels[index]
+        ops_of = slice(int(first[index]), int(first[index]) + len(kernel.ops))
+        compute[index] = sum(cycles[ops_of])
+        work[index] = kernel.flops()
+        kinds[index] = tuple(columns.kinds[ops_of])
+        layers[index] = kernel.layers()
+        categories[index] = trace.schedule.network.category(kernel.main_op().layer)
+
     dram = machine.dram
     bytes_per_cycle = (
         dram.channels * dram.channel_bandwidth_bytes_per_second * dram.efficiency
     ) / machine.cores.clock_hz
     cores = machine.cores.count
-    overhead = machine.compute.kernel_overhead_cycles
-    reads, writes = flows.read_by_kernel.tolist(), flows.write_by_kernel.tolist()
-    network = trace.schedule.network
-    new = object.__new__  # results are made through their slots (see _slot_setters)
-    set_name, set_phase, set_ops, set_layers, set_layer_kind, set_start, set_end = (
-        _KERNEL_SETTERS[:7]
+    reads, writes = flows.read_by_kernel, flows.write_by_kernel
+    memory = (reads + writes).astype(np.float64) / bytes_per_cycle
+    compute_cycles = np.array(compute, dtype=np.float64)
+    spread = compute_cycles / cores
+    duration = np.maximum(np.maximum(spread, memory), 1.0)
+    # rint rounds half to even, as round() does
+    steps = np.rint(duration + machine.compute.kernel_overhead_cycles).astype(np.int64)
+    ends = np.cumsum(steps)
+    results = from_columns(
+        KernelResult,
+        {
+            "name": [kernel.name for kernel in kernels],
+            "phase": [_PHASE_NAMES[kernel.phase] for kernel in kernels],
+            "ops": kinds,
+            "layers": layers,
+            "layer_kind": categories,
+            "start_cycle": (ends - steps).tolist(),
+            "end_cycle": ends.tolist(),
+            "flops": work,
+            "compute_cycles": np.rint(compute_cycles).astype(np.int64).tolist(),
+            "memory_cycles": np.rint(memory * cores).astype(np.int64).tolist(),
+            "dram_read_bytes": reads.tolist(),
+            "dram_write_bytes": writes.tolist(),
+            "num_tiles": [0] * len(kernels),
+        },
     )
-    set_flops, set_compute, set_memory, set_read, set_write, set_tiles = _KERNEL_SETTERS[7:]
-    kernels = []
-    now = 0
-    busy = 0.0
-    for index, (kernel, main, kinds, layers, flops, compute) in enumerate(_work(trace, shares)):
-        memory = (reads[index] + writes[index]) / bytes_per_cycle
-        duration = max(compute / cores, memory, 1.0)
-        end = now + round(duration + overhead)
-        busy += compute / cores
-        category = categories.get(main.layer)
-        if category is None:
-            category = categories[main.layer] = network.category(main.layer)
-        result = new(KernelResult)
-        set_name(result, kernel.name)
-        set_phase(result, _PHASE_NAMES[kernel.phase])
-        set_ops(result, kinds)
-        set_layers(result, layers)
-        set_layer_kind(result, category)
-        set_start(result, now)
-        set_end(result, end)
-        set_flops(result, flops)
-        set_compute(result, round(compute))
-        set_memory(result, round(memory * cores))
-        set_read(result, reads[index])
-        set_write(result, writes[index])
-        set_tiles(result, 0)
-        kernels.append(result)
-        now = end
-    return kernels, busy
-
-
-def _work(
-    trace: Trace, shares: list[float]
-) -> Iterator[tuple[Kernel, Op, tuple[str, ...], tuple[str, ...], int, float]]:
-    """By kernel: it, its main op, op kinds, layers and FLOPs, and the core cycles of all its
-    work as the fast mode charges it (halos aside); `shares`: by op, as in _Listing."""
-    offset = 0  # the number of the kernel's first op
-    for kernel in trace.schedule.kernels:
-        ops = kernel.ops
-        if len(ops) == 1:  # most kernels: the same values, without the Kernel methods' generators
-            op = ops[0]
-            compute = trace.compute_cycles(op, shares[offset], False)
-            yield kernel, op, (_KIND_NAMES[op.kind],), (op.layer,), op.flops, compute
-        else:
-            main = kernel.main_op()
-            compute = sum(
-                trace.compute_cycles(op, share, op is main)
-                for op, share in zip(ops, shares[offset : offset + len(ops)], strict=True)
-            )
-            kinds = tuple([_KIND_NAMES[op.kind] for op in ops])
-            yield kernel, main, kinds, kernel.layers(), kernel.flops(), compute
-        offset += len(ops)
+    return results, sum(spread.tolist())
