@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from bnsim.errors import SimulationError
@@ -127,6 +129,9 @@ class Placement(StrEnum):
     EPILOGUE = "epilogue"  # on the main op's output tile, after it
 
 
+_MAIN = Placement.MAIN  # looked up once: a member lookup on an Enum class is slow
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Op:
     """One operation of a kernel.
@@ -201,15 +206,29 @@ class Kernel:
         return tuple(dict.fromkeys(name for op in self.ops for name in op.writes))
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Schedule:
-    """The kernels of one training iteration of `network` under a scheme, in execution order."""
+    """The kernels of one training iteration of `network` under a scheme, in execution order.
+
+    Immutable through and through (its tensors are a read-only copy), so that a legality check
+    holds for good: `check_schedule` proves each schedule once.
+    """
 
     network: Network
     scheme: str
     options: tuple[tuple[str, Any], ...]
     kernels: tuple[Kernel, ...]
     tensors: Mapping[str, Tensor] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a mapping proxy does not pickle: send the tensors as a dict
+        return (
+            _unpickled_schedule,
+            (self.network, self.scheme, self.options, self.kernels, dict(self.tensors)),
+        )
 
     def tensor(self, name: str) -> Tensor:
         """The tensor called `name`."""
@@ -267,8 +286,25 @@ def decompose(space: Sequence[Axis], blocks: Mapping[str, int]) -> tuple[Box, ..
     return tuple(itertools.product(*ranges))
 
 
+def _unpickled_schedule(
+    network: Network,
+    scheme: str,
+    options: tuple[tuple[str, Any], ...],
+    kernels: tuple[Kernel, ...],
+    tensors: dict[str, Tensor],
+) -> Schedule:
+    return Schedule(
+        network=network, scheme=scheme, options=options, kernels=kernels, tensors=tensors
+    )
+
+
+# schedules check_schedule has proven legal (by identity: schedules compare by identity), so
+# that simulating a built schedule, or one schedule on many machines, checks it only once
+_LEGAL: weakref.WeakSet[Schedule] = weakref.WeakSet()
+
+
 def check_schedule(schedule: Schedule) -> None:
-    """Prove the kernel order legal.
+    """Prove the kernel order legal (once per schedule: a schedule never changes).
 
     Every tensor an op reads exists already (it has no producer, was written by an earlier kernel,
     or by an earlier op of the same kernel); a reduction output is never read in the kernel that
@@ -278,38 +314,63 @@ def check_schedule(schedule: Schedule) -> None:
     Raises:
         SimulationError: naming the kernel, op and tensor at fault.
     """
+    if schedule in _LEGAL:
+        return
+    tensors = schedule.tensors
     produced_by = _producers(schedule)
-    written: set[str] = set()
+    pending = set(produced_by)  # produced by a kernel that has not run yet
+    transient = {name for name, tensor in tensors.items() if tensor.transient}
+    contains = tensors.__contains__
     for kernel in schedule.kernels:
-        _check_placements(kernel)
-        in_kernel: set[str] = set()
-        reducing: set[str] = set()
-        for op in kernel.ops:
-            for name in op.reads:
-                if name not in schedule.tensors:
-                    raise SimulationError(
-                        f"kernel {kernel.name}: {op.kind} reads unknown tensor {name}"
-                    )
-                if name in reducing:
-                    raise SimulationError(
-                        f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before the "
-                        "cross-tile reduction that produces it has finished (it completes only "
-                        "at the kernel's barrier)"
-                    )
-                if name in produced_by and name not in written and name not in in_kernel:
-                    raise SimulationError(
-                        f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before it is "
-                        f"produced (by kernel {produced_by[name]})"
-                    )
-                tensor = schedule.tensors[name]
-                if tensor.transient and name not in in_kernel:
-                    raise SimulationError(
-                        f"kernel {kernel.name}: reads transient tensor {name} produced in another "
-                        "kernel"
-                    )
-            in_kernel.update(op.writes)
-            reducing.update(op.reduces)
-        written.update(in_kernel)
+        ops = kernel.ops
+        if len(ops) == 1:  # most kernels: one main op, reading what earlier kernels left
+            op = ops[0]
+            reads = op.reads
+            if (
+                op.placement is _MAIN
+                and pending.isdisjoint(reads)
+                and transient.isdisjoint(reads)
+                and all(map(contains, reads))
+            ):
+                pending.difference_update(op.writes)
+                continue
+        _check_kernel(kernel, tensors, pending, produced_by)
+        for op in ops:
+            pending.difference_update(op.writes)
+    _LEGAL.add(schedule)
+
+
+def _check_kernel(
+    kernel: Kernel, tensors: Mapping[str, Tensor], pending: set[str], produced_by: dict[str, str]
+) -> None:
+    """check_schedule's checks of one kernel, given the tensors not yet produced before it."""
+    _check_placements(kernel)
+    in_kernel: set[str] = set()
+    reducing: set[str] = set()
+    for op in kernel.ops:
+        for name in op.reads:
+            if name not in tensors:
+                raise SimulationError(
+                    f"kernel {kernel.name}: {op.kind} reads unknown tensor {name}"
+                )
+            if name in reducing:
+                raise SimulationError(
+                    f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before the "
+                    "cross-tile reduction that produces it has finished (it completes only at the "
+                    "kernel's barrier)"
+                )
+            if name in pending and name not in in_kernel:
+                raise SimulationError(
+                    f"kernel {kernel.name}: {op.kind} of {op.layer} reads {name} before it is "
+                    f"produced (by kernel {produced_by[name]})"
+                )
+            if tensors[name].transient and name not in in_kernel:
+                raise SimulationError(
+                    f"kernel {kernel.name}: reads transient tensor {name} produced in another "
+                    "kernel"
+                )
+        in_kernel.update(op.writes)
+        reducing.update(op.reduces)
 
 
 def _producers(schedule: Schedule) -> dict[str, str]:
@@ -325,11 +386,9 @@ def _producers(schedule: Schedule) -> dict[str, str]:
 
 def _check_placements(kernel: Kernel) -> None:
     order = [op.placement for op in kernel.ops]
-    if order.count(Placement.MAIN) != 1:
-        raise SimulationError(
-            f"kernel {kernel.name}: has {order.count(Placement.MAIN)} main ops, not 1"
-        )
-    main_index = order.index(Placement.MAIN)
+    if order.count(_MAIN) != 1:
+        raise SimulationError(f"kernel {kernel.name}: has {order.count(_MAIN)} main ops, not 1")
+    main_index = order.index(_MAIN)
     if any(p is not Placement.PROLOGUE for p in order[:main_index]) or any(
         p is not Placement.EPILOGUE for p in order[main_index + 1 :]
     ):

@@ -111,6 +111,26 @@ class Trace:
         # once
         self._info: dict[str, Layout] = {}
         self.base, self.size = self._lay_out(PAGE_BYTES)
+        # compute_cycles' rates by op kind, worked out once (it runs for every op)
+        compute = machine.compute
+        flops_per_cycle = machine.cores.flops_per_cycle()
+        self._flops_per_cycle = {
+            kind: flops_per_cycle
+            * (compute.conv_efficiency if kind in _CONV_KINDS else compute.fc_efficiency)
+            for kind in OpKind
+            if kind.is_matrix()
+        }
+        self._fused_flops_per_cycle = {
+            **self._flops_per_cycle,
+            **{
+                kind: flops_per_cycle * (compute.conv_efficiency * compute.fused_conv_factor)
+                for kind in _CONV_KINDS
+            },
+        }
+        self._cycles_per_element: dict[OpKind, float] = {
+            kind: getattr(compute.cycles_per_element, cost)
+            for kind, cost in ELEMENTWISE_COST.items()
+        }
         self.sources: list[Source] = []
         self._source_ids: dict[tuple[int, int, str], int] = {}
 
@@ -137,33 +157,30 @@ class Trace:
 
     def _format(self, tensor: Tensor) -> tuple[int, bool, int]:
         """(bytes per element, whether stored nChw16c, bytes in memory) of `tensor`."""
-        fixed = FIXED_ELEMENT_BYTES.get(tensor.element)  # None: the machine's data type
-        element = self.data_bytes if fixed is None else fixed
         shape = tensor.shape
-        blocked = (
-            self.blocked
-            and len(shape) == 4
-            and fixed is None
-            and tensor.role in _ACTIVATION_ROLES
-        )
         elements = math.prod(shape)
-        if blocked:
-            elements = elements // shape[1] * _padded(shape[1])
-        return element, blocked, elements * element
+        fixed = FIXED_ELEMENT_BYTES.get(tensor.element)  # None: the machine's data type
+        if fixed is not None:
+            return fixed, False, elements * fixed
+        element = self.data_bytes
+        if self.blocked and len(shape) == 4 and tensor.role in _ACTIVATION_ROLES:
+            return element, True, elements // shape[1] * _padded(shape[1]) * element
+        return element, False, elements * element
 
     def _lay_out(self, alignment: int) -> tuple[Mapping[str, int], int]:
         """Base address of every stored tensor (in order of creation), and the bytes of them all;
         fills in each one's stored bytes and layout on the way (one pass: a trace is made per run).
         """
         base: dict[str, int] = {}
+        stored, info, format_of = self._stored, self._info, self._format
         address = alignment
         for name, tensor in self.schedule.tensors.items():
             if tensor.transient:
                 continue
-            element, blocked, size = self._format(tensor)
-            self._stored[name] = size
+            element, blocked, size = format_of(tensor)
+            stored[name] = size
             base[name] = address
-            self._info[name] = (address, element, tensor.shape, blocked)
+            info[name] = (address, element, tensor.shape, blocked)
             address += -(-size // alignment) * alignment
         return base, address
 
@@ -269,16 +286,13 @@ class Trace:
         return self._selection(op).elements_per_channel() * shape[1] / math.prod(shape)
 
     def compute_cycles(self, op: Op, share: float, fused_conv: bool) -> float:
-        """Core cycles of `share` (0..1) of an op's work."""
-        compute = self.machine.compute
-        if op.kind.is_matrix():
-            conv = op.kind in _CONV_KINDS
-            efficiency = compute.conv_efficiency if conv else compute.fc_efficiency
-            if fused_conv and conv:
-                efficiency *= compute.fused_conv_factor
-            return op.flops * share / (self.machine.cores.flops_per_cycle() * efficiency)
-        per_element: float = getattr(compute.cycles_per_element, ELEMENTWISE_COST[op.kind])
-        return op_elements(self.schedule, op) * share * per_element
+        """Core cycles of `share` (0..1) of an op's work (`fused_conv`: a convolution that is the
+        main op of a fused kernel)."""
+        kind = op.kind
+        rate = (self._fused_flops_per_cycle if fused_conv else self._flops_per_cycle).get(kind)
+        if rate is not None:  # convolutions and fully connected ops
+            return op.flops * share / rate
+        return op_elements(self.schedule, op) * share * self._cycles_per_element[kind]
 
     def _read_region(self, op: Op, main: Op, position: int, name: str) -> RegionRule | None:
         """How the region `op` reads of operand `position` follows from (tile, op region).
@@ -428,6 +442,7 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
 
 # sets built once: looking an enum member up on its class costs as much as the rest of a call
 _CONV_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT))
+_POOL_BWD = OpKind.POOL_BWD
 # element-wise ops whose work is counted in elements of their first input (max-pool backward:
 # of its output), not of their first output
 _INPUT_SIZED_KINDS = frozenset(
@@ -445,10 +460,12 @@ _INPUT_SIZED_KINDS = frozenset(
 
 def op_elements(schedule: Schedule, op: Op) -> int:
     """Elements an element-wise op processes (what `cycles_per_element` is per)."""
-    if op.kind in _INPUT_SIZED_KINDS:
-        name = op.reads[0] if op.kind is not OpKind.POOL_BWD else op.writes[0]
-        return schedule.tensor(name).num_elements()
-    return schedule.tensor(op.writes[0]).num_elements()
+    kind = op.kind
+    if kind in _INPUT_SIZED_KINDS:
+        name = op.reads[0] if kind is not _POOL_BWD else op.writes[0]
+    else:
+        name = op.writes[0]
+    return math.prod(schedule.tensors[name].shape)
 
 
 def choose_blocks(

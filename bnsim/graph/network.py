@@ -20,6 +20,7 @@ from bnsim.graph.layer import Input, Layer, LayerKind, TensorShape
 INPUT_NAME = "input"
 # The largest zoo networks have under 1,000 layers; past this, loading alone takes minutes and GBs
 MAX_LAYERS = 20_000
+_OTHER = str(LayerKind.INPUT.category)  # the category of names outside the graph
 MAX_TENSOR_ELEMENTS = 1 << 40  # 4 TiB of fp32 per tensor: far beyond any real network's activations
 
 
@@ -38,6 +39,7 @@ class Network:
     shapes: Mapping[str, TensorShape] = field(repr=False)
     # the graph's "layer" attributes by name: a dict lookup, where the graph's node view costs 10×
     by_name: Mapping[str, Layer] = field(repr=False)
+    categories: Mapping[str, str] = field(repr=False)  # breakdown category by layer name
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
@@ -78,10 +80,7 @@ class Network:
 
     def category(self, name: str) -> str:
         """Breakdown category of layer `name` (conv, bn, ...); names outside the graph: "other"."""
-        layer = self.by_name.get(name)
-        if layer is not None:
-            return str(layer.layer_kind.category)
-        return LayerKind.INPUT.category
+        return self.categories.get(name, _OTHER)
 
     def input_channels(self) -> int:
         """Channels of the network input."""
@@ -136,6 +135,9 @@ def build_network(
         graph=nx.freeze(graph),
         shapes=MappingProxyType(shapes),
         by_name=MappingProxyType({layer.name: layer for layer in ordered}),
+        categories=MappingProxyType(
+            {layer.name: str(layer.layer_kind.category) for layer in ordered}
+        ),
     )
 
 

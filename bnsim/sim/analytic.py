@@ -247,7 +247,7 @@ def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Origins]:
     stored = trace.stored_sizes()
     # tensor ids number the stored tensors; transient ones (never in memory) are -1
     tensor_ids = dict.fromkeys(trace.schedule.tensors, -1)
-    tensor_ids.update(zip(stored, range(len(stored))))
+    tensor_ids.update(zip(stored, range(len(stored)), strict=True))
     tensor = np.fromiter(map(tensor_ids.__getitem__, listing.names), np.int64, len(listing.names))
     num_ops = len(listing.shares)
     # by op: its reads, then its writes

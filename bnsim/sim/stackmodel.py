@@ -143,8 +143,6 @@ def flows(
 ) -> Flows:
     """DRAM traffic of `stream` through a fully associative LRU write-back LLC in which the
     `near` accesses find their tensor (see `llc_traffic`); by kernel only if `num_kernels`."""
-    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
-
     size, write = stream.size, stream.write
     if nontemporal:
         # a write streams to DRAM and leaves no copy: the tensor's next access misses, and

@@ -64,7 +64,7 @@ def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> N
             "--workload",
             "densenet121",
             "--fidelity",
-            "line",  # 7-10 s per scheme: still running when interrupted (fast mode can finish in 2 s)
+            "line",  # 7-10 s per scheme: still running when interrupted (fast can end in 2 s)
             "--force",
             "--jobs",
             jobs,

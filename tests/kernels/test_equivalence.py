@@ -222,3 +222,32 @@ def test_legality_check_rejects_reading_before_producing_and_transient_escapes()
         r"another kernel",
     ):
         check_schedule(replace(schedule, tensors=tensors))
+
+
+def test_legality_check_rejects_unknown_tensors_and_misplaced_ops() -> None:
+    """Single-op and fused kernels alike (the check has a shortcut for single-op kernels)."""
+    schedule = build_schedule(downscale(build_model("tiny_cnn"), batch=2), "bnff")
+    single = next(i for i, k in enumerate(schedule.kernels) if len(k.ops) == 1)
+    fused = next(i for i, k in enumerate(schedule.kernels) if len(k.ops) > 1)
+
+    def with_kernel(index: int, kernel: Kernel) -> Schedule:
+        kernels = list(schedule.kernels)
+        kernels[index] = kernel
+        return replace(schedule, kernels=tuple(kernels))
+
+    for index in (single, fused):
+        kernel = schedule.kernels[index]
+        last = kernel.ops[-1]
+        unknown = replace(last, reads=(*last.reads, "no:such"))
+        with pytest.raises(
+            SimulationError,
+            match=rf"kernel {kernel.name}: {last.kind} reads unknown tensor no:such",
+        ):
+            check_schedule(with_kernel(index, replace(kernel, ops=(*kernel.ops[:-1], unknown))))
+    kernel = schedule.kernels[single]
+    prologue = replace(kernel.ops[0], placement=Placement.PROLOGUE)
+    with pytest.raises(SimulationError, match=rf"kernel {kernel.name}: has 0 main ops, not 1"):
+        check_schedule(with_kernel(single, replace(kernel, ops=(prologue,))))
+    kernel = schedule.kernels[fused]
+    with pytest.raises(SimulationError, match="ops must be prologue…, main, epilogue…"):
+        check_schedule(with_kernel(fused, replace(kernel, ops=kernel.ops[::-1])))

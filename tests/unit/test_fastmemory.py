@@ -73,7 +73,11 @@ def test_line_caches_agree_on_streams_through_the_whole_cache() -> None:
     reference, whatever the cache held before, including dirty lines of other owners."""
     rng = random.Random(7)
     for _ in range(300):
-        ways, sets, report_clean = rng.randint(1, 6), rng.choice([1, 2, 3, 4, 8]), rng.random() < 0.5
+        ways, sets, report_clean = (
+            rng.randint(1, 6),
+            rng.choice([1, 2, 3, 4, 8]),
+            rng.random() < 0.5,
+        )
         lines = ways * sets
         python = LineCache(lines * 64, ways, 64, report_clean)
         compiled = fast.FastLineCache(lines * 64, ways, 64, report_clean)

@@ -143,6 +143,7 @@ STDLIB_OK = {
     "types",
     "time",
     "typing",
+    "weakref",
     "zlib",
 }
 
