@@ -40,6 +40,8 @@ class Network:
     # the graph's "layer" attributes by name: a dict lookup, where the graph's node view costs 10×
     by_name: Mapping[str, Layer] = field(repr=False)
     categories: Mapping[str, str] = field(repr=False)  # breakdown category by layer name
+    # the layers reading each layer's output, in network order: schemes ask for them per layer
+    readers: Mapping[str, tuple[str, ...]] = field(repr=False)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Network):
@@ -76,7 +78,7 @@ class Network:
 
     def consumers(self, name: str) -> tuple[str, ...]:
         """Layers reading `name`'s output, in network order."""
-        return tuple(sorted(self.graph.successors(name), key=self._position))
+        return self.readers[name]
 
     def category(self, name: str) -> str:
         """Breakdown category of layer `name` (conv, bn, ...); names outside the graph: "other"."""
@@ -89,10 +91,6 @@ class Network:
     def layers_of_kind(self, kind: LayerKind) -> Iterator[Layer]:
         """Layers of one kind, in network order."""
         return (layer for layer in self.layers if layer.layer_kind is kind)
-
-    def _position(self, name: str) -> int:
-        position: int = self.graph.nodes[name]["position"]
-        return position
 
 
 def build_network(
@@ -119,9 +117,8 @@ def build_network(
             "zoo networks have under 1,000"
         )
     graph = _check_graph(name, layers)
-    order = tuple(
-        nx.lexicographical_topological_sort(graph, key=lambda n: graph.nodes[n]["position"])
-    )
+    position = {layer.name: index for index, layer in enumerate(layers)}  # declaration order
+    order = tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
     ordered = tuple(graph.nodes[node]["layer"] for node in order)
     try:
         shapes = _infer_shapes(ordered, batch, (height, width))
@@ -137,6 +134,12 @@ def build_network(
         by_name=MappingProxyType({layer.name: layer for layer in ordered}),
         categories=MappingProxyType(
             {layer.name: str(layer.layer_kind.category) for layer in ordered}
+        ),
+        readers=MappingProxyType(
+            {
+                layer.name: tuple(sorted(graph.successors(layer.name), key=position.__getitem__))
+                for layer in ordered
+            }
         ),
     )
 

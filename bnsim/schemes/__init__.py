@@ -9,6 +9,7 @@ bnsim.graph, bnsim.schedule, bnsim.schemes.*; yaml, pydantic.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from bnsim.datafile import describe_errors
 from bnsim.errors import ConfigError
 from bnsim.graph import Network
+from bnsim.heap import frozen_heap
 from bnsim.schedule import Schedule
 from bnsim.schemes import baseline, bnff, fission, recompute, sampling
 from bnsim.schemes.training import Draft, lower_training
@@ -77,6 +79,10 @@ MODIFIERS: Mapping[str, Scheme] = MappingProxyType(
     }
 )
 DEFAULT_SCHEMES = ("baseline", "bnff")
+# Schedules are immutable and depend only on (network, scheme): the most recent ones are kept, so
+# that a sweep or a notebook simulating one network on many machines builds each schedule once
+# (DenseNet-121's take about 2 MiB each)
+RECENT_SCHEDULES = 16
 _PARTS: Mapping[str, Scheme] = MappingProxyType({**SCHEMES, **MODIFIERS})
 
 
@@ -197,12 +203,21 @@ def build_schedule(
 ) -> Schedule:
     """The schedule of one training iteration of `network` under `scheme`.
 
+    Schedules are immutable: the RECENT_SCHEDULES most recently built are remembered, and asking
+    again for one of them (an equal network, the same scheme) returns the same object.
+
     Raises:
         ConfigError: a bad scheme spec.
         SimulationError: the scheme produced an illegal schedule (a bnsim bug).
     """
     spec = parse_scheme(scheme) if isinstance(scheme, str) else scheme
-    draft = lower_training(network, input_grad=input_grad)
-    for part, options in spec.options:
-        _PARTS[part].rewrite(draft, options)
-    return draft.freeze(spec.label(), spec.flat_options())
+    return _schedule(network, spec, input_grad)
+
+
+@functools.lru_cache(maxsize=RECENT_SCHEDULES)
+def _schedule(network: Network, spec: SchemeSpec, input_grad: bool) -> Schedule:
+    with frozen_heap():
+        draft = lower_training(network, input_grad=input_grad)
+        for part, options in spec.options:
+            _PARTS[part].rewrite(draft, options)
+        return draft.freeze(spec.label(), spec.flat_options())

@@ -16,7 +16,6 @@ bnsim.graph, bnsim.sim.*; simpy.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import itertools
 import math
@@ -28,6 +27,7 @@ import simpy
 
 from bnsim import units
 from bnsim.errors import InfeasibleError, SimulationError
+from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
 from bnsim.schedule import Box, Kernel, Schedule, check_schedule
@@ -97,16 +97,10 @@ def simulate(
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
-    # a run allocates hundreds of thousands of small objects, and every full collection would
-    # re-scan the whole heap (a sixth of a fast run, half an analytic one): freeze what exists, so
-    # collections scan only what the run makes
-    gc.freeze()
-    try:
+    with frozen_heap():
         if options.fidelity == "analytic":
             return simulate_analytic(schedule, machine, options)
         return _simulate_tiles(schedule, machine, options, compiled, timeline, on_kernel)
-    finally:
-        gc.unfreeze()
 
 
 def _simulate_tiles(

@@ -126,6 +126,20 @@ def test_out_of_order_declarations_are_sorted_topologically() -> None:
     assert [layer.name for layer in network.layers] == ["input", "r", "flat", "fc", "loss"]
 
 
+def test_consumers_follow_declaration_order_where_the_topological_order_differs() -> None:
+    # a reads m, which reads c: the topological order is input, c, m, a, but a is declared first
+    network = net(
+        Add(name="a", inputs=("input", "m")),
+        ReLU(name="m", inputs=("c",)),
+        ReLU(name="c", inputs=("input",)),
+        *head("a"),
+    )
+    assert [layer.name for layer in network.layers][:4] == ["input", "c", "m", "a"]
+    assert network.consumers("input") == ("a", "c")
+    assert network.consumers("a") == ("flat",)
+    assert network.consumers("loss") == ()
+
+
 @pytest.mark.parametrize(
     ("layers", "match"),
     [

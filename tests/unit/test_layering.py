@@ -26,6 +26,7 @@ ALLOWED = {
         "bnsim.schedule",
         "bnsim.sampling",
         "bnsim.schemes",
+        "bnsim.heap",
     },
     "bnsim.kernels": {
         "bnsim.errors",
@@ -45,6 +46,7 @@ ALLOWED = {
     },
     "bnsim.result": set(),
     "bnsim.parallel": set(),
+    "bnsim.heap": set(),
     "bnsim.point": {
         "bnsim.parallel",
         "bnsim.graph",
@@ -93,6 +95,7 @@ ALLOWED = {
         "bnsim.trace",
         "bnsim.result",
         "bnsim.sim",
+        "bnsim.heap",
     },
     "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
     "bnsim.cli": {"bnsim"},  # everything

@@ -349,3 +349,14 @@ def test_tensor_producers_consumers_and_lifetimes() -> None:
     assert schedule.producer("w:conv_a") is None  # an input of the iteration, updated in place
     stats_kernel = schedule.kernels[names.index("conv_a.fwd")]
     assert stats_kernel.reductions() == ("mean:bn", "var:bn", "running_mean:bn", "running_var:bn")
+
+
+def test_a_schedule_asked_for_again_is_the_same_object() -> None:
+    network = canonical_network()
+    first = build_schedule(network, "bnff")
+    assert build_schedule(canonical_network(), parse_scheme("bnff")) is first  # an equal network
+    assert build_schedule(network, "baseline") is not first
+    assert build_schedule(network, "bnff:wide_limit=null") is not first
+    assert build_schedule(network, "bnff", input_grad=True) is not first
+    other_batch = build_network("canonical", list(network.layers), batch=BATCH + 1, image=SIZE)
+    assert build_schedule(other_batch, "bnff") is not first
