@@ -10,7 +10,7 @@ the simulator on request; bnsim.report.timeline exports it). Imports nothing fro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import repeat
 from operator import attrgetter
@@ -140,28 +140,33 @@ class RunResult(_PicklesAsValues):
 
         Cycles are charged to a kernel's phase and layer kind (its main op), bytes to their sources.
         """
-        rows: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-            lambda: {"cycles": 0, "dram_read_bytes": 0, "dram_write_bytes": 0}
-        )
+        key_of = _key_getter(keys)
+        reads: dict[tuple[Any, ...], int] = defaultdict(int)
+        writes: dict[tuple[Any, ...], int] = defaultdict(int)
+        cycles: dict[tuple[Any, ...], int] = defaultdict(int)
         for row in self.traffic:
-            key = tuple(getattr(row, name) for name in keys)
-            rows[key]["dram_read_bytes"] += row.dram_read_bytes
-            rows[key]["dram_write_bytes"] += row.dram_write_bytes
-        kernel_keys = {"phase", "layer_kind"}
-        if set(keys) <= kernel_keys:
+            key = key_of(row)
+            reads[key] += row.dram_read_bytes
+            writes[key] += row.dram_write_bytes
+        if set(keys) <= {"phase", "layer_kind"}:
             for kernel in self.kernels:
-                key = tuple(getattr(kernel, name) for name in keys)
-                rows[key]["cycles"] += kernel.cycles()
+                cycles[key_of(kernel)] += kernel.end_cycle - kernel.start_cycle
+        # every key with traffic or time, ordered by the text of its parts
+        found = sorted({**reads, **cycles}, key=lambda key: tuple(str(part) for part in key))
         return [
-            {**dict(zip(keys, key, strict=True)), **value}
-            for key, value in sorted(
-                rows.items(), key=lambda item: tuple(str(part) for part in item[0])
-            )
+            {
+                **dict(zip(keys, key, strict=True)),
+                "cycles": cycles.get(key, 0),
+                "dram_read_bytes": reads.get(key, 0),
+                "dram_write_bytes": writes.get(key, 0),
+            }
+            for key in found
         ]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run's entry of the result document (ARCHITECTURE.md §5), plus detail rows."""
-        return {
+    def to_dict(self, *, details: bool = True) -> dict[str, Any]:
+        """The run's entry of the result document (ARCHITECTURE.md §5), plus detail rows: one per
+        kernel and one per traffic source (`details=False` leaves those two lists out)."""
+        document: dict[str, Any] = {
             "scheme": self.scheme,
             "fidelity": self.fidelity,
             "cycles": self.cycles,
@@ -170,7 +175,9 @@ class RunResult(_PicklesAsValues):
             "dram_read_bytes": self.dram_read_bytes,
             "dram_write_bytes": self.dram_write_bytes,
             "breakdown": self.breakdown("phase", "layer_kind"),
-            "kernels": [
+        }
+        if details:
+            document["kernels"] = [
                 {
                     **kernel._asdict(),
                     "ops": list(kernel.ops),
@@ -179,13 +186,13 @@ class RunResult(_PicklesAsValues):
                     "bound": kernel.bound(),
                 }
                 for kernel in self.kernels
-            ],
-            "traffic": [row._asdict() for row in self.traffic],
-            "caches": {name: asdict(counters) for name, counters in self.caches},
-            "cores": {"busy_cycles": list(self.core_busy_cycles)},
-            "dram_channels": {"bytes": list(self.channel_bytes)},
-            "num_events": self.num_events,
-        }
+            ]
+            document["traffic"] = [row._asdict() for row in self.traffic]
+        document["caches"] = {name: asdict(counters) for name, counters in self.caches}
+        document["cores"] = {"busy_cycles": list(self.core_busy_cycles)}
+        document["dram_channels"] = {"bytes": list(self.channel_bytes)}
+        document["num_events"] = self.num_events
+        return document
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RunResult:
@@ -207,6 +214,16 @@ class RunResult(_PicklesAsValues):
             channel_bytes=tuple(document["dram_channels"]["bytes"]),
             num_events=document["num_events"],
         )
+
+
+def _key_getter(keys: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function from a row to the tuple of its fields `keys` (attrgetter, always a tuple)."""
+    if len(keys) == 1:
+        one = attrgetter(keys[0])
+        return lambda row: (one(row),)
+    if not keys:
+        return lambda row: ()
+    return attrgetter(*keys)
 
 
 def _rebuild_run(values: tuple[Any, ...]) -> RunResult:

@@ -527,8 +527,7 @@ def _run_dask(
 
 def _run_summary(run: RunResult) -> dict[str, Any]:
     """What the store keeps of a run: its totals, breakdown and cache counters."""
-    document = run.to_dict()
-    return {key: value for key, value in document.items() if key not in ("kernels", "traffic")}
+    return run.to_dict(details=False)
 
 
 def _record(task: Task, outcome: Outcome) -> dict[str, Any]:

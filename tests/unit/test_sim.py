@@ -18,7 +18,7 @@ from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
 from bnsim.graph.zoo import build_model
 from bnsim.hw import Machine, load_machine
 from bnsim.point import make_point, point_document
-from bnsim.result import RunResult
+from bnsim.result import KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import engine, simulate
@@ -148,6 +148,47 @@ def test_breakdowns_add_up_to_the_totals(tiny_runs: dict[str, RunResult]) -> Non
             k.cycles() for k in run.kernels
         )
         assert sum(run.channel_bytes) == run.dram_read_bytes + run.dram_write_bytes
+
+
+def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
+    def row(kernel: int, phase: str, kind: str, read: int, write: int) -> TrafficRow:
+        return TrafficRow(kernel, "op", "layer", kind, phase, "t", "weight", read, write)
+
+    def kernel(phase: str, kind: str, start: int, end: int) -> KernelResult:
+        return KernelResult("k", phase, ("op",), ("layer",), kind, start, end, 0, 0, 0, 0, 0, 0)
+
+    run = RunResult(
+        scheme="baseline",
+        fidelity="fast",
+        cycles=60,
+        seconds=1.0,
+        flops=0,
+        dram_read_bytes=7,
+        dram_write_bytes=2,
+        kernels=(kernel("fwd", "conv", 0, 10), kernel("fwd", "bn", 10, 60)),
+        traffic=(
+            row(0, "fwd", "conv", 1, 0),
+            row(0, "fwd", "conv", 2, 2),
+            row(1, "fwd", "bn", 4, 0),
+        ),
+        caches=(),
+        core_busy_cycles=(),
+        channel_bytes=(),
+        num_events=0,
+    )
+    assert run.breakdown("layer_kind") == [
+        {"layer_kind": "bn", "cycles": 50, "dram_read_bytes": 4, "dram_write_bytes": 0},
+        {"layer_kind": "conv", "cycles": 10, "dram_read_bytes": 3, "dram_write_bytes": 2},
+    ]
+    assert run.breakdown() == [{"cycles": 60, "dram_read_bytes": 7, "dram_write_bytes": 2}]
+    # time belongs to kernels, which have no tensor role: a role breakdown carries bytes only
+    assert run.breakdown("tensor_role") == [
+        {"tensor_role": "weight", "cycles": 0, "dram_read_bytes": 7, "dram_write_bytes": 2}
+    ]
+    summary = run.to_dict(details=False)
+    whole = run.to_dict()
+    assert list(summary) == [key for key in whole if key not in ("kernels", "traffic")]
+    assert summary == {key: whole[key] for key in summary}
 
 
 def stored_bytes(schedule: Schedule, m: Machine) -> tuple[int, int]:
