@@ -439,7 +439,8 @@ def _kernel_results(
     flops = list(map(_FLOPS_OF, ops))
     # most kernels have one op: its values are the kernel's; fused kernels are combined below
     compute, work = _take(cycles, first), _take(flops, first)
-    kinds, layers = list(zip(_take(columns.kinds, first))), list(zip(_take(columns.layers, first)))
+    kinds: list[tuple[str, ...]] = list(zip(_take(columns.kinds, first)))
+    layers: list[tuple[str, ...]] = list(zip(_take(columns.layers, first)))
     categories = _take(columns.categories, first)
     for index in fused:
         kernel = kernels[index]

@@ -83,7 +83,8 @@ def distances(size: Array, chains: Chains) -> Array:
     outlived = np.cumsum(last_bytes) - last_bytes
     rank = np.cumsum(chains.previous >= 0) - 1  # of each re-access among the re-accesses
     outlived[again] += earlier_and_later(rank[following[again]], size[again])
-    return live - outlived[chains.previous] + size
+    result: Array = live - outlived[chains.previous] + size
+    return result
 
 
 def earlier_and_later(keys: Array, weights: Array) -> Array:
