@@ -1,6 +1,9 @@
 """Type stub of the compiled memory model (bnsim/sim/_fastmemory.pyx)."""
 
 from collections.abc import Iterable
+from typing import Any
+
+from numpy.typing import NDArray
 
 TileCost = tuple[int, int, float]
 
@@ -66,3 +69,7 @@ class FastMemorySystem:
     def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]: ...
     def channel_bytes(self) -> list[float]: ...
     def cache_stats(self) -> dict[str, tuple[int, int, int, int, int]]: ...
+
+def earlier_and_later_into(
+    keys: NDArray[Any], weights: NDArray[Any], total: NDArray[Any]
+) -> None: ...

@@ -3,14 +3,16 @@
 
 FastRangeCache mirrors bnsim.sim.cache.RangeCache (fast fidelity), FastLineCache mirrors
 bnsim.sim.linecache.LineCache (line fidelity); FastMemorySystem runs either through the _Cache
-interface. Built at install time when a C compiler is present; bnsim falls back to the pure-Python
-classes otherwise. tests/unit/test_fastmemory.py checks that both give identical numbers.
+interface. `earlier_and_later_into` is the analytic fidelity's dominance sum
+(bnsim.sim.stackmodel.earlier_and_later) as a Fenwick tree. Built at install time when a C compiler
+is present; bnsim falls back to the pure-Python classes and NumPy otherwise.
+tests/unit/test_fastmemory.py and tests/unit/test_analytic.py check that both give identical numbers.
 """
 
 # every cdef function is noexcept: it cannot fail, and an exception check after every call is
 # a large cost per line
 cimport cython
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memmove
 
 ctypedef long long i64
@@ -1109,3 +1111,30 @@ cdef class FastMemorySystem:
         llc = (self.llc.read_bytes, self.llc.write_bytes, self.llc.hit_bytes, self.llc.miss_bytes,
                self.llc.writeback_bytes)
         return {"llc": tuple(llc), "private": tuple(private)}
+
+
+def earlier_and_later_into(const i64[::1] keys, const i64[::1] weights, i64[::1] total):
+    """total[p] = the sum of weights[j] over j < p with keys[j] > keys[p] (keys ≥ 0; the weights'
+    sum fits in an int64): all weights so far, less those with keys up to keys[p], which a Fenwick
+    tree over the keys holds."""
+    cdef Py_ssize_t count = keys.shape[0], p
+    cdef i64 size = 0, index, below, seen = 0
+    for p in range(count):
+        if keys[p] + 1 > size:
+            size = keys[p] + 1
+    cdef i64* tree = <i64*> calloc(size + 1, sizeof(i64))
+    if tree == NULL:
+        raise MemoryError(f"no memory for a Fenwick tree of {size} keys")
+    for p in range(count):
+        below = 0
+        index = keys[p] + 1
+        while index > 0:
+            below += tree[index]
+            index -= index & -index
+        total[p] = seen - below
+        seen += weights[p]
+        index = keys[p] + 1
+        while index <= size:
+            tree[index] += weights[p]
+            index += index & -index
+    free(tree)

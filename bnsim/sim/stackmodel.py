@@ -1,11 +1,12 @@
-"""LRU stack distances and LLC traffic of a stream of whole-tensor accesses, vectorised (NumPy).
+"""LRU stack distances and LLC traffic of a stream of whole-tensor accesses, as array operations.
 
 The analytic fidelity's cache model (bnsim.sim.analytic lists the accesses and builds the result).
 An access's stack distance is its own bytes plus the bytes of the distinct tensors touched since its
 tensor's previous access (Mattson et al., 1970); an access finds its tensor in a fully associative
 LRU cache of C bytes iff that distance is at most C. All distances come from prefix sums and one
-vectorised pass per bit of the access count (`earlier_and_later`), so one pass answers every cache
-size. Sums are exact: int64 below INT64_BYTES of accesses, Python ints above. Imports numpy only.
+dominance sum (`earlier_and_later`: a compiled Fenwick tree, or one vectorised pass per bit of the
+access count), so one pass answers every cache size. Sums are exact: int64 below INT64_BYTES of
+accesses, Python ints above. Imports numpy, and bnsim.sim._fastmemory when it was built.
 """
 
 from __future__ import annotations
@@ -87,14 +88,16 @@ def distances(size: Array, chains: Chains) -> Array:
     return result
 
 
-def earlier_and_later(keys: Array, weights: Array) -> Array:
+def earlier_and_later(keys: Array, weights: Array, *, compiled: bool = True) -> Array:
     """By position p: the sum of weights[j] over j < p with keys[j] > keys[p] (keys and weights
     ≥ 0).
 
-    A pair j < p with keys[j] > keys[p] first differs at some bit, where key j has a one and key
-    p a zero. Bit by bit from the top, `order` arranges the positions with equal higher bits
-    together, in position order (a wavelet matrix: each bit stably moves the zeros before the
-    ones), so each p adds the weights of the ones before it in its group.
+    A Fenwick tree in compiled code when it was built and the weights are int64 (`compiled=False`
+    forces NumPy: the reference it is tested against); else bit by bit, vectorised: a pair j < p
+    with keys[j] > keys[p] first differs at some bit, where key j has a one and key p a zero. Bit by
+    bit from the top, `order` arranges the positions with equal higher bits together, in position
+    order (a wavelet matrix: each bit stably moves the zeros before the ones), so each p adds the
+    weights of the ones before it in its group.
     """
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
@@ -102,6 +105,16 @@ def earlier_and_later(keys: Array, weights: Array) -> Array:
     total = np.zeros(count, dtype=weights.dtype)
     if not count:
         return total
+    if compiled and weights.dtype == np.int64:
+        try:
+            from bnsim.sim._fastmemory import earlier_and_later_into  # noqa: PLC0415 (optional)
+        except ImportError:
+            pass
+        else:
+            earlier_and_later_into(
+                np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(weights), total
+            )
+            return total
     order = np.arange(count)
     starts = np.ones(count, dtype=bool)  # where a group of equal higher bits starts
     for bit in reversed(range(int(keys.max()).bit_length())):

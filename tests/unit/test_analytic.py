@@ -288,7 +288,9 @@ def test_earlier_and_later_by_brute_force(pairs) -> None:
     expected = [
         sum(weight for key, weight in pairs[:p] if key > pairs[p][0]) for p in range(len(pairs))
     ]
-    assert earlier_and_later(keys, weights).tolist() == expected
+    assert earlier_and_later(keys, weights).tolist() == expected  # compiled, where it was built
+    assert earlier_and_later(keys, weights, compiled=False).tolist() == expected
+    assert earlier_and_later(keys, weights.astype(object)).tolist() == expected  # Python ints
 
 
 def reference_accesses(trace: Trace) -> list[TensorAccess]:

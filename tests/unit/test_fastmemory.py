@@ -152,3 +152,17 @@ def test_whole_simulations_agree(scheme: str, fidelity: str) -> None:
     options = SimOptions(fidelity=fidelity)  # type: ignore[arg-type]
     python = simulate(schedule, machine, options, compiled=False)
     assert python == simulate(schedule, machine, options)
+
+
+def test_the_compiled_dominance_sum_equals_numpys() -> None:
+    """The analytic fidelity's Fenwick tree against the vectorised NumPy reference."""
+    np = pytest.importorskip("numpy")
+    from bnsim.sim.stackmodel import earlier_and_later  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    for count in (1, 2, 17, 1000):
+        keys = rng.integers(0, count * 2, count).astype(np.int64)
+        weights = rng.integers(0, 1 << 40, count).astype(np.int64)
+        total = np.zeros(count, dtype=np.int64)
+        fast.earlier_and_later_into(keys, weights, total)
+        assert total.tolist() == earlier_and_later(keys, weights, compiled=False).tolist()
