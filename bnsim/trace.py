@@ -2,7 +2,8 @@
 
 Every stored tensor gets a base address in one flat address space (page aligned). Activations use
 the machine's library layout: nChw16c (channels padded to blocks of 16, each block's rows
-contiguous) or nchw. Each kernel is cut into tiles by `bnsim.schedule.decompose`, the function
+contiguous) or nchw; a schedule is laid out once per element size and layout, and Traces share it.
+Each kernel is cut into tiles by `bnsim.schedule.decompose`, the function
 verification runs, with block sizes chosen as a CPU library shares a kernel among its threads
 (`choose_blocks`). A tile lists, in op order, the byte ranges each op reads and writes, each tagged
 with its op and tensor (its *source*), and the core cycles of its work. Tiles are generated lazily,
@@ -12,6 +13,7 @@ kernel by kernel. Imports bnsim.schedule, bnsim.footprint, bnsim.hw, bnsim.graph
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -96,6 +98,23 @@ class Reduction:
     channel_axis_elements: int  # elements per unit of the kernel's c axis (0: not split by c)
 
 
+class _Layout(NamedTuple):
+    """A schedule's tensors in memory (read-only: Traces of one layout share it)."""
+
+    base: Mapping[str, int]  # name → base address
+    size: int  # bytes of them all
+    stored: Mapping[str, int]  # name → bytes in memory (channel padding included)
+    # name → (base address, bytes per element, shape, blocked): what `runs` needs
+    info: Mapping[str, Layout]
+
+
+# a layout follows from the schedule, the bytes of a data element and whether activations are
+# blocked: made once per schedule and layout, as one schedule is simulated on many machines
+_LAYOUTS: weakref.WeakKeyDictionary[Schedule, dict[tuple[int, bool], _Layout]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class Trace:
     """The tiles of a schedule on a machine; tiles are generated lazily, one kernel at a time."""
 
@@ -106,11 +125,14 @@ class Trace:
         self.options = options
         self.data_bytes = machine.dtype_bytes()
         self.blocked = machine.compute.layout == "nChw16c"
-        self._stored: dict[str, int] = {}
-        # name → (base address, bytes per element, shape, blocked): what `runs` needs, looked up
-        # once
-        self._info: dict[str, Layout] = {}
-        self.base, self.size = self._lay_out(PAGE_BYTES)
+        layouts = _LAYOUTS.setdefault(schedule, {})
+        layout = layouts.get((self.data_bytes, self.blocked))
+        if layout is None:
+            layout = layouts[self.data_bytes, self.blocked] = self._lay_out(PAGE_BYTES)
+        self.base: Mapping[str, int] = layout.base
+        self.size = layout.size
+        self._stored = layout.stored
+        self._info = layout.info
         # compute_cycles' rates by op kind, worked out once (it runs for every op)
         compute = machine.compute
         flops_per_cycle = machine.cores.flops_per_cycle()
@@ -167,12 +189,12 @@ class Trace:
             return element, True, elements // shape[1] * _padded(shape[1]) * element
         return element, False, elements * element
 
-    def _lay_out(self, alignment: int) -> tuple[Mapping[str, int], int]:
-        """Base address of every stored tensor (in order of creation), and the bytes of them all;
-        fills in each one's stored bytes and layout on the way (one pass: a trace is made per run).
-        """
+    def _lay_out(self, alignment: int) -> _Layout:
+        """Where every stored tensor lies (in order of creation), and what its ranges need."""
         base: dict[str, int] = {}
-        stored, info, format_of = self._stored, self._info, self._format
+        stored: dict[str, int] = {}
+        info: dict[str, Layout] = {}
+        format_of = self._format
         address = alignment
         for name, tensor in self.schedule.tensors.items():
             if tensor.transient:
@@ -182,7 +204,7 @@ class Trace:
             base[name] = address
             info[name] = (address, element, tensor.shape, blocked)
             address += -(-size // alignment) * alignment
-        return base, address
+        return _Layout(base, address, stored, info)
 
     def runs(self, name: str, region: Region) -> list[tuple[int, int]]:
         """Byte ranges [start, stop) of a region of tensor `name`, merged where contiguous.

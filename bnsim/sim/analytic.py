@@ -20,6 +20,7 @@ bnsim.sim.stackmodel; numpy on first use.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -81,16 +82,14 @@ def tensor_accesses(trace: Trace, *, attributed: bool = True) -> list[TensorAcce
     Unattributed accesses have source -1 and leave the trace's source ids alone (for estimates
     made before a simulation, which must not change the ids its results are keyed by).
     """
-    stream, origins = _schedule_stream(trace)
-    names = origins.names
+    stream, plan = _schedule_stream(trace)
+    names = plan.names
     sources = [-1] * len(stream.size)
     if attributed:
-        op_kernel, op_index = origins.op_kernel.tolist(), origins.op_index.tolist()
+        op_kernel, op_index = plan.op_kernel.tolist(), plan.op_index.tolist()
         keys = [
             (op_kernel[op], op_index[op], names[tensor])
-            for op, tensor in zip(
-                origins.source_op.tolist(), origins.source_tensor.tolist(), strict=True
-            )
+            for op, tensor in zip(plan.source_op.tolist(), plan.source_tensor.tolist(), strict=True)
         ]
         # the trace interns its ids in access order, as if the accesses were made one by one
         sources = [trace.source(*keys[ident]) for ident in stream.source.tolist()]
@@ -162,15 +161,14 @@ def traffic_by_capacity(
     schedule: Schedule, machine: Machine, capacities: Iterable[int]
 ) -> dict[int, tuple[int, int]]:
     """DRAM (read, write) bytes of one iteration for each LLC capacity, from one stack pass."""
-    stream, _ = _schedule_stream(Trace(schedule, machine, SimOptions(fidelity="analytic")))
-    chains = stackmodel.chains(stream.tensor)
-    distances = stackmodel.distances(stream.size, chains)
-    reused = chains.previous >= 0
+    stream, plan = _schedule_stream(Trace(schedule, machine, SimOptions(fidelity="analytic")))
+    distances = stackmodel.distances(stream.size, plan.chains)
+    reused = plan.chains.previous >= 0
     nontemporal = machine.compute.nontemporal_stores
     curve = {}
     for capacity in capacities:
         near = reused & stackmodel.within(distances, capacity)
-        flows = stackmodel.flows(stream, chains, near, nontemporal, 0)
+        flows = stackmodel.flows(stream, plan.chains, near, nontemporal, 0)
         curve[capacity] = (int(flows.read_by_source.sum()), int(flows.write_by_source.sum()))
     return curve
 
@@ -184,17 +182,16 @@ def simulate_analytic(schedule: Schedule, machine: Machine, options: SimOptions)
 def _analytic_result(trace: Trace) -> RunResult:
     """simulate_analytic of a checked schedule, given its trace."""
     schedule, machine = trace.schedule, trace.machine
-    stream, origins = _schedule_stream(trace)
-    chains = stackmodel.chains(stream.tensor)
+    stream, plan = _schedule_stream(trace)
+    chains = plan.chains
     near = (chains.previous >= 0) & stackmodel.within(
         stackmodel.distances(stream.size, chains), machine.llc.size_bytes
     )
     flows = stackmodel.flows(
         stream, chains, near, machine.compute.nontemporal_stores, len(schedule.kernels)
     )
-    columns = _op_columns(schedule)
-    rows = _rows(schedule, origins, flows, columns)
-    kernels, busy = _kernel_results(trace, origins.shares, flows, columns)
+    rows = _rows(plan, flows)
+    kernels, busy = _kernel_results(trace, plan, flows)
     now = kernels[-1].end_cycle if kernels else 0
     dram = machine.dram
     line = machine.llc.block_bytes
@@ -228,63 +225,155 @@ def _analytic_result(trace: Trace) -> RunResult:
     )
 
 
-class _Origins(NamedTuple):
-    """What a schedule stream's ids stand for, and what its ops read of their inputs."""
+class _Plan(NamedTuple):
+    """What the model needs of a schedule whatever the machine: its tensor accesses and its ops
+    as columns, what their ids stand for, and the fields of its kernels' results that only the
+    schedule decides. Accesses are numbered in execution order (an op's reads, then its writes;
+    tensors in memory only), ops kernel by kernel, tensors in order of creation (as Trace lays
+    them out), sources in order of first use (as Trace.source interns them)."""
 
-    source_op: Array  # by source id: its op (ops numbered kernel by kernel)
-    source_tensor: Array  # by source id: its tensor id
-    op_kernel: Array  # by op: its kernel
+    tensor: Array  # by access: its tensor
+    write: Array  # by access
+    kernel: Array  # by access: its kernel
+    source: Array  # by access: its source, an (op, tensor) pair
+    sampled: list[tuple[int, float]]  # (access, share): reads of a sample of their tensor
+    chains: stackmodel.Chains  # each access's neighbours among its tensor's accesses
+    source_op: Array  # by source
+    source_tensor: Array  # by source
+    names: list[str]  # by tensor
+    roles: list[str]  # by tensor
+    op_kernel: Array  # by op
     op_index: Array  # by op: its index in its kernel
-    names: list[str]  # by tensor id
-    shares: list[float]  # by op: the share of its input a sampled op reads
+    ops: list[Op]
+    shares: list[float]  # by op: the share of its input it reads (below 1: sampled statistics)
+    fused_main: list[bool]  # by op: the main op of a fused kernel (see Trace.compute_cycles)
+    kinds: list[str]  # by op
+    layers: list[str]  # by op
+    categories: list[str]  # by op: its layer's breakdown category
+    first_op: Array  # by kernel
+    fused: list[tuple[int, int, int]]  # (kernel, first op, end op) of kernels of several ops
+    phases: list[str]  # by kernel
+    kernel_fields: dict[str, list[Any]]  # by kernel: the KernelResult fields named
 
 
-def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Origins]:
-    """The schedule's tensor accesses as columns, with what their ids stand for."""
+# a schedule never changes, so its plan is made once: simulating one schedule on many machines (a
+# sweep, a notebook) pays only for what the machine decides
+_PLANS: weakref.WeakKeyDictionary[Schedule, _Plan] = weakref.WeakKeyDictionary()
+
+
+def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Plan]:
+    """The schedule's tensor accesses as columns on the trace's machine, and its plan."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
-    listing = _listing(trace.schedule, trace)
+    plan = _PLANS.get(trace.schedule)
+    if plan is None:
+        plan = _PLANS[trace.schedule] = _plan(trace)
     stored = trace.stored_sizes()
-    # tensor ids number the stored tensors; transient ones (never in memory) are -1
-    tensor_ids = dict.fromkeys(trace.schedule.tensors, -1)
-    tensor_ids.update(zip(stored, range(len(stored)), strict=True))
+    sizes = np.fromiter(map(stored.__getitem__, plan.names), np.int64, len(plan.names))
+    size = sizes[plan.tensor]
+    line = trace.machine.llc.block_bytes
+    for access, share in plan.sampled:  # only the sampled elements are read, in whole lines
+        whole = int(size[access])
+        size[access] = min(whole, -(-math.ceil(whole * share) // line) * line)
+    if len(size) and int(size.max()) * len(size) >= stackmodel.INT64_BYTES:
+        size = size.astype(object)  # sums could leave int64: exact Python ints
+    stream = stackmodel.Stream(
+        kernel=plan.kernel,
+        source=plan.source,
+        tensor=plan.tensor,
+        size=size,
+        write=plan.write,
+        num_sources=len(plan.source_op),
+    )
+    return stream, plan
+
+
+def _plan(trace: Trace) -> _Plan:
+    """The plan of the trace's schedule (the trace is asked only what the schedule decides: the
+    share of its input a sampled op reads)."""
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
+    schedule = trace.schedule
+    kernels = schedule.kernels
+    network = schedule.network
+    listing = _listing(schedule, trace)
+    names = [name for name, tensor in schedule.tensors.items() if not tensor.transient]
+    tensor_ids = dict.fromkeys(schedule.tensors, -1)  # transient tensors: never in memory
+    tensor_ids.update(zip(names, range(len(names)), strict=True))
     tensor = np.fromiter(map(tensor_ids.__getitem__, listing.names), np.int64, len(listing.names))
     num_ops = len(listing.shares)
     # by op: its reads, then its writes
     op = np.repeat(np.repeat(np.arange(num_ops), 2), listing.counts)
     write = np.repeat(np.tile(np.array([False, True]), num_ops), listing.counts)
-    size = np.append(np.fromiter(stored.values(), np.int64, len(stored)), -1)[tensor]
-    line = trace.machine.llc.block_bytes
-    for position, share in listing.sampled:  # only the sampled elements are read
-        whole = int(size[position])
-        if whole >= 0:
-            size[position] = min(whole, -(-math.ceil(whole * share) // line) * line)
     in_memory = tensor >= 0
-    tensor, op, write, size = tensor[in_memory], op[in_memory], write[in_memory], size[in_memory]
-    if len(size) and int(size.max()) * len(size) >= stackmodel.INT64_BYTES:
-        size = size.astype(object)  # sums could leave int64: exact Python ints
-    source, firsts = _first_seen(op * len(stored) + tensor)
+    kept = np.cumsum(in_memory) - 1  # each listed name's access number, if it is in memory
+    sampled = [(int(kept[at]), share) for at, share in listing.sampled if in_memory[at]]
+    tensor, op, write = tensor[in_memory], op[in_memory], write[in_memory]
+    source, firsts = _first_seen(op * len(names) + tensor)
     ops_per_kernel = np.array(listing.ops, dtype=np.int64)
     kernel_of_op = np.repeat(np.arange(len(ops_per_kernel)), ops_per_kernel)
-    # by op: its index in its kernel (its number less that of its kernel's first op)
-    op_index = np.arange(num_ops) - (np.cumsum(ops_per_kernel) - ops_per_kernel)[kernel_of_op]
-    stream = stackmodel.Stream(
+    first_op = np.cumsum(ops_per_kernel) - ops_per_kernel
+
+    ops = [op for kernel in kernels for op in kernel.ops]
+    layers = list(map(_LAYER_OF, ops))
+    category = {layer: network.category(layer) for layer in dict.fromkeys(layers)}
+    kinds = list(map(_KIND_NAMES.__getitem__, map(_KIND_OF, ops)))
+    categories = list(map(category.__getitem__, layers))
+    fused = [
+        (index, start, start + len(kernels[index].ops))
+        for index, start in zip(
+            np.flatnonzero(ops_per_kernel > 1).tolist(),
+            first_op[ops_per_kernel > 1].tolist(),
+            strict=True,
+        )
+    ]
+    fused_main = [False] * len(ops)
+    # most kernels have one op, whose values are the kernel's; fused kernels are combined below
+    work = _take(list(map(_FLOPS_OF, ops)), first_op)
+    kernel_kinds: list[tuple[str, ...]] = list(zip(_take(kinds, first_op)))
+    kernel_layers: list[tuple[str, ...]] = list(zip(_take(layers, first_op)))
+    kernel_categories = _take(categories, first_op)
+    for index, start, end in fused:
+        kernel = kernels[index]
+        main = kernel.main_op()
+        fused_main[start + kernel.ops.index(main)] = True
+        work[index] = kernel.flops()
+        kernel_kinds[index] = tuple(kinds[start:end])
+        kernel_layers[index] = kernel.layers()
+        kernel_categories[index] = network.category(main.layer)
+    phases = [_PHASE_NAMES[kernel.phase] for kernel in kernels]
+    tensors = schedule.tensors
+    return _Plan(
+        tensor=tensor,
+        write=write,
         kernel=kernel_of_op[op],
         source=source,
-        tensor=tensor,
-        size=size,
-        write=write,
-        num_sources=len(firsts),
-    )
-    origins = _Origins(
+        sampled=sampled,
+        chains=stackmodel.chains(tensor),
         source_op=op[firsts],
         source_tensor=tensor[firsts],
+        names=names,
+        roles=[_ROLE_NAMES[tensors[name].role] for name in names],
         op_kernel=kernel_of_op,
-        op_index=op_index,
-        names=list(stored),
+        op_index=np.arange(num_ops) - first_op[kernel_of_op],
+        ops=ops,
         shares=listing.shares,
+        fused_main=fused_main,
+        kinds=kinds,
+        layers=layers,
+        categories=categories,
+        first_op=first_op,
+        fused=fused,
+        phases=phases,
+        kernel_fields={
+            "name": [kernel.name for kernel in kernels],
+            "phase": phases,
+            "ops": kernel_kinds,
+            "layers": kernel_layers,
+            "layer_kind": kernel_categories,
+            "flops": work,
+        },
     )
-    return stream, origins
 
 
 def _first_seen(keys: Array) -> tuple[Array, Array]:
@@ -356,59 +445,29 @@ def _stream_of(accesses: Sequence[TensorAccess]) -> stackmodel.Stream:
     )
 
 
-class _OpColumns(NamedTuple):
-    """The ops of a schedule, kernel by kernel, and what results say of each."""
-
-    ops: list[Op]
-    kinds: list[str]
-    layers: list[str]
-    categories: list[str]  # of their layers
-    per_kernel: list[int]  # by kernel: how many ops it has
-
-
-def _op_columns(schedule: Schedule) -> _OpColumns:
-    """The _OpColumns of `schedule` (C-level passes over a flat list of its ops)."""
-    ops = [op for kernel in schedule.kernels for op in kernel.ops]
-    layers = list(map(_LAYER_OF, ops))
-    network = schedule.network
-    category = {layer: network.category(layer) for layer in dict.fromkeys(layers)}
-    return _OpColumns(
-        ops=ops,
-        kinds=list(map(_KIND_NAMES.__getitem__, map(_KIND_OF, ops))),
-        layers=layers,
-        categories=list(map(category.__getitem__, layers)),
-        per_kernel=[len(kernel.ops) for kernel in schedule.kernels],
-    )
-
-
 def _take(values: Sequence[Any], index: Array) -> list[Any]:
     """values[i] for each i in `index`."""
     return list(map(values.__getitem__, index.tolist()))
 
 
-def _rows(
-    schedule: Schedule, origins: _Origins, flows: stackmodel.Flows, columns: _OpColumns
-) -> list[TrafficRow]:
+def _rows(plan: _Plan, flows: stackmodel.Flows) -> list[TrafficRow]:
     """One row per source with DRAM traffic, in the order of the source ids."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
     carrying = np.flatnonzero((flows.read_by_source != 0) | (flows.write_by_source != 0))
-    op = origins.source_op[carrying]
-    tensor = origins.source_tensor[carrying]
-    kernel = origins.op_kernel[op]
-    tensors = schedule.tensors
-    roles = [_ROLE_NAMES[tensors[name].role] for name in origins.names]
-    phases = [_PHASE_NAMES[each.phase] for each in schedule.kernels]
+    op = plan.source_op[carrying]
+    tensor = plan.source_tensor[carrying]
+    kernel = plan.op_kernel[op]
     return from_columns(
         TrafficRow,
         {
             "kernel": kernel.tolist(),
-            "op": _take(columns.kinds, op),
-            "layer": _take(columns.layers, op),
-            "layer_kind": _take(columns.categories, op),
-            "phase": _take(phases, kernel),
-            "tensor": _take(origins.names, tensor),
-            "tensor_role": _take(roles, tensor),
+            "op": _take(plan.kinds, op),
+            "layer": _take(plan.layers, op),
+            "layer_kind": _take(plan.categories, op),
+            "phase": _take(plan.phases, kernel),
+            "tensor": _take(plan.names, tensor),
+            "tensor_role": _take(plan.roles, tensor),
             "dram_read_bytes": flows.read_by_source[carrying].tolist(),
             "dram_write_bytes": flows.write_by_source[carrying].tolist(),
         },
@@ -416,41 +475,20 @@ def _rows(
 
 
 def _kernel_results(
-    trace: Trace, shares: list[float], flows: stackmodel.Flows, columns: _OpColumns
+    trace: Trace, plan: _Plan, flows: stackmodel.Flows
 ) -> tuple[list[KernelResult], float]:
     """Each kernel's result, back to back from cycle 0, and the busy cycles of each core.
 
     A kernel's compute is the core cycles of all its ops' work as the fast mode charges it (halos
-    aside), spread evenly over the cores; `shares`: by op, as in _Listing.
+    aside), spread evenly over the cores.
     """
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
     machine = trace.machine
-    kernels = trace.schedule.kernels
-    ops = columns.ops
-    per_kernel = np.array(columns.per_kernel, dtype=np.int64)
-    first = np.cumsum(per_kernel) - per_kernel  # by kernel: the number of its first op
-    fused = np.flatnonzero(per_kernel > 1).tolist()
-    main = [False] * len(ops)  # by op: the main op of a fused kernel (see Trace.compute_cycles)
-    for index in fused:
-        kernel = kernels[index]
-        main[int(first[index]) + kernel.ops.index(kernel.main_op())] = True
-    cycles = list(map(trace.compute_cycles, ops, shares, main))
-    flops = list(map(_FLOPS_OF, ops))
-    # most kernels have one op: its values are the kernel's; fused kernels are combined below
-    compute, work = _take(cycles, first), _take(flops, first)
-    kinds: list[tuple[str, ...]] = list(zip(_take(columns.kinds, first)))
-    layers: list[tuple[str, ...]] = list(zip(_take(columns.layers, first)))
-    categories = _take(columns.categories, first)
-    for index in fused:
-        kernel = kernels[index]
-        ops_of = slice(int(first[index]), int(first[index]) + len(kernel.ops))
-        compute[index] = sum(cycles[ops_of])
-        work[index] = kernel.flops()
-        kinds[index] = tuple(columns.kinds[ops_of])
-        layers[index] = kernel.layers()
-        categories[index] = trace.schedule.network.category(kernel.main_op().layer)
-
+    cycles = list(map(trace.compute_cycles, plan.ops, plan.shares, plan.fused_main))
+    compute = _take(cycles, plan.first_op)
+    for index, start, end in plan.fused:
+        compute[index] = sum(cycles[start:end])
     dram = machine.dram
     bytes_per_cycle = (
         dram.channels * dram.channel_bandwidth_bytes_per_second * dram.efficiency
@@ -464,22 +502,23 @@ def _kernel_results(
     # rint rounds half to even, as round() does
     steps = np.rint(duration + machine.compute.kernel_overhead_cycles).astype(np.int64)
     ends = np.cumsum(steps)
+    fields = plan.kernel_fields
     results = from_columns(
         KernelResult,
         {
-            "name": [kernel.name for kernel in kernels],
-            "phase": [_PHASE_NAMES[kernel.phase] for kernel in kernels],
-            "ops": kinds,
-            "layers": layers,
-            "layer_kind": categories,
+            "name": fields["name"],
+            "phase": fields["phase"],
+            "ops": fields["ops"],
+            "layers": fields["layers"],
+            "layer_kind": fields["layer_kind"],
             "start_cycle": (ends - steps).tolist(),
             "end_cycle": ends.tolist(),
-            "flops": work,
+            "flops": fields["flops"],
             "compute_cycles": np.rint(compute_cycles).astype(np.int64).tolist(),
             "memory_cycles": np.rint(memory * cores).astype(np.int64).tolist(),
             "dram_read_bytes": reads.tolist(),
             "dram_write_bytes": writes.tolist(),
-            "num_tiles": [0] * len(kernels),
+            "num_tiles": [0] * len(steps),
         },
     )
     return results, sum(spread.tolist())

@@ -386,3 +386,25 @@ def test_rows_built_from_columns_are_the_rows_their_constructors_make() -> None:
         from_columns(TrafficRow, {"kernel": [1], "op": ["conv_fwd"]})
     with pytest.raises(ValueError, match="different lengths"):
         from_columns(TrafficRow, {**columns, "layer": columns["layer"][:2]})
+
+
+def test_what_is_remembered_of_a_schedule_never_carries_one_machines_numbers_to_another() -> None:
+    """The analytic plan (per schedule) and the layout (per schedule, element size and layout)
+    are made once and reused; each run still equals a run of a fresh copy of the schedule."""
+    schedule = build_schedule(build_model("tiny_cnn", batch=2), "bnff+sampling")
+    machines = [
+        load_machine("hwconfigs/tiny.yaml", overrides)
+        for overrides in (
+            [],
+            ["dtype=fp16"],
+            ["compute.layout=nChw16c", "llc.size=16KiB"],
+            ["compute.nontemporal_stores=true"],
+            [],
+        )
+    ]
+    for machine in machines:
+        for fidelity in ("analytic", "fast"):
+            options = SimOptions(fidelity=fidelity)
+            fresh = pickle.loads(pickle.dumps(schedule))  # a new schedule: nothing remembered
+            assert fresh is not schedule
+            assert simulate(schedule, machine, options) == simulate(fresh, machine, options)
