@@ -7,6 +7,8 @@ bytes plus the bytes of the distinct tensors touched since the tensor's previous
 al., 1970), computed for all accesses at once by bnsim.sim.stackmodel; an access hits in an LLC of C
 bytes iff its distance is at most C, so one pass answers every cache size (`traffic_by_capacity`).
 On whole-tensor streams this equals a fully associative line LRU cache exactly (tests check it).
+What the model needs of a schedule whatever the machine (the accesses and ops as columns, each
+tensor's chain of accesses) is planned once per schedule and kept while the schedule lives.
 
 What it leaves out, and the fast and line modes keep: reuse inside a kernel (a conv re-reading its
 input per block of output channels is one access here), private caches, associativity, halos, load
@@ -314,7 +316,7 @@ def _plan(trace: Trace) -> _Plan:
     kernel_of_op = np.repeat(np.arange(len(ops_per_kernel)), ops_per_kernel)
     first_op = np.cumsum(ops_per_kernel) - ops_per_kernel
 
-    ops = [op for kernel in kernels for op in kernel.ops]
+    ops = [each for kernel in kernels for each in kernel.ops]
     layers = list(map(_LAYER_OF, ops))
     category = {layer: network.category(layer) for layer in dict.fromkeys(layers)}
     kinds = list(map(_KIND_NAMES.__getitem__, map(_KIND_OF, ops)))
