@@ -1,7 +1,8 @@
-"""Shared fixtures: paths into the repository and small machines and networks."""
+"""Shared fixtures: paths into the repository, small machines and networks, compulsory traffic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from bnsim.graph import Network
 from bnsim.graph.zoo import build_model
 from bnsim.hw import Machine, load_machine
+from bnsim.schedule import Schedule
+from bnsim.trace import SimOptions, Trace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,3 +32,23 @@ def tiny_machine() -> Machine:
 def tiny_net() -> Network:
     """tiny_cnn at batch 2."""
     return build_model("tiny_cnn", batch=2)
+
+
+def _first_read_bytes(schedule: Schedule, machine: Machine) -> int:
+    trace = Trace(schedule, machine, SimOptions())
+    seen: set[str] = set()
+    total = 0
+    for kernel in schedule.kernels:
+        for name in kernel.memory_reads():
+            if name not in seen and not schedule.tensor(name).transient:
+                total += trace.stored_bytes(name)
+            seen.add(name)
+        seen.update(kernel.memory_writes())
+    return total
+
+
+@pytest.fixture(scope="session")
+def first_read_bytes() -> Callable[[Schedule, Machine], int]:
+    """Bytes of the tensors an iteration reads before anything writes them: each comes from DRAM
+    at least once, whatever the caches (the compulsory reads)."""
+    return _first_read_bytes

@@ -36,7 +36,6 @@ from bnsim.graph.layer import (
 from bnsim.graph.zoo import build_model
 from bnsim.hw import Machine, load_machine, machine_from_dict
 from bnsim.point import make_point
-from bnsim.schedule import Schedule
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import FIDELITIES, SimOptions, Trace
@@ -219,7 +218,7 @@ def small_layers(draw: st.DrawFn) -> Network:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_layers(), machine_pairs(), st.sampled_from(["baseline", "bnff", "recompute+sampling"]))
 def test_with_fully_associative_caches_fast_fidelity_is_line_fidelity(
-    network: Network, machines: tuple[Machine, Machine], scheme: str
+    first_read_bytes, network: Network, machines: tuple[Machine, Machine], scheme: str
 ) -> None:
     """Fast fidelity's caches are fully associative: where line fidelity's are too, both make the
     same hits and misses, so DRAM bytes agree exactly (channel mapping may move time a little). With
@@ -239,17 +238,3 @@ def test_with_fully_associative_caches_fast_fidelity_is_line_fidelity(
     for fidelity in FIDELITIES:
         run = simulate(schedule, set_associative, SimOptions(fidelity=fidelity))
         assert run.dram_read_bytes >= compulsory, fidelity
-
-
-def first_read_bytes(schedule: Schedule, machine: Machine) -> int:
-    """Bytes of the tensors read before anything writes them (each is read from DRAM once)."""
-    trace = Trace(schedule, machine, SimOptions())
-    seen: set[str] = set()
-    total = 0
-    for kernel in schedule.kernels:
-        for name in kernel.memory_reads():
-            if name not in seen and not schedule.tensor(name).transient:
-                total += trace.stored_bytes(name)
-            seen.add(name)
-        seen.update(kernel.memory_writes())
-    return total

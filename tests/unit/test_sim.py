@@ -191,29 +191,13 @@ def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
     assert summary == {key: whole[key] for key in summary}
 
 
-def stored_bytes(schedule: Schedule, m: Machine) -> tuple[int, int]:
-    """(bytes of tensors read before they are written, bytes of tensors written): compulsory."""
-    trace = Trace(schedule, m, SimOptions())
-    written, read_first, written_total = set(), 0, 0
-    for kernel in schedule.kernels:
-        for name in kernel.memory_reads():
-            if name not in written and not schedule.tensor(name).transient:
-                read_first += trace.stored_bytes(name)
-                written.add(name)
-        for name in kernel.memory_writes():
-            if not schedule.tensor(name).transient and name not in written:
-                written.add(name)
-                written_total += trace.stored_bytes(name)
-    return read_first, written_total
-
-
 @pytest.mark.parametrize("scheme", ["baseline", "bnff", "recompute"])
-def test_an_infinite_llc_leaves_only_compulsory_traffic(scheme: str) -> None:
+def test_an_infinite_llc_leaves_only_compulsory_traffic(scheme: str, first_read_bytes) -> None:
     network = build_model("tiny_cnn", batch=4, image=32)
     m = machine(**{"llc.size": "64MiB"})
     schedule = build_schedule(network, scheme)
     result = simulate(schedule, m)
-    first_reads, _ = stored_bytes(schedule, m)
+    first_reads = first_read_bytes(schedule, m)
     # every tensor first read from memory is read once; every stored tensor is written once, at the
     # end; a store that misses first reads its lines (write-allocate)
     stored = sum(
@@ -346,7 +330,7 @@ def test_sampled_statistics_read_only_the_sampled_share() -> None:
 
 
 def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
-    tiny_runs: dict[str, RunResult],
+    tiny_runs: dict[str, RunResult], first_read_bytes
 ) -> None:
     """Reads are at least the first reads of everything the iteration starts from, and at most every
     byte the tiles touch (a store that misses reads its line once); writes at most all stores."""
@@ -361,7 +345,7 @@ def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
                 for start, stop, write, _ in tile.accesses:
                     touched += stop - start
                     written += (stop - start) if write else 0
-        compulsory, _ = stored_bytes(schedule, m)
+        compulsory = first_read_bytes(schedule, m)
         assert compulsory <= run.dram_read_bytes <= touched + 64 * len(schedule.kernels)
         reduced = sum(
             trace.stored_bytes(r.tensor)
