@@ -150,7 +150,7 @@ class RunResult(_PicklesAsValues):
             writes[key] += row.dram_write_bytes
         if set(keys) <= {"phase", "layer_kind"}:
             for kernel in self.kernels:
-                cycles[key_of(kernel)] += kernel.end_cycle - kernel.start_cycle
+                cycles[key_of(kernel)] += kernel.cycles()
         # every key with traffic or time, ordered by the text of its parts
         found = sorted({**reads, **cycles}, key=lambda key: tuple(str(part) for part in key))
         return [
