@@ -102,14 +102,19 @@ def footprint_rule(schedule: Schedule, op: Op, operand: int = 0) -> Callable[[Re
 
         return conv_backward_data
     if op.kind is OpKind.CONV_BWD_WEIGHT and isinstance(layer, Conv2d):
-        if operand == 1:  # dy: the tile's own output channels, all rows
-            return lambda tile: {"n": tile["n"], "c": tile["c"]}
-        c = schedule.tensor(op.reads[0]).shape[1]
+        if operand == 1:  # dy: the tile's own output channels and rows
+            return lambda tile: {"n": tile["n"], "c": tile["c"], "h": tile["h"]}
+        _, c, h, _ = schedule.tensor(op.reads[0]).shape
         per_group_in = c // layer.groups
 
         def conv_backward_weight(tile: Region) -> Region:
             g0, g1 = conv_group_span(layer, c, *tile["c"])
-            return {"n": tile["n"], "c": (g0 * per_group_in, g1 * per_group_in)}
+            top, bottom = conv_input_rows(layer, *tile["h"])
+            return {
+                "n": tile["n"],
+                "c": (g0 * per_group_in, g1 * per_group_in),
+                "h": (max(top, 0), min(bottom, h)),
+            }
 
         return conv_backward_weight
     if op.kind in (

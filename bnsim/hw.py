@@ -233,6 +233,11 @@ class ComputeConfig(_Config):
         description="activation layout: nChw16c (16-channel blocks, channels padded to 16, as "
         "MKL-DNN/oneDNN) or nchw (plain, as cuDNN and PyTorch)"
     )
+    library: Literal["onednn", "cudnn"] = Field(
+        description="kernel library whose work split and loop order the kernels follow: onednn "
+        "(MKL-DNN's AVX-512 drivers, as the BNFF kernels ran them) or cudnn (implicit-GEMM tiles "
+        "and launch order, after NVIDIA's CUTLASS); docs/model.md, Kernel dataflow"
+    )
     kernel_overhead_cycles: Cycles = Field(
         alias="kernel_overhead",
         description="fixed cost of every kernel: thread fork/join and barrier on a CPU, the gap "

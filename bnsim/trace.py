@@ -1,13 +1,13 @@
-"""Turn a Schedule into tiles with FLOPs and address ranges: layout, tile sizes, tile accesses.
+"""Turn a Schedule into timed steps with FLOPs and address ranges: layout, work split, accesses.
 
 Every stored tensor gets a base address in one flat address space (page aligned). Activations use
 the machine's library layout: nChw16c (channels padded to blocks of 16, each block's rows
 contiguous) or nchw; a schedule is laid out once per element size and layout, and Traces share it.
-Each kernel is cut into tiles by `bnsim.schedule.decompose`, the function
-verification runs, with block sizes chosen as a CPU library shares a kernel among its threads
-(`choose_blocks`). A tile lists, in op order, the byte ranges each op reads and writes, each tagged
-with its op and tensor (its *source*), and the core cycles of its work. Tiles are generated lazily,
-kernel by kernel. Imports bnsim.schedule, bnsim.footprint, bnsim.hw, bnsim.graph, bnsim.errors.
+Each kernel's work is split over the cores as the machine's library splits it (bnsim.dataflow),
+the split verification runs too. Each core's boxes become steps (bnsim._tiles): a step lists, in op
+order, the byte ranges each op reads and writes, each tagged with its op and tensor (its
+*source*), and the core cycles of its work. Steps are generated lazily, kernel by kernel. Imports
+bnsim.schedule, bnsim.dataflow, bnsim.footprint, bnsim.hw, bnsim.graph, bnsim.errors.
 """
 
 from __future__ import annotations
@@ -18,44 +18,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from bnsim._tiles import CHANNEL_BLOCK, Layout, kernel_tiles, runs
+from bnsim._tiles import CHANNEL_BLOCK, Layout, Stream, runs, thread_boxes
+from bnsim.dataflow import WorkSplit, split_work
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, footprint_rule, prologue_operand
 from bnsim.graph import TensorShape
-from bnsim.graph.layer import Conv2d
 from bnsim.hw import Machine
 from bnsim.sampling import Sampling, Selection, select
 from bnsim.schedule import (
     FIXED_ELEMENT_BYTES,
-    Box,
-    Kernel,
     Op,
     OpKind,
     Placement,
     Schedule,
     Tensor,
     TensorRole,
-    decompose,
 )
 
 PAGE_BYTES = 4096
-MIN_TILE_ELEMENTS = 4096  # 16 KiB of fp32
+DEFAULT_STEP_BYTES = 256 << 10
 Fidelity = Literal["fast", "line", "analytic"]
 FIDELITIES: tuple[Fidelity, ...] = ("fast", "line", "analytic")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimOptions:
-    """How finely to simulate.
+    """How finely to simulate; none of these changes what the machine or its library does.
 
     fidelity: "fast" (range caches, the default), "line" (exact set-associative line caches) or
         "analytic" (tensor-level stack distances and a roofline; no tiles).
-    tiles_per_core: tiles per core per kernel; finer tiles interleave the cores more finely.
+    tiles_per_core: the fewest steps each of a core's work items is simulated in.
+    step_bytes: the most bytes of accesses one step issues (None: DEFAULT_STEP_BYTES); a work item
+        takes as many steps as its accesses need, each issuing an equal share of every stream.
     allow_slow: run line fidelity even when it is estimated to take long (`--force`).
     """
 
     fidelity: Fidelity = "fast"
     tiles_per_core: int = 1
+    step_bytes: int | None = None
     allow_slow: bool = False
 
     def check(self, machine: Machine) -> None:
@@ -66,6 +66,15 @@ class SimOptions:
             )
         if self.tiles_per_core < 1:
             raise ConfigError(f"tiles per core must be ≥ 1, got {self.tiles_per_core}")
+        line = machine.llc.block_bytes
+        if self.step_bytes is not None and self.step_bytes < line:
+            raise ConfigError(
+                f"step must be at least one cache line ({line} B), got {self.step_bytes} B"
+            )
+
+    def step(self) -> int:
+        """The most bytes one step issues."""
+        return DEFAULT_STEP_BYTES if self.step_bytes is None else self.step_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +86,18 @@ class Source:
     tensor: str
 
 
-class Tile(NamedTuple):
-    """One tile: its work, and the byte ranges it touches, in order.
+class BoxWork(NamedTuple):
+    """One box of a core's share of a kernel: its work, and its accesses as streams.
 
     A tuple, not a dataclass: an iteration builds tens of thousands, and a tuple is built in a third
-    of the time.
+    of the time. The simulator runs the box in `steps` steps, each issuing an equal share of every
+    stream (bnsim._tiles.stream_ranges).
     """
 
     compute_cycles: float
     flops: int
-    accesses: tuple[tuple[int, int, bool, int], ...]  # (start, stop, is_write, source id)
+    steps: int
+    streams: tuple[Stream, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,9 @@ class Reduction:
     tensor: str
     source: int
     channel_axis_elements: int  # elements per unit of the kernel's c axis (0: not split by c)
+    # the threads holding partial sums share the combine (weight gradients: oneDNN splits the
+    # gradient's blocks over them, a GPU runs a split-K reduction kernel); else one thread does it
+    parallel: bool = False
 
 
 class _Layout(NamedTuple):
@@ -155,6 +169,7 @@ class Trace:
         }
         self.sources: list[Source] = []
         self._source_ids: dict[tuple[int, int, str], int] = {}
+        self._work: dict[int, WorkSplit] = {}
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -226,16 +241,17 @@ class Trace:
 
     # --- tiles ---------------------------------------------------------------------------------
 
-    def blocks(self, kernel: Kernel) -> dict[str, int]:
-        """Block sizes per axis: how the kernel is cut into tiles (see module docstring)."""
-        return choose_blocks(self.schedule, kernel, self.machine, self.options.tiles_per_core)
+    def work(self, index: int) -> WorkSplit:
+        """The library's split of kernel `index` over the cores (bnsim.dataflow)."""
+        work = self._work.get(index)
+        if work is None:
+            kernel = self.schedule.kernels[index]
+            work = split_work(self.schedule, kernel, self.machine, wave_bytes=self.options.step())
+            self._work[index] = work
+        return work
 
-    def boxes(self, kernel: Kernel) -> tuple[Box, ...]:
-        """The kernel's tiles as boxes of its iteration space, in dispatch order."""
-        return decompose(kernel.space, self.blocks(kernel))
-
-    def tiles(self, index: int, boxes: tuple[Box, ...] | None = None) -> list[Tile]:
-        """The tiles of kernel `index`, in order (`boxes`: its boxes, if already known)."""
+    def boxes(self, index: int) -> tuple[list[BoxWork], list[range]]:
+        """The work of kernel `index`'s boxes, core by core, and each core's range of them."""
         kernel = self.schedule.kernels[index]
         main = kernel.main_op()
         plan = self._plan(index)
@@ -248,14 +264,27 @@ class Trace:
         def footprint(tile: Region, operand: int) -> Region:
             return rules[operand](tile)
 
-        return kernel_tiles(
-            self.boxes(kernel) if boxes is None else boxes,
-            [axis.name for axis in kernel.space],
-            math.prod(axis.extent for axis in kernel.space),
-            plan,
-            footprint,
-            Tile,
-        )
+        names = [axis.name for axis in kernel.space]
+        volume = math.prod(axis.extent for axis in kernel.space)
+        work = self.work(index)
+        found: list[BoxWork] = []
+        chunks = []
+        for boxes, passes in zip(work.threads, work.passes, strict=True):
+            first = len(found)
+            thread_boxes(
+                boxes,
+                passes,
+                names,
+                volume,
+                plan,
+                footprint,
+                self.options.step(),
+                self.options.tiles_per_core,
+                BoxWork,
+                found,
+            )
+            chunks.append(range(first, len(found)))
+        return found, chunks
 
     def _plan(self, index: int) -> list[_Step]:
         """What every tile of kernel `index` does, decided once: per op its work and accesses."""
@@ -264,6 +293,7 @@ class Trace:
         tensors = self.schedule.tensors
         fused = len(kernel.ops) > 1
         produced: set[str] = set()  # written by an earlier op of the tile: still in registers/L1
+        prologue_operands: set[int] = set()
         plan = []
         for op_index, op in enumerate(kernel.ops):
             operand = (
@@ -278,16 +308,26 @@ class Trace:
                 if sampled and position == 0:  # only the sampled elements are read
                     rule = _restricted(rule, self._selection(op))
                 source = self.source(index, op_index, name)
-                accesses.append(_Access(rule, self._info[name], False, source))
+                per_pass = op is main and position == 1 and main.kind in _WEIGHT_PASS_KINDS
+                accesses.append(_Access(rule, self._info[name], False, source, per_pass))
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient or name in op.reduces:
                     continue  # reduced tensors are written once, after the kernel's tiles
                 source = self.source(index, op_index, name)
                 rule = self._write_region(op, name)
-                accesses.append(_Access(rule, self._info[name], True, source))
+                accesses.append(_Access(rule, self._info[name], True, source, False))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
+            rereads: tuple[tuple[int, Layout, int], ...] = ()
+            if op is main:  # stored prologue outputs: re-read where the thread produced them
+                rereads = tuple(
+                    (position, self._info[name], self.source(index, op_index, name))
+                    for position, name in enumerate(op.reads)
+                    if position in prologue_operands and not tensors[name].transient
+                )
+            if operand is not None:
+                prologue_operands.add(operand)
             plan.append(
                 _Step(
                     cycles=self.compute_cycles(op, self.sampled_share(op), fused and op is main),
@@ -296,6 +336,7 @@ class Trace:
                     shape=shape,
                     per_load_elements=math.prod(shape) if per_load else 0,
                     accesses=tuple(accesses),
+                    rereads=rereads,
                 )
             )
         return plan
@@ -373,6 +414,7 @@ class Trace:
                         tensor=name,
                         source=self.source(index, op_index, name),
                         channel_axis_elements=per_channel,
+                        parallel=op.kind in _WEIGHT_GRADIENT_KINDS,
                     )
                 )
         return tuple(found)
@@ -412,6 +454,7 @@ class _Access(NamedTuple):
     layout: Layout
     write: bool
     source: int
+    per_pass: bool  # read again for every inner work item of a box (WorkSplit.passes)
 
 
 class _Step(NamedTuple):
@@ -423,6 +466,9 @@ class _Step(NamedTuple):
     shape: tuple[int, ...]  # of the op's first input
     per_load_elements: int  # nonzero: work follows the footprint (recomputed on every load)
     accesses: tuple[_Access, ...]
+    # main op: (operand, layout, source) of stored prologue outputs it re-reads where an earlier
+    # box of the same thread produced them
+    rereads: tuple[tuple[int, Layout, int], ...]
 
 
 _ACTIVATION_ROLES = (
@@ -462,6 +508,9 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
     OpKind.SGD_UPDATE: "sgd_update",
 }
 
+_WEIGHT_GRADIENT_KINDS = frozenset((OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT))
+# main ops whose weights (operand 1) the library reads once per inner work item
+_WEIGHT_PASS_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA))
 # sets built once: looking an enum member up on its class costs as much as the rest of a call
 _CONV_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT))
 _POOL_BWD = OpKind.POOL_BWD
@@ -488,64 +537,6 @@ def op_elements(schedule: Schedule, op: Op) -> int:
     else:
         name = op.writes[0]
     return math.prod(schedule.tensors[name].shape)
-
-
-def choose_blocks(
-    schedule: Schedule, kernel: Kernel, machine: Machine, tiles_per_core: int = 1
-) -> dict[str, int]:
-    """Block sizes per axis, as a CPU library shares a kernel among its threads.
-
-    About `cores × tiles_per_core` tiles, none with less than MIN_TILE_ELEMENTS of the main op's
-    largest tensor: whole samples first, then blocks of 16 channels, then rows. A convolution's tile
-    keeps to the output channels whose weights fit in half the private cache (its weights stay there
-    while the tile streams). Weight-gradient kernels split samples when the gradient fits in half
-    the private cache (partial sums per thread), else channels, so that each thread owns whole
-    channel blocks of the gradient. Fully connected kernels split their channels.
-    """
-    main = kernel.main_op()
-    extents = {axis.name: axis.extent for axis in kernel.space}
-    # no tile smaller than MIN_TILE_ELEMENTS of its largest tensor: splitting tiny tensors costs
-    # more than it shares
-    largest = max(schedule.tensor(name).num_elements() for name in (*main.reads, *main.writes))
-    target = max(1, min(machine.cores.count * tiles_per_core, largest // MIN_TILE_ELEMENTS))
-    if "e" in extents:
-        return {"e": -(-extents["e"] // target)}
-    if main.kind in (OpKind.LOSS_FWD, OpKind.LOSS_BWD):
-        return {"n": extents["n"]}
-    channel_limit = extents.get("c", 1)
-    layer = schedule.network.layer(main.layer)
-    if main.kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and isinstance(layer, Conv2d):
-        weight_bytes = schedule.tensor(main.reads[1]).num_bytes(machine.dtype_bytes())
-        per_channel = weight_bytes / extents["c"]
-        budget = machine.private_caches()[-1].size_bytes / 2
-        channel_limit = max(
-            CHANNEL_BLOCK, int(budget / per_channel) // CHANNEL_BLOCK * CHANNEL_BLOCK
-        )
-    order = ["n", "c", "h"]
-    if main.kind in (OpKind.FC_FWD, OpKind.FC_BWD_DATA):
-        order = ["c", "n", "h"]
-    if main.kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT):
-        # small gradients: threads split samples and keep private partial sums (combined at the
-        # end);
-        # large ones: threads split output channels, each reading all samples
-        gradient = schedule.tensor(main.writes[0]).num_bytes(machine.dtype_bytes())
-        if gradient > machine.private_caches()[-1].size_bytes / 2:
-            order = ["c", "n", "h"]
-    blocks: dict[str, int] = {}
-    remaining = target
-    for axis in order:
-        if axis not in extents:
-            continue
-        extent = extents[axis]
-        unit = CHANNEL_BLOCK if axis == "c" and extent >= CHANNEL_BLOCK else 1
-        units = -(-extent // unit)
-        pieces = min(units, max(1, remaining))
-        if axis == "c":
-            pieces = max(pieces, -(-extent // channel_limit))
-        block = -(-units // pieces) * unit
-        blocks[axis] = min(block, extent)
-        remaining = -(-remaining // -(-extent // blocks[axis]))
-    return blocks
 
 
 def _padded(channels: int) -> int:

@@ -1,6 +1,7 @@
 """Run a Schedule with NumPy, kernel by kernel and tile by tile, as the simulator times it.
 
-Tiles come from `bnsim.schedule.decompose`, the function the simulator uses. Each tile runs the
+Tiles are boxes of each kernel's iteration space: the simulator's own work split when the caller
+passes it (bnsim.dataflow, as `bnsim.verify` does), else halves of every axis. Each tile runs the
 kernel's prologue ops on the main op's input footprint, the main op on the tile, and the epilogue
 ops on the tile's output; ops that reduce across tiles add partial sums that are combined only at
 the kernel's barrier. Materialized tensors start as NaN unless given, and transient ones live in a
@@ -12,7 +13,7 @@ numpy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,25 +32,35 @@ from bnsim.graph import TensorShape
 from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind
 from bnsim.kernels import reference as ref
 from bnsim.sampling import Sampling, select
-from bnsim.schedule import ElementType, Kernel, Op, OpKind, Placement, Schedule, decompose
+from bnsim.schedule import (
+    Box,
+    ElementType,
+    Kernel,
+    Op,
+    OpKind,
+    Placement,
+    Schedule,
+    decompose,
+)
 
 Array = NDArray[Any]
-BlockRule = Callable[[Kernel], Mapping[str, int]]
+BoxRule = Callable[[Kernel], Sequence[Box]]
 
 
-def halving_blocks(kernel: Kernel) -> dict[str, int]:
-    """Blocks halving every axis (thirds for flat parameter axes): a few uneven tiles per kernel."""
-    return {
+def halving_boxes(kernel: Kernel) -> tuple[Box, ...]:
+    """Boxes halving every axis (thirds for flat parameter axes): a few uneven tiles per kernel."""
+    blocks = {
         axis.name: max(1, math.ceil(axis.extent / (3 if axis.name == "e" else 2)))
         for axis in kernel.space
     }
+    return decompose(kernel.space, blocks)
 
 
 def execute_schedule(
     schedule: Schedule,
     initial: Mapping[str, Array],
     *,
-    blocks: BlockRule = halving_blocks,
+    boxes: BoxRule = halving_boxes,
     shuffle_seed: int | None = None,
     dtype: type[np.floating[Any]] = np.float64,
     dropout_seed: int = 0,
@@ -60,7 +71,7 @@ def execute_schedule(
         schedule: the schedule to run.
         initial: values of the tensors nobody produces (inputs, labels, weights, optimizer state,
             running statistics); any other tensor starts as NaN.
-        blocks: block sizes per axis for each kernel (the tile decomposition).
+        boxes: each kernel's tiles, as boxes of its iteration space (they must cover it once).
         shuffle_seed: run the tiles of every kernel in a random order from this seed (a legal fused
             schedule must not depend on tile order).
         dtype: floating type of data tensors.
@@ -70,7 +81,7 @@ def execute_schedule(
     run.initialize(initial)
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
     for kernel in schedule.kernels:
-        tiles = list(decompose(kernel.space, blocks(kernel)))
+        tiles = list(boxes(kernel))
         if rng is not None:
             rng.shuffle(tiles)
         run.kernel(kernel, tiles)
@@ -524,14 +535,19 @@ def _conv_bwd_weight(run: _Run, index: int, op: Op, region: Region) -> None:
     o0, o1 = region["c"]
     g0, g1 = conv_group_span(layer, c, o0, o1)
     per_group_out, per_group_in = layer.out_channels // layer.groups, c // layer.groups
+    h = run.shape(x_name)[2]
+    rows = region["h"]
     x = run.read(x_name, {"n": region["n"], "c": (g0 * per_group_in, g1 * per_group_in)})
-    dy = run.read(dy_name, {"n": region["n"], "c": (g0 * per_group_out, g1 * per_group_out)})
+    x = _rows_with_padding(x, conv_input_rows(layer, *rows), h)  # the rows under the tile's
+    dy = run.read(
+        dy_name, {"n": region["n"], "c": (g0 * per_group_out, g1 * per_group_out), "h": rows}
+    )
     dw = ref.conv2d_bwd_weight(
         x,
         dy,
         kernel_hw=layer.kernel,
         stride=layer.stride,
-        padding=layer.padding,
+        padding=(0, layer.padding[1]),
         dilation=layer.dilation,
         groups=g1 - g0,
     )

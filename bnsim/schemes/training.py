@@ -601,8 +601,10 @@ class _Lowering:
             Phase.BWD_WEIGHT,
             op,
             # output channels outermost: each thread owns whole channel blocks of the weight
-            # gradient, so partial sums cross threads only where a block's samples are split
-            (Axis("c", out_shape.c), Axis("n", out_shape.n)),
+            # gradient, so partial sums cross threads only where a block's samples (or, for a
+            # convolution, output rows) are split
+            (Axis("c", out_shape.c), Axis("n", out_shape.n))
+            + ((Axis("h", out_shape.h),) if conv else ()),
         )
 
     def batchnorm_backward(self, layer: Layer, g: str, x: str, *, input_gradient: bool) -> None:

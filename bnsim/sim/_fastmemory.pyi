@@ -59,12 +59,13 @@ class FastMemorySystem:
     def llc_used_bytes(self) -> int: ...
     def run_kernel(
         self,
-        tiles: list[object],
+        boxes: list[Any],
         chunks: list[range],
         start: float,
         llc_cycles: float,
         dram_cycles: float,
         busy: list[float],
+        line: int,
     ) -> tuple[float, int, float, float]: ...
     def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]: ...
     def channel_bytes(self) -> list[float]: ...

@@ -13,9 +13,13 @@ tests/unit/test_fastmemory.py and tests/unit/test_analytic.py check that both gi
 # a large cost per line
 cimport cython
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memmove
+from libc.string cimport memcpy, memmove
 
 ctypedef long long i64
+
+
+cdef enum:
+    INDEX_BLOCK = 256  # piece ids per block of a range cache's index
 
 
 cdef struct Piece:
@@ -26,6 +30,36 @@ cdef struct Piece:
     int newer
     char dirty
     char used
+
+
+cdef struct Block:  # strided runs of one stream (bnsim._tiles.Block)
+    i64 first
+    i64 length
+    i64 inner_count
+    i64 inner_stride
+    i64 outer_count
+    i64 outer_stride
+
+
+cdef struct StreamCursor:  # a box's stream and how far its steps have taken it
+    i64 total
+    i64 outer
+    i64 inner
+    i64 offset
+    i64 taken
+    int first_block
+    int num_blocks
+    int index
+    int source
+    char write
+
+
+cdef struct WorkBox:  # one box of a core's share of a kernel (bnsim.trace.BoxWork)
+    double cycles
+    i64 flops
+    i64 steps
+    int first_stream
+    int num_streams
 
 
 cdef struct Eviction:
@@ -120,10 +154,20 @@ cdef class _Cache:
 
 @cython.final
 cdef class FastRangeCache(_Cache):
-    """RangeCache in C: pieces in an array, a recency list, an index sorted by start address."""
+    """RangeCache in C: pieces in an array, a recency list, an index sorted by start address.
+
+    The index is a list of sorted blocks of at most INDEX_BLOCK piece ids (a two-level sorted
+    array): finding, inserting and removing a piece cost a binary search over the blocks and one
+    within a block, and moving at most one block's ids, so that an LLC holding tens of thousands
+    of small pieces (a GPU's L2 under NCHW tiles) stays fast.
+    """
     cdef Piece* pieces
-    cdef int* order  # piece ids sorted by start
-    cdef int num_pieces
+    cdef int** blocks  # per index block: piece ids sorted by start
+    cdef i64** keys  # per index block: the start of each of its pieces
+    cdef i64* block_first  # per index block: the start of its first piece
+    cdef int* block_counts
+    cdef int num_blocks
+    cdef int blocks_capacity
     cdef int capacity_pieces
     cdef int free_head
     cdef int oldest
@@ -136,16 +180,31 @@ cdef class FastRangeCache(_Cache):
         self.report_clean = report_clean
         self.capacity_pieces = 64
         self.pieces = <Piece*> malloc(self.capacity_pieces * sizeof(Piece))
-        self.order = <int*> malloc(self.capacity_pieces * sizeof(int))
+        self.blocks_capacity = 16
+        self.blocks = <int**> malloc(self.blocks_capacity * sizeof(int*))
+        self.keys = <i64**> malloc(self.blocks_capacity * sizeof(i64*))
+        self.block_first = <i64*> malloc(self.blocks_capacity * sizeof(i64))
+        self.block_counts = <int*> malloc(self.blocks_capacity * sizeof(int))
+        self.num_blocks = 0
         self._reset()
 
     def __dealloc__(self):
+        cdef int b
+        for b in range(self.num_blocks):
+            free(self.blocks[b])
+            free(self.keys[b])
+        free(self.blocks)
+        free(self.keys)
+        free(self.block_first)
+        free(self.block_counts)
         free(self.pieces)
-        free(self.order)
 
     cdef void _reset(self) noexcept:
         cdef int i
-        self.num_pieces = 0
+        for i in range(self.num_blocks):
+            free(self.blocks[i])
+            free(self.keys[i])
+        self.num_blocks = 0
         self.oldest = -1
         self.newest = -1
         self.used_bytes = 0
@@ -160,7 +219,6 @@ cdef class FastRangeCache(_Cache):
             old = self.capacity_pieces
             self.capacity_pieces *= 2
             self.pieces = <Piece*> realloc(self.pieces, self.capacity_pieces * sizeof(Piece))
-            self.order = <int*> realloc(self.order, self.capacity_pieces * sizeof(int))
             for i in range(old, self.capacity_pieces):
                 self.pieces[i].used = 0
                 self.pieces[i].newer = i + 1 if i + 1 < self.capacity_pieces else -1
@@ -183,41 +241,130 @@ cdef class FastRangeCache(_Cache):
 
     # --- sorted index ---------------------------------------------------------------------------
 
-    cdef int _index_right(self, i64 address) noexcept:
-        """Number of pieces with start <= address."""
-        cdef int low = 0, high = self.num_pieces, mid
-        while low < high:
+    cdef void _locate(self, i64 address, int* block, int* position) noexcept:
+        """The block and position of the last piece starting at or below `address` (position -1,
+        block 0: none does)."""
+        cdef int low = 0, high = self.num_blocks, mid
+        cdef i64* keys
+        while low < high:  # blocks whose first piece starts at or below the address
             mid = (low + high) >> 1
-            if self.pieces[self.order[mid]].start <= address:
+            if self.block_first[mid] <= address:
                 low = mid + 1
             else:
                 high = mid
-        return low
+        if low == 0:
+            block[0] = 0
+            position[0] = -1
+            return
+        block[0] = low - 1
+        keys = self.keys[low - 1]
+        low, high = 0, self.block_counts[block[0]]
+        while low < high:
+            mid = (low + high) >> 1
+            if keys[mid] <= address:
+                low = mid + 1
+            else:
+                high = mid
+        position[0] = low - 1
+
+    cdef void _rekey(self, i64 start, i64 new_start) noexcept:
+        """The piece starting at `start` now starts at `new_start` (its rank unchanged)."""
+        cdef int block, position
+        self._locate(start, &block, &position)
+        self.keys[block][position] = new_start
+        if position == 0:
+            self.block_first[block] = new_start
 
     cdef void _index_insert(self, int piece) noexcept:
-        cdef int position = self._index_right(self.pieces[piece].start)
-        memmove(&self.order[position + 1], &self.order[position],
-                (self.num_pieces - position) * sizeof(int))
-        self.order[position] = piece
-        self.num_pieces += 1
+        cdef int block, position, count, half
+        cdef i64 start = self.pieces[piece].start
+        if self.num_blocks == 0:
+            self._open_block(0)
+            self.blocks[0][0] = piece
+            self.keys[0][0] = start
+            self.block_first[0] = start
+            self.block_counts[0] = 1
+            return
+        self._locate(start, &block, &position)
+        position += 1
+        if self.block_counts[block] == INDEX_BLOCK:  # split the full block in two halves
+            half = INDEX_BLOCK // 2
+            self._open_block(block + 1)
+            memcpy(self.blocks[block + 1], &self.blocks[block][half],
+                   (INDEX_BLOCK - half) * sizeof(int))
+            memcpy(self.keys[block + 1], &self.keys[block][half],
+                   (INDEX_BLOCK - half) * sizeof(i64))
+            self.block_first[block + 1] = self.keys[block + 1][0]
+            self.block_counts[block + 1] = INDEX_BLOCK - half
+            self.block_counts[block] = half
+            if position > half:
+                block += 1
+                position -= half
+        count = self.block_counts[block]
+        memmove(&self.blocks[block][position + 1], &self.blocks[block][position],
+                (count - position) * sizeof(int))
+        memmove(&self.keys[block][position + 1], &self.keys[block][position],
+                (count - position) * sizeof(i64))
+        self.blocks[block][position] = piece
+        self.keys[block][position] = start
+        if position == 0:
+            self.block_first[block] = start
+        self.block_counts[block] = count + 1
+
+    cdef void _open_block(self, int at) noexcept:
+        """A new, empty index block at position `at` of the block list."""
+        cdef int moved = self.num_blocks - at
+        if self.num_blocks == self.blocks_capacity:
+            self.blocks_capacity *= 2
+            self.blocks = <int**> realloc(self.blocks, self.blocks_capacity * sizeof(int*))
+            self.keys = <i64**> realloc(self.keys, self.blocks_capacity * sizeof(i64*))
+            self.block_first = <i64*> realloc(self.block_first, self.blocks_capacity * sizeof(i64))
+            self.block_counts = <int*> realloc(self.block_counts, self.blocks_capacity * sizeof(int))
+        memmove(&self.blocks[at + 1], &self.blocks[at], moved * sizeof(int*))
+        memmove(&self.keys[at + 1], &self.keys[at], moved * sizeof(i64*))
+        memmove(&self.block_first[at + 1], &self.block_first[at], moved * sizeof(i64))
+        memmove(&self.block_counts[at + 1], &self.block_counts[at], moved * sizeof(int))
+        self.blocks[at] = <int*> malloc(INDEX_BLOCK * sizeof(int))
+        self.keys[at] = <i64*> malloc(INDEX_BLOCK * sizeof(i64))
+        self.block_counts[at] = 0
+        self.num_blocks += 1
 
     cdef void _index_remove(self, int piece) noexcept:
-        cdef int position = self._index_right(self.pieces[piece].start) - 1
-        while self.order[position] != piece:
-            position -= 1
-        memmove(&self.order[position], &self.order[position + 1],
-                (self.num_pieces - position - 1) * sizeof(int))
-        self.num_pieces -= 1
+        cdef int block, position, count, moved
+        self._locate(self.pieces[piece].start, &block, &position)
+        count = self.block_counts[block] - 1
+        memmove(&self.blocks[block][position], &self.blocks[block][position + 1],
+                (count - position) * sizeof(int))
+        memmove(&self.keys[block][position], &self.keys[block][position + 1],
+                (count - position) * sizeof(i64))
+        self.block_counts[block] = count
+        if count == 0:
+            free(self.blocks[block])
+            free(self.keys[block])
+            moved = self.num_blocks - block - 1
+            memmove(&self.blocks[block], &self.blocks[block + 1], moved * sizeof(int*))
+            memmove(&self.keys[block], &self.keys[block + 1], moved * sizeof(i64*))
+            memmove(&self.block_first[block], &self.block_first[block + 1], moved * sizeof(i64))
+            memmove(&self.block_counts[block], &self.block_counts[block + 1], moved * sizeof(int))
+            self.num_blocks -= 1
+        elif position == 0:
+            self.block_first[block] = self.keys[block][0]
 
     cdef int _piece_at_or_after(self, i64 address) noexcept:
-        cdef int index = self._index_right(address) - 1
-        cdef int piece
-        if index >= 0:
-            piece = self.order[index]
+        cdef int block, position, piece
+        if self.num_blocks == 0:
+            return -1
+        self._locate(address, &block, &position)
+        if position >= 0:
+            piece = self.blocks[block][position]
             if self.pieces[piece].stop > address:
                 return piece
-        index += 1
-        return self.order[index] if index < self.num_pieces else -1
+        position += 1
+        if position < self.block_counts[block]:
+            return self.blocks[block][position]
+        if block + 1 < self.num_blocks:
+            return self.blocks[block + 1][0]
+        return -1
 
     # --- recency list ---------------------------------------------------------------------------
 
@@ -262,6 +409,7 @@ cdef class FastRangeCache(_Cache):
             self._index_remove(piece)
             self._free_piece(piece)
         elif low == start:  # pieces are disjoint: a piece cut from the front keeps its rank
+            self._rekey(start, high)
             self.pieces[piece].start = high
         else:
             self.pieces[piece].stop = low
@@ -969,29 +1117,111 @@ cdef class FastMemorySystem:
             self._access(core, start, stop, write, source)
         return self._end(now)
 
-    def run_kernel(self, list tiles, list chunks, double start, double llc_cycles,
-                   double dram_cycles, list busy):
-        """bnsim.sim.engine._run_tiles in C (same order, same arithmetic; tested equal).
+    cdef void _advance(self, int core, StreamCursor* stream, Block* blocks, i64 target,
+                       i64 line) noexcept:
+        """bnsim._tiles.stream_ranges in C: access the stream's bytes up to `target` taken."""
+        cdef Block* block
+        cdef i64 start, low, high, stop
+        while stream.taken < target:
+            if stream.index == stream.num_blocks:  # the next pass
+                stream.index = 0
+            block = &blocks[stream.first_block + stream.index]
+            start = block.first + stream.outer * block.outer_stride + stream.inner * block.inner_stride
+            low = start + stream.offset
+            high = low + (target - stream.taken)
+            stop = start + block.length
+            if high < stop:
+                high = (high + line - 1) // line * line
+                if high > stop:
+                    high = stop
+            else:
+                high = stop
+            if high > low:
+                self._access(core, low, high, stream.write, stream.source)
+            stream.taken += high - low
+            stream.offset = high - start
+            if stream.offset == block.length:
+                stream.offset = 0
+                stream.inner += 1
+                if stream.inner == block.inner_count:
+                    stream.inner = 0
+                    stream.outer += 1
+                    if stream.outer == block.outer_count:
+                        stream.outer = 0
+                        stream.index += 1
 
-        Core k runs tiles[chunks[k]] in order; the core ready first runs next (ties: the one that
-        became ready first). Adds each core's busy cycles to `busy`; returns (cycle the last core
-        finishes, FLOPs, compute cycles, memory cycles) of the tiles.
+    def run_kernel(self, list boxes, list chunks, double start, double llc_cycles,
+                   double dram_cycles, list busy, i64 line):
+        """bnsim.sim.engine._run_boxes in C (same order, same arithmetic; tested equal).
+
+        Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
+        next equal share of each of the box's streams. The core ready first runs its next step
+        (ties: the one that became ready first). Adds each core's busy cycles to `busy`; returns
+        (cycle the last core finishes, FLOPs, compute cycles, memory cycles).
         """
-        cdef int cores = len(chunks), core, size = 0, i, child, parent
-        cdef i64 sequence = 0, flops = 0
+        cdef int cores = len(chunks), core, size = 0, i, child, parent, num_boxes = len(boxes)
+        cdef int num_streams = 0, num_blocks = 0, s, b
+        cdef i64 sequence = 0, flops = 0, step, highest = 0, last_address
         cdef double now, finished = start, memory, duration, compute, done
         cdef double compute_total = 0.0, memory_total = 0.0
+        cdef WorkBox* work
+        cdef WorkBox* box
+        cdef StreamCursor* streams
+        cdef Block* blocks
+        for item in boxes:
+            num_streams += len(item[3])
+            for stream in item[3]:
+                num_blocks += len(stream[3])
+        work = <WorkBox*> malloc((num_boxes + 1) * sizeof(WorkBox))
+        streams = <StreamCursor*> malloc((num_streams + 1) * sizeof(StreamCursor))
+        blocks = <Block*> malloc((num_blocks + 1) * sizeof(Block))
         cdef double* ready = <double*> malloc(cores * sizeof(double))
         cdef i64* order = <i64*> malloc(cores * sizeof(i64))
         cdef int* who = <int*> malloc(cores * sizeof(int))
         cdef i64* position = <i64*> malloc(cores * sizeof(i64))
+        cdef i64* steps_done = <i64*> malloc(cores * sizeof(i64))
         cdef i64* stop = <i64*> malloc(cores * sizeof(i64))
         cdef double* core_busy = <double*> malloc(cores * sizeof(double))
         try:
+            s = b = 0
+            for i in range(num_boxes):
+                item = boxes[i]
+                work[i].cycles = item[0]
+                work[i].flops = item[1]
+                work[i].steps = item[2]
+                work[i].first_stream = s
+                work[i].num_streams = len(item[3])
+                for stream in item[3]:
+                    streams[s].write = stream[0]
+                    streams[s].source = stream[1]
+                    streams[s].total = stream[4]
+                    streams[s].first_block = b
+                    streams[s].num_blocks = len(stream[3])
+                    streams[s].index = 0
+                    streams[s].outer = 0
+                    streams[s].inner = 0
+                    streams[s].offset = 0
+                    streams[s].taken = 0
+                    if stream[1] >= self.sources_capacity:
+                        self._grow_sources(stream[1])
+                    for block in stream[3]:
+                        blocks[b].first, blocks[b].length = block[0], block[1]
+                        blocks[b].inner_count, blocks[b].inner_stride = block[2], block[3]
+                        blocks[b].outer_count, blocks[b].outer_stride = block[4], block[5]
+                        last_address = (blocks[b].first + blocks[b].length
+                                        + (blocks[b].inner_count - 1) * blocks[b].inner_stride
+                                        + (blocks[b].outer_count - 1) * blocks[b].outer_stride)
+                        if last_address > highest:
+                            highest = last_address
+                        b += 1
+                    s += 1
+            if highest // self.line > self.max_line_number:
+                raise OverflowError(f"address {highest} is beyond what the compiled line caches hold")
             for core in range(cores):
                 chunk = chunks[core]
                 position[core] = chunk.start
                 stop[core] = chunk.stop
+                steps_done[core] = 0
                 core_busy[core] = busy[core]
                 if chunk.stop > chunk.start:  # all start now, in core order: already a heap
                     ready[size] = start
@@ -1006,22 +1236,33 @@ cdef class FastMemorySystem:
                     size -= 1
                     ready[0], order[0], who[0] = ready[size], order[size], who[size]
                 else:
-                    tile = tiles[position[core]]
-                    position[core] += 1
-                    done = self._run_tile(core, tile.accesses, now)
+                    box = &work[position[core]]
+                    step = steps_done[core]
+                    self._begin()
+                    for s in range(box.first_stream, box.first_stream + box.num_streams):
+                        self._advance(core, &streams[s], blocks,
+                                      streams[s].total * (step + 1) // box.steps, line)
+                    done = self._end(now)
                     memory = self.llc_hits * llc_cycles + self.dram_reads * dram_cycles
+                    if step:  # the stream is under way: its latency was paid by the first step
+                        done -= self.latency_cycles
                     if done - now > memory:
                         memory = done - now
-                    compute = tile.compute_cycles
+                    compute = box.cycles / box.steps
                     duration = compute
                     if memory > duration:
                         duration = memory
                     if 1.0 > duration:
                         duration = 1.0
-                    flops += tile.flops
+                    flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
                     compute_total += compute
                     memory_total += memory
                     core_busy[core] += duration
+                    if step + 1 == box.steps:
+                        steps_done[core] = 0
+                        position[core] += 1
+                    else:
+                        steps_done[core] = step + 1
                     ready[0], order[0] = now + duration, sequence  # the root moves down
                     sequence += 1
                 # sift the root down
@@ -1045,10 +1286,14 @@ cdef class FastMemorySystem:
             for core in range(cores):
                 busy[core] = core_busy[core]
         finally:
+            free(work)
+            free(streams)
+            free(blocks)
             free(ready)
             free(order)
             free(who)
             free(position)
+            free(steps_done)
             free(stop)
             free(core_busy)
         return finished, flops, compute_total, memory_total

@@ -26,6 +26,7 @@ from typing import Any
 import simpy
 
 from bnsim import units
+from bnsim._tiles import stream_ranges
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
@@ -33,7 +34,7 @@ from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, Traff
 from bnsim.schedule import Box, Kernel, Schedule, check_schedule
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
-from bnsim.trace import Reduction, SimOptions, Tile, Trace
+from bnsim.trace import BoxWork, Reduction, SimOptions, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each
 # tensor an op touches, once) per second, measured on the reference machine (docs/performance.md):
@@ -171,12 +172,10 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally.start = round(env.now)
         tiles_start = env.now
         channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
-        boxes = chip.trace.boxes(kernel)
-        tiles = chip.trace.tiles(index, boxes)
-        chunks = static_chunks(len(tiles), chip.machine.cores.count)
-        tiles_done = _run_tiles(chip, tiles, chunks, tally)
+        boxes, chunks = chip.trace.boxes(index)
+        tiles_done = _run_boxes(chip, boxes, chunks, tally)
         yield env.timeout(tiles_done - env.now)
-        reduction = _reduction_cycles(chip, index, boxes, chunks)
+        reduction = _reduction_cycles(chip, index)
         if reduction:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
@@ -200,52 +199,53 @@ def _record_kernel(chip: _Chip, kernel: Kernel, start: float, channels_before: l
     )
 
 
-def static_chunks(num_tiles: int, num_cores: int) -> list[range]:
-    """Contiguous, balanced chunks of tiles per core (OpenMP static schedule, MKL-DNN's balance211).
+def _run_boxes(
+    chip: _Chip, boxes: list[BoxWork], chunks: list[range], tally: _KernelTally
+) -> float:
+    """Run a kernel's boxes on the cores from now; return the cycle the last core finishes.
 
-    >>> [list(chunk) for chunk in static_chunks(5, 3)]
-    [[0, 1], [2, 3], [4]]
+    Every core runs its chunk of boxes in order, each box in its steps; a step issues the next
+    equal share of each of the box's streams. The core that became ready first runs its next step
+    first (ties: the one that became ready earlier in event order), so the shared LLC and the DRAM
+    channels see the steps' accesses in time order: exactly the order of one SimPy process per
+    core, each yielding a timeout per step, without the cost of those events (tested equal).
     """
-    base, extra = divmod(num_tiles, num_cores)
-    chunks, start = [], 0
-    for core in range(num_cores):
-        size = base + (1 if core < extra else 0)
-        chunks.append(range(start, start + size))
-        start += size
-    return chunks
-
-
-def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _KernelTally) -> float:
-    """Run a kernel's tiles on the cores from now; return the cycle the last core finishes.
-
-    Every core runs its chunk in order. The core that became ready first runs its next tile first
-    (ties: the one that became ready earlier in event order), so the shared LLC and the DRAM
-    channels see the tiles' accesses in time order: exactly the order of one SimPy process per
-    core, each yielding a timeout per tile, without the cost of those events (tested equal).
-    """
-    run_tile = chip.memory.run_tile
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
     llc_cycles = machine.llc.latency_cycles / line / outstanding  # per LLC-hit byte
     dram_cycles = chip.dram_latency_cycles / line / outstanding  # per DRAM-read byte
-    busy = chip.busy
-    start = chip.env.now
     compiled_loop = getattr(chip.memory, "run_kernel", None)  # the compiled memory model's
-    timeline = chip.timeline
-    if compiled_loop is not None and timeline is None:
+    tally.num_tiles += sum(box.steps for box in boxes)
+    if compiled_loop is not None and chip.timeline is None:
         finished, flops, compute_cycles, memory_total = compiled_loop(
-            tiles, chunks, start, llc_cycles, dram_cycles, busy
+            boxes, chunks, chip.env.now, llc_cycles, dram_cycles, chip.busy, line
         )
         tally.flops += flops
         tally.compute_cycles += compute_cycles
         tally.memory_cycles += memory_total
-        tally.num_tiles += len(tiles)
         return float(finished)
+    return _run_boxes_in_python(chip, boxes, chunks, tally, llc_cycles, dram_cycles)
+
+
+def _run_boxes_in_python(
+    chip: _Chip,
+    boxes: list[BoxWork],
+    chunks: list[range],
+    tally: _KernelTally,
+    llc_cycles: float,
+    dram_cycles: float,
+) -> float:
+    """_run_boxes without the compiled memory model (and with a timeline)."""
+    run_tile = chip.memory.run_tile
+    line = chip.machine.llc.block_bytes
+    busy, timeline, start = chip.busy, chip.timeline, chip.env.now
     order = itertools.count()
     # (cycle the core is ready, event order, core): all cores start now, in core order
     ready = [(start, next(order), core) for core, chunk in enumerate(chunks) if chunk]
     position = [chunk.start for chunk in chunks]
+    steps_done = [0] * len(chunks)
+    cursors: list[list[list[int]]] = [[] for _ in chunks]
     finished = start
     flops, compute_cycles, memory_total = 0, 0.0, 0.0
     while ready:
@@ -254,51 +254,64 @@ def _run_tiles(chip: _Chip, tiles: list[Tile], chunks: list[range], tally: _Kern
         if index == chunks[core].stop:
             finished = now  # cores leave the heap in time order: the last one finishes last
             continue
-        position[core] = index + 1
-        tile = tiles[index]
-        llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, tile.accesses, now)
+        box = boxes[index]
+        step = steps_done[core]
+        if step == 0:
+            cursors[core] = [[0, 0, 0, 0, 0] for _ in box.streams]
+        accesses: list[tuple[int, int, bool, int]] = []
+        for stream, cursor in zip(box.streams, cursors[core], strict=True):
+            stream_ranges(stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses)
+        llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)
+        if step:  # the box's streams are under way: their latency was paid by the first step
+            read_done -= chip.dram_latency_cycles
         memory_cycles = max(
             llc_hit_bytes * llc_cycles + dram_read_bytes * dram_cycles, read_done - now
         )
-        duration = max(tile.compute_cycles, memory_cycles, 1.0)
-        flops += tile.flops
-        compute_cycles += tile.compute_cycles
+        compute = box.compute_cycles / box.steps
+        duration = max(compute, memory_cycles, 1.0)
+        flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
+        compute_cycles += compute
         memory_total += memory_cycles
         busy[core] += duration
+        if step + 1 == box.steps:
+            steps_done[core] = 0
+            position[core] = index + 1
+        else:
+            steps_done[core] = step + 1
         if timeline is not None:
             timeline.tile(core, now, now + duration)
         heapq.heappush(ready, (now + duration, next(order), core))
     tally.flops += flops
     tally.compute_cycles += compute_cycles
     tally.memory_cycles += memory_total
-    tally.num_tiles += len(tiles)
     return finished
 
 
-def _reduction_cycles(
-    chip: _Chip, index: int, boxes: tuple[Box, ...], chunks: list[range]
-) -> float:
-    """Serial combine of per-thread partial sums, plus writing each reduced tensor once.
+def _reduction_cycles(chip: _Chip, index: int) -> float:
+    """Combine of per-thread partial sums, plus writing each reduced tensor once.
 
-    A tensor's partial sums come from every thread that ran a tile touching it; the combine reads
+    A tensor's partial sums come from every thread that ran a box touching it; the combine reads
     the other threads' partials (line by line, at the LLC latency, with the core's outstanding
-    misses) and adds them (one element per lane per cycle).
+    misses) and adds them (one element per lane per cycle): one thread alone, or for weight
+    gradients all the threads holding partials, each a share of the tensor.
     """
     reductions = chip.trace.reductions(index)
     if not reductions:
         return 0.0
-    owner = {tile: core for core, chunk in enumerate(chunks) for tile in chunk}
+    threads = chip.trace.work(index).threads
     axes = [axis.name for axis in chip.trace.schedule.kernels[index].space]
     c_axis = axes.index("c") if "c" in axes else None
     machine = chip.machine
     element_bytes = machine.dtype_bytes()
     cycles = 0.0
     line = machine.llc.block_bytes
+    holders = max(1, sum(1 for boxes in threads if boxes))
     for reduction in reductions:
-        extra = _extra_partials(reduction, boxes, owner, c_axis)
+        extra = _extra_partials(reduction, threads, c_axis)
         lines = math.ceil(extra * element_bytes / line)
-        cycles += lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
-        cycles += extra / machine.cores.simd_lanes
+        combine = lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
+        combine += extra / machine.cores.simd_lanes
+        cycles += combine / holders if reduction.parallel else combine
         for start, stop in chip.trace.runs(reduction.tensor, {}):
             chip.memory.write(0, start, stop, reduction.source, chip.env.now)
     if cycles:
@@ -307,20 +320,30 @@ def _reduction_cycles(
 
 
 def _extra_partials(
-    reduction: Reduction, boxes: tuple[Any, ...], owner: dict[int, int], c_axis: int | None
+    reduction: Reduction, threads: tuple[tuple[Box, ...], ...], c_axis: int | None
 ) -> int:
     """Elements of partial sums beyond the first thread's, summed over the tensor."""
     if c_axis is None or reduction.channel_axis_elements == 0:
-        threads = len(set(owner.values()))
+        working = sum(1 for boxes in threads if boxes)
         per_unit = reduction.channel_axis_elements or 1
-        return (threads - 1) * per_unit
-    cores_of: dict[tuple[int, int], set[int]] = {}
-    for tile, box in enumerate(boxes):
-        cores_of.setdefault(box[c_axis], set()).add(owner[tile])
-    return sum(
-        (len(cores) - 1) * (stop - start) * reduction.channel_axis_elements
-        for (start, stop), cores in cores_of.items()
-    )
+        return (working - 1) * per_unit
+    # per channel, the threads holding a partial sum of it: a sweep over each thread's channels
+    events: list[tuple[int, int]] = []
+    for boxes in threads:
+        merged: list[list[int]] = []
+        for low, high in sorted(box[c_axis] for box in boxes):
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        events += [(low, 1) for low, _ in merged] + [(high, -1) for _, high in merged]
+    events.sort()
+    extra, holders, previous = 0, 0, 0
+    for position, change in events:
+        extra += max(0, holders - 1) * (position - previous)
+        holders += change
+        previous = position
+    return extra * reduction.channel_axis_elements
 
 
 def _result(chip: _Chip, options: SimOptions) -> RunResult:

@@ -36,7 +36,10 @@ ALLOWED = {
         "bnsim.sampling",
         "bnsim.kernels",
     },
+    "bnsim.dataflow": {"bnsim.schedule", "bnsim.graph", "bnsim.hw", "bnsim.dataflow"},
     "bnsim.verify": {
+        "bnsim.hw",
+        "bnsim.dataflow",
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.schedule",
@@ -79,6 +82,7 @@ ALLOWED = {
     "bnsim._tiles": set(),  # the compiled inner loop of bnsim.trace
     "bnsim.trace": {
         "bnsim._tiles",
+        "bnsim.dataflow",
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.hw",
@@ -87,6 +91,7 @@ ALLOWED = {
         "bnsim.sampling",
     },
     "bnsim.sim": {
+        "bnsim._tiles",
         "bnsim.units",
         "bnsim.errors",
         "bnsim.graph",

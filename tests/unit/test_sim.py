@@ -12,6 +12,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnsim._tiles import stream_ranges
 from bnsim.errors import SimulationError
 from bnsim.graph import build_network
 from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
@@ -22,7 +23,7 @@ from bnsim.result import KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import engine, simulate
-from bnsim.trace import SimOptions, Trace
+from bnsim.trace import BoxWork, SimOptions, Trace
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -341,8 +342,8 @@ def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
         trace = Trace(schedule, m, SimOptions())
         touched = written = 0
         for index in range(len(schedule.kernels)):
-            for tile in trace.tiles(index):
-                for start, stop, write, _ in tile.accesses:
+            for box in trace.boxes(index)[0]:
+                for start, stop, write, _ in box_ranges(box, m.llc.block_bytes):
                     touched += stop - start
                     written += (stop - start) if write else 0
         compulsory = first_read_bytes(schedule, m)
@@ -355,10 +356,18 @@ def test_dram_traffic_lies_between_compulsory_and_accessed_bytes(
         assert run.dram_write_bytes <= written + reduced + 64 * len(schedule.kernels)
 
 
-def _tiles_as_simpy_processes(
-    chip: engine._Chip, tiles: list, chunks: list[range], tally: engine._KernelTally
+def box_ranges(box: BoxWork, line: int) -> list[tuple[int, int, bool, int]]:
+    """Every byte range a box's streams issue, stream by stream."""
+    found: list[tuple[int, int, bool, int]] = []
+    for stream in box.streams:
+        stream_ranges(stream, [0, 0, 0, 0, 0], stream[4], line, found)
+    return found
+
+
+def _boxes_as_simpy_processes(
+    chip: engine._Chip, boxes: list, chunks: list[range], tally: engine._KernelTally
 ) -> float:
-    """The reference for engine._run_tiles: one SimPy process per core, a timeout per tile."""
+    """The reference for engine._run_boxes: one SimPy process per core, a timeout per step."""
     env = simpy.Environment(initial_time=chip.env.now)
     machine = chip.machine
     line = machine.llc.block_bytes
@@ -368,17 +377,27 @@ def _tiles_as_simpy_processes(
 
     def core_process(core: int, chunk: range):  # type: ignore[no-untyped-def]
         for index in chunk:
-            tile = tiles[index]
-            now = env.now
-            hit, dram, read_done = chip.memory.run_tile(core, tile.accesses, now)
-            memory = max(hit * llc_cycles + dram * dram_cycles, read_done - now)
-            duration = max(tile.compute_cycles, memory, 1.0)
-            tally.flops += tile.flops
-            tally.compute_cycles += tile.compute_cycles
-            tally.memory_cycles += memory
-            tally.num_tiles += 1
-            chip.busy[core] += duration
-            yield env.timeout(duration)
+            box = boxes[index]
+            cursors = [[0, 0, 0, 0, 0] for _ in box.streams]
+            for step in range(box.steps):
+                accesses: list = []
+                for stream, cursor in zip(box.streams, cursors, strict=True):
+                    stream_ranges(
+                        stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses
+                    )
+                now = env.now
+                hit, dram, read_done = chip.memory.run_tile(core, accesses, now)
+                if step:
+                    read_done -= chip.dram_latency_cycles
+                memory = max(hit * llc_cycles + dram * dram_cycles, read_done - now)
+                compute = box.compute_cycles / box.steps
+                duration = max(compute, memory, 1.0)
+                tally.flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
+                tally.compute_cycles += compute
+                tally.memory_cycles += memory
+                tally.num_tiles += 1
+                chip.busy[core] += duration
+                yield env.timeout(duration)
 
     for core, chunk in enumerate(chunks):
         if chunk:
@@ -388,18 +407,18 @@ def _tiles_as_simpy_processes(
 
 
 @pytest.mark.parametrize("workload", ["tiny_cnn", "densenet121"])
-def test_the_kernel_loop_orders_tiles_as_simpy_processes_per_core(
+def test_the_kernel_loop_orders_steps_as_simpy_processes_per_core(
     workload: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     network = build_model(workload, batch=2, image=32)
     m = load_machine(REPO / "hwconfigs" / "cmp16.yaml").with_overrides(["dram.channels=2"])
-    options = SimOptions(tiles_per_core=3)
+    options = SimOptions(tiles_per_core=3, step_bytes=8192)
     runs = {}
     for scheme in ("baseline", "bnff"):
         schedule = build_schedule(network, scheme)
         fast = simulate(schedule, m, options)
         with monkeypatch.context() as patch:
-            patch.setattr(engine, "_run_tiles", _tiles_as_simpy_processes)
+            patch.setattr(engine, "_run_boxes", _boxes_as_simpy_processes)
             reference = simulate(schedule, m, options)
         runs[scheme] = (fast, reference)
     for fast, reference in runs.values():

@@ -96,9 +96,19 @@ def test_the_compiled_inner_loop_equals_its_source(
 ) -> None:
     network = build_model(workload, batch=4, image=32 if workload != "inception_v3" else 75)
     machine = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
-    trace = Trace(build_schedule(network, scheme), machine, SimOptions(tiles_per_core=2))
-    compiled = [trace.tiles(index) for index in range(len(trace.schedule.kernels))]
-    monkeypatch.setattr("bnsim.trace.kernel_tiles", _source_module().kernel_tiles)
-    interpreted = [trace.tiles(index) for index in range(len(trace.schedule.kernels))]
+    trace = Trace(build_schedule(network, scheme), machine, SimOptions(step_bytes=4096))
+    compiled = [trace.boxes(index) for index in range(len(trace.schedule.kernels))]
+    source = _source_module()
+    monkeypatch.setattr("bnsim.trace.thread_boxes", source.thread_boxes)
+    interpreted = [trace.boxes(index) for index in range(len(trace.schedule.kernels))]
     assert compiled == interpreted
-    assert sum(len(tile.accesses) for kernel in compiled for tile in kernel) > 500
+    streams = [stream for boxes, _ in compiled for box in boxes for stream in box.streams]
+    assert len(streams) > 500
+    for stream in streams[::7]:
+        cut: list[list[tuple[int, int, bool, int]]] = [[], []]
+        for ranges, module in zip(cut, (tiles_module, source), strict=True):
+            cursor = [0, 0, 0, 0, 0]
+            for step in range(1, 4):
+                module.stream_ranges(stream, cursor, stream[4] * step // 3, 64, ranges)
+        assert cut[0] == cut[1]
+        assert sum(stop - start for start, stop, _, _ in cut[0]) == stream[4]

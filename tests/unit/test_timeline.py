@@ -57,7 +57,9 @@ def test_trace_events_are_consistent_with_the_run() -> None:
             assert start >= end - 1e-6
     busy = {tid - 1: sum(end - start for start, end in s) for tid, s in by_core.items()}
     for core, cycles in enumerate(run.core_busy_cycles):
-        assert busy.get(core, 0.0) == pytest.approx(cycles * micro, abs=2 * micro)
+        # span ends are written to 1e-4 µs: each span's duration may be off by that much
+        rounding = 1e-4 * len(by_core.get(core + 1, ()))
+        assert busy.get(core, 0.0) == pytest.approx(cycles * micro, abs=2 * micro + rounding)
     occupancy = [event["args"]["held"] for event in events if event["name"].startswith("LLC")]
     assert len(occupancy) == len(run.kernels)
     assert 0 < max(occupancy) <= machine.llc.size_bytes / 2**20

@@ -1,0 +1,137 @@
+"""How the machine's kernel library shares a kernel's work among threads, and in what order each
+thread walks its share.
+
+`split_work(schedule, kernel, machine)` returns a WorkSplit: per core (a CPU thread, a GPU SM) the
+boxes of the kernel's iteration space it runs, in the order it runs them, and per box how many
+inner work items it holds (the library re-reads an operand once per item where its blocking says
+so). The split is the library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as
+the BNFF kernels ran them (bnsim.dataflow.onednn), `cudnn` follows the implicit-GEMM tiling and
+rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both interpreters read the
+same split: the simulator times its boxes, the NumPy executor runs them. docs/model.md cites the
+sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bnsim.hw import Machine
+from bnsim.schedule import Box, Kernel, Schedule
+
+CHANNEL_BLOCK = 16  # nChw16c: oneDNN's channel block, and the unit every split keeps to
+
+
+@dataclass(frozen=True, slots=True)
+class WorkSplit:
+    """One kernel's work: per core, its boxes in loop order, and per box its inner work items."""
+
+    threads: tuple[tuple[Box, ...], ...]
+    passes: tuple[tuple[int, ...], ...]
+
+    def boxes(self) -> tuple[Box, ...]:
+        """Every box, core by core."""
+        return tuple(box for thread in self.threads for box in thread)
+
+
+def split_work(
+    schedule: Schedule, kernel: Kernel, machine: Machine, *, wave_bytes: int = 1 << 18
+) -> WorkSplit:
+    """The library's split of `kernel` over the machine's cores.
+
+    `wave_bytes` only matters for libraries that deal small blocks round-robin over the cores (a
+    GPU's element-wise kernels): consecutive blocks are grouped into waves of about that many bytes
+    per core, the finest grain bnsim simulates; it is a simulation parameter, not the library's.
+    """
+    if machine.compute.library == "cudnn":
+        from bnsim.dataflow import cudnn  # noqa: PLC0415 (one library per machine)
+
+        return cudnn.split(schedule, kernel, machine, wave_bytes)
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.split(schedule, kernel, machine)
+
+
+def balance211(count: int, threads: int) -> list[range]:
+    """Contiguous shares of `count` items: the first `count % threads` threads get one more
+    (MKL-DNN's balance211, and OpenMP's static schedule).
+
+    >>> balance211(10, 4)
+    [range(0, 3), range(3, 6), range(6, 8), range(8, 10)]
+    """
+    base, extra = divmod(count, threads)
+    shares, start = [], 0
+    for thread in range(threads):
+        size = base + (1 if thread < extra else 0)
+        shares.append(range(start, start + size))
+        start += size
+    return shares
+
+
+def linear_boxes(extents: Sequence[int], start: int, stop: int) -> list[Box]:
+    """A range [start, stop) of the row-major linear index over `extents` as few boxes.
+
+    >>> linear_boxes((2, 3), 1, 5)
+    [((0, 1), (1, 3)), ((1, 2), (0, 2))]
+    """
+    if start >= stop:
+        return []
+    if len(extents) == 1:
+        return [((start, stop),)]
+    inner = math.prod(extents[1:])
+    first, first_rest = divmod(start, inner)
+    last, last_rest = divmod(stop, inner)
+    if first == last:
+        return [
+            ((first, first + 1), *box) for box in linear_boxes(extents[1:], first_rest, last_rest)
+        ]
+    boxes: list[Box] = []
+    if first_rest:
+        boxes += [
+            ((first, first + 1), *box) for box in linear_boxes(extents[1:], first_rest, inner)
+        ]
+        first += 1
+    if last > first:
+        boxes.append(((first, last), *((0, extent) for extent in extents[1:])))
+    if last_rest:
+        boxes += [((last, last + 1), *box) for box in linear_boxes(extents[1:], 0, last_rest)]
+    return boxes
+
+
+def blocks_of(extent: int, unit: int) -> int:
+    """Units of `unit` elements that cover `extent` (the last one may be partial)."""
+    return -(-extent // unit)
+
+
+def scaled(box: Box, units: Sequence[int], extents: Sequence[int]) -> Box:
+    """A box in units (e.g. channel blocks) as a box in elements, clipped to the extents."""
+    return tuple(
+        (start * unit, min(stop * unit, extent))
+        for (start, stop), unit, extent in zip(box, units, extents, strict=True)
+    )
+
+
+def ordered(box: Box, order: Sequence[str], names: Sequence[str]) -> Box:
+    """A box over axes in `order` rearranged to the kernel's axis `names` (full extent where an
+    axis is missing from `order` is not allowed: every name must appear)."""
+    by_name = dict(zip(order, box, strict=True))
+    return tuple(by_name[name] for name in names)
+
+
+def memory_order_split(
+    kernel: Kernel, threads: int, units: dict[str, int] | None = None
+) -> WorkSplit:
+    """Contiguous shares of the kernel's space in its axis order (row-major, blocks of `units`
+    elements per axis): how an element-wise kernel walks a tensor in memory order."""
+    units = units or {}
+    names = [axis.name for axis in kernel.space]
+    extents = [axis.extent for axis in kernel.space]
+    sizes = [units.get(name, 1) for name in names]
+    counts = [blocks_of(extent, size) for extent, size in zip(extents, sizes, strict=True)]
+    shares = balance211(math.prod(counts), threads)
+    boxes = tuple(
+        tuple(scaled(box, sizes, extents) for box in linear_boxes(counts, share.start, share.stop))
+        for share in shares
+    )
+    return WorkSplit(boxes, tuple((1,) * len(thread) for thread in boxes))

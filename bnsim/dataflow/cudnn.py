@@ -1,0 +1,141 @@
+"""A GPU library's work split: implicit-GEMM tiles in the launch order of NVIDIA's CUTLASS.
+
+cuDNN is closed source; CUTLASS is NVIDIA's public implementation of the same implicit-GEMM
+convolutions, and bnsim follows it (docs/model.md, "Kernel dataflow", cites file and symbol):
+
+- a convolution is a GEMM whose M axis is the output pixels (images × rows × columns; for the data
+  gradient the input pixels) and whose N axis is the output channels (for the data gradient the
+  input channels); each thread block (CTA) computes one 128 × 128 tile of it, reading its input
+  pixels (with the filter's halo) and its channels' weights once, and writing its output tile once;
+- CTAs launch in the order of CUTLASS's default `GemmIdentityThreadblockSwizzle<4>`: strips of up to
+  4 N-tiles, M-tile by M-tile, so that concurrent CTAs share their input tiles in the L2 cache; the
+  hardware hands them to SMs as SMs free up, which for equal CTAs is round-robin (bnsim deals them
+  to SMs in turn);
+- the weight gradient is a GEMM over (output channels × input channels·taps) reducing over the
+  output pixels; CUTLASS leaves split-K to its caller, and bnsim splits the pixels (images × rows)
+  so that every SM has a CTA (partial sums combined at the end), since cuDNN's own choice is not
+  public; bnsim's space has no input-channel axis, so a CTA covers every input channel and tap;
+- batch-norm reductions take one CTA per channel (as PyTorch's CUDA kernels do); element-wise
+  kernels deal consecutive blocks of the tensor round-robin over the SMs, which bnsim groups into
+  waves of `wave_bytes` per SM.
+
+M tiles are whole output rows (128 pixels rounded to rows, or whole images when an image has fewer
+than 128 pixels): bnsim's kernel spaces split rows, not pixels. Imports bnsim.dataflow,
+bnsim.schedule, bnsim.graph, bnsim.hw.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bnsim.dataflow import WorkSplit, balance211, blocks_of, linear_boxes
+from bnsim.graph.layer import Conv2d
+from bnsim.hw import Machine
+from bnsim.schedule import Box, Kernel, OpKind, Schedule
+
+TILE_M = 128  # output pixels per CTA (GEMM M)
+TILE_N = 128  # channels per CTA (GEMM N)
+SWIZZLE = 4  # GemmIdentityThreadblockSwizzle<4>: N-tiles per strip
+
+
+def split(schedule: Schedule, kernel: Kernel, machine: Machine, wave_bytes: int) -> WorkSplit:
+    """The GPU library's split of `kernel` over the machine's SMs."""
+    main = kernel.main_op()
+    cores = machine.cores.count
+    layer = schedule.network.layer(main.layer)
+    kind = main.kind
+    if kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and isinstance(layer, Conv2d):
+        width = schedule.tensor(main.writes[0]).shape[3]
+        return _dealt(_gemm_tiles(kernel, width), cores)
+    if kind in (OpKind.FC_FWD, OpKind.FC_BWD_DATA):
+        return _dealt(_gemm_tiles(kernel, 1), cores)
+    if kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT):
+        return _dealt(_weight_gradient_tiles(kernel, cores), cores)
+    if kind in (OpKind.BN_STATS, OpKind.BN_GRAD_REDUCE):
+        n, c, h = (axis.extent for axis in kernel.space)
+        return _dealt([((0, n), (channel, channel + 1), (0, h)) for channel in range(c)], cores)
+    element_bytes = machine.dtype_bytes()
+    return _dealt(_waves(kernel, cores, wave_bytes, element_bytes), cores)
+
+
+def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
+    """CTA tiles of an (n, c[, h]) space in swizzled launch order."""
+    extents = [axis.extent for axis in kernel.space]
+    n, c = extents[0], extents[1]
+    h = extents[2] if len(extents) > 2 else 1
+    pixels = h * width
+    if pixels >= TILE_M:
+        tile_rows = max(1, round(TILE_M / width))
+        m_tiles = [
+            ((image, image + 1), (row, min(row + tile_rows, h)))
+            for image in range(n)
+            for row in range(0, h, tile_rows)
+        ]
+    else:
+        tile_images = max(1, round(TILE_M / pixels))
+        m_tiles = [
+            ((image, min(image + tile_images, n)), (0, h)) for image in range(0, n, tile_images)
+        ]
+    n_tiles = [(start, min(start + TILE_N, c)) for start in range(0, c, TILE_N)]
+    strip = _strip_width(len(n_tiles))
+    order: list[Box] = []
+    for first in range(0, len(n_tiles), strip):
+        for images, rows in m_tiles:
+            for channels in n_tiles[first : first + strip]:
+                order.append((images, channels, rows) if len(extents) > 2 else (images, channels))
+    return order
+
+
+def _strip_width(n_tiles: int) -> int:
+    """CUTLASS's get_log_tile for swizzle 4: 4 N-tiles per strip from 3 N-tiles on, 2 from 2."""
+    if n_tiles >= 3:
+        return SWIZZLE
+    return 2 if n_tiles == 2 else 1
+
+
+def _weight_gradient_tiles(kernel: Kernel, cores: int) -> list[Box]:
+    """(output-channel tile × reduction slice) CTAs: the reduction (images × output rows) splits
+    so that every SM gets a CTA."""
+    extents = [axis.extent for axis in kernel.space]
+    c, n = extents[0], extents[1]
+    h = extents[2] if len(extents) > 2 else 1
+    m_tiles = blocks_of(c, TILE_M)
+    slices = min(n * h, max(1, -(-cores // m_tiles)))
+    tiles: list[Box] = []
+    for share in balance211(n * h, slices):
+        for images, rows in linear_boxes((n, h), share.start, share.stop):
+            for start in range(0, c, TILE_M):
+                channels = (start, min(start + TILE_M, c))
+                tiles.append((channels, images, rows) if len(extents) > 2 else (channels, images))
+    return tiles
+
+
+def _waves(kernel: Kernel, cores: int, wave_bytes: int, element_bytes: int) -> list[Box]:
+    """Consecutive slabs of the space (in memory order) cut into one piece per SM."""
+    extents = [axis.extent for axis in kernel.space]
+    total = math.prod(extents) * element_bytes
+    pieces = max(1, min(math.prod(extents), cores * -(-total // (cores * wave_bytes))))
+    # cut the leading axes into about `pieces` row-major pieces
+    boxes: list[Box] = [tuple((0, extent) for extent in extents)]
+    for axis, extent in enumerate(extents):
+        wanted = -(-pieces // len(boxes))
+        if wanted <= 1:
+            break
+        step = -(-extent // min(extent, wanted))
+        boxes = [
+            (*box[:axis], (start, min(start + step, extent)), *box[axis + 1 :])
+            for box in boxes
+            for start in range(0, extent, step)
+        ]
+    return boxes
+
+
+def _dealt(order: list[Box], cores: int) -> WorkSplit:
+    """CTAs in launch order dealt to SMs in turn."""
+    threads: list[list[Box]] = [[] for _ in range(cores)]
+    for index, box in enumerate(order):
+        threads[index % cores].append(box)
+    return WorkSplit(
+        tuple(tuple(thread) for thread in threads),
+        tuple((1,) * len(thread) for thread in threads),
+    )
