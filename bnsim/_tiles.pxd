@@ -12,7 +12,7 @@ ctypedef long long i64
 cpdef stream_ranges(tuple stream, list cursor, i64 target, i64 line, list out)
 
 @cython.locals(total=i64)
-cdef _add_stream(list streams, list blocks, object write, object source, i64 repeat)
+cdef _add_stream(list streams, list blocks, object kind, object source, i64 repeat)
 
 @cython.locals(start=i64, stop=i64, low=i64, high=i64, row_bytes=i64)
 cdef _append_blocks(list out, tuple layout, dict region)

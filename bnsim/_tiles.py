@@ -23,10 +23,11 @@ CHANNEL_BLOCK = 16  # nChw16c
 
 Region = dict[str, Any]  # axis → [start, stop) (plus "samples"/"cols" for sampled statistics)
 Layout = tuple[int, int, tuple[int, ...], bool]  # base address, element bytes, shape, blocked
-Range = tuple[int, int, bool, int]  # start, stop, is_write, source id
+# start, stop, kind (0 a load; a store: 1 read for ownership, 2 non-temporal, 3 allocate), source
+Range = tuple[int, int, int, int]
 # runs at first + outer·outer stride + inner·inner stride, of one length, inner index fastest
 Block = tuple[int, int, int, int, int, int]
-Stream = tuple[bool, int, int, tuple[Block, ...], int]  # write, source, passes, blocks, bytes
+Stream = tuple[int, int, int, tuple[Block, ...], int]  # kind, source, passes, blocks, bytes
 Box4 = tuple[int, int, int, int, int, int]  # n0, n1, c0, c1, h0, h1 of a 4-D tensor region
 
 
@@ -49,7 +50,7 @@ def thread_boxes(
     the main-op operand it produces if it is a prologue op, the shape of its first input, its
     elements per load if its work follows the footprint (recomputed on every load), its accesses,
     each a tuple (region rule (tile, op region) → tensor region or None for the op's region, the
-    tensor's layout, is write, source id, read once per pass), and for the main op the stored
+    tensor's layout, access kind, source id, read once per pass), and for the main op the stored
     prologue outputs it re-reads where an earlier box of the thread produced them, each a tuple
     (operand, layout, source id). `footprint(tile, operand)` is the region of a main-op operand
     that a tile reads. A prologue that is not recomputed on every load works on the part of the
@@ -87,18 +88,18 @@ def thread_boxes(
                 work = sum(region_volume(region, shape) for region in regions) / whole
             cycles += step_cycles * work
             flops += step_flops * work
-            for rule, layout, write, source, per_pass in accesses:
+            for rule, layout, kind, source, per_pass in accesses:
                 blocks: list[Block] = []
                 for region in regions:
                     _append_blocks(blocks, layout, region if rule is None else rule(tile, region))
-                _add_stream(streams, blocks, write, source, box_passes if per_pass else 1)
+                _add_stream(streams, blocks, kind, source, box_passes if per_pass else 1)
             for reread_operand, layout, source in rereads:
                 seen = firsts.get(reread_operand)
                 if seen is not None:
                     blocks = []
                     for region in seen[1]:
                         _append_blocks(blocks, layout, region)
-                    _add_stream(streams, blocks, False, source, 1)
+                    _add_stream(streams, blocks, 0, source, 1)
         total = 0
         for stream in streams:
             total += stream[4]
@@ -107,27 +108,27 @@ def thread_boxes(
 
 
 def _add_stream(
-    streams: list[Stream], blocks: list[Block], write: bool, source: int, repeat: int
+    streams: list[Stream], blocks: list[Block], kind: int, source: int, repeat: int
 ) -> None:
     total = 0
     for block in blocks:
         total += block[1] * block[2] * block[4]
     if total:
         blocks = [block for block in blocks if block[1] * block[2] * block[4]]
-        streams.append((write, source, repeat, tuple(blocks), total * repeat))
+        streams.append((kind, source, repeat, tuple(blocks), total * repeat))
 
 
 def stream_ranges(
     stream: Stream, cursor: list[int], target: int, line: int, out: list[Range]
 ) -> None:
-    """Advance a stream's cursor to `target` bytes taken, appending the (start, stop, write,
+    """Advance a stream's cursor to `target` bytes taken, appending the (start, stop, kind,
     source) ranges passed over to `out`; a cut inside a run moves up to a line boundary.
 
     The cursor is [block index, outer index, inner index, offset in the run, bytes taken]; it
     starts at zeros, and a stream of several passes wraps around to its first block. The compiled
     memory model (FastMemorySystem.run_kernel) cuts streams the same way.
     """
-    write, source, _, blocks, _ = stream
+    kind, source, _, blocks, _ = stream
     index, outer, inner, offset, taken = cursor
     count = len(blocks)
     while taken < target:
@@ -140,7 +141,7 @@ def stream_ranges(
         stop = start + length
         high = min(stop, -(-high // line) * line) if high < stop else stop
         if high > low:
-            out.append((low, high, write, source))
+            out.append((low, high, kind, source))
         taken += high - low
         offset = high - start
         if offset == length:

@@ -214,6 +214,13 @@ class ElementwiseCosts(_Config):
     sgd_update: CyclesPerElement = Field(description="SGD-with-momentum update, per parameter")
 
 
+def _store_setting(value: object) -> object:
+    """true and false, the spellings of earlier configs, mean always and never."""
+    if isinstance(value, bool):
+        return "always" if value else "never"
+    return value
+
+
 class ComputeConfig(_Config):
     """Compute throughput of the kernel library on this machine (METHODS.md §4)."""
 
@@ -243,10 +250,14 @@ class ComputeConfig(_Config):
         description="fixed cost of every kernel: thread fork/join and barrier on a CPU, the gap "
         "between back-to-back kernels on a GPU",
     )
-    nontemporal_stores: bool = Field(
-        default=False,
-        strict=True,
-        description="outputs bypass the caches (no read-for-ownership fill, no reuse)",
+    nontemporal_stores: Annotated[
+        Literal["library", "always", "never"], BeforeValidator(_store_setting)
+    ] = Field(
+        default="library",
+        description="which stores bypass the caches (no read-for-ownership fill, no reuse): those "
+        "the library makes non-temporal (library: MKL-DNN's 1×1 convolution and batch-norm "
+        "outputs; a GPU's L2 allocates stored lines without reading them), every store "
+        "(always), or none (never)",
     )
 
 

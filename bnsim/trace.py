@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from bnsim._tiles import CHANNEL_BLOCK, Layout, Stream, runs, thread_boxes
-from bnsim.dataflow import WorkSplit, split_work
+from bnsim.dataflow import WorkSplit, split_work, store_kind
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, footprint_rule, prologue_operand
 from bnsim.graph import TensorShape
@@ -37,6 +37,7 @@ from bnsim.schedule import (
 
 PAGE_BYTES = 4096
 DEFAULT_STEP_BYTES = 256 << 10
+READ = 0  # the access kind of a load (stores: bnsim.dataflow's FETCH, STREAM, ALLOCATE)
 Fidelity = Literal["fast", "line", "analytic"]
 FIDELITIES: tuple[Fidelity, ...] = ("fast", "line", "analytic")
 
@@ -309,14 +310,15 @@ class Trace:
                     rule = _restricted(rule, self._selection(op))
                 source = self.source(index, op_index, name)
                 per_pass = op is main and position == 1 and main.kind in _WEIGHT_PASS_KINDS
-                accesses.append(_Access(rule, self._info[name], False, source, per_pass))
+                accesses.append(_Access(rule, self._info[name], READ, source, per_pass))
+            store = store_kind(self.schedule, kernel, op_index, self.machine)
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient or name in op.reduces:
                     continue  # reduced tensors are written once, after the kernel's tiles
                 source = self.source(index, op_index, name)
                 rule = self._write_region(op, name)
-                accesses.append(_Access(rule, self._info[name], True, source, False))
+                accesses.append(_Access(rule, self._info[name], store, source, False))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
             rereads: tuple[tuple[int, Layout, int], ...] = ()
@@ -452,7 +454,7 @@ class _Access(NamedTuple):
 
     region: RegionRule | None  # None: the op's own region
     layout: Layout
-    write: bool
+    kind: int  # READ, or how a store reaches memory (bnsim.dataflow: FETCH, STREAM, ALLOCATE)
     source: int
     per_pass: bool  # read again for every inner work item of a box (WorkSplit.passes)
 

@@ -22,6 +22,11 @@ from bnsim.schedule import Box, Kernel, Schedule
 
 CHANNEL_BLOCK = 16  # nChw16c: oneDNN's channel block, and the unit every split keeps to
 
+# How a store reaches memory (the access kinds of bnsim._tiles streams; 0 is a read):
+FETCH = 1  # an ordinary store: a line it misses is read first (read for ownership)
+STREAM = 2  # a non-temporal store: bypasses the caches, written straight to DRAM
+ALLOCATE = 3  # a store that allocates its line without reading it (a GPU's sectored L2)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkSplit:
@@ -51,6 +56,20 @@ def split_work(
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.split(schedule, kernel, machine)
+
+
+def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machine) -> int:
+    """How op `op_index` of `kernel` stores its outputs: FETCH, STREAM or ALLOCATE, as the
+    library does (`compute.nontemporal_stores: always` makes every store STREAM)."""
+    if machine.compute.nontemporal_stores == "always":
+        return STREAM
+    if machine.compute.nontemporal_stores == "never":
+        return FETCH
+    if machine.compute.library == "cudnn":
+        return ALLOCATE
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.store_kind(schedule, kernel, op_index)
 
 
 def balance211(count: int, threads: int) -> list[range]:

@@ -31,6 +31,8 @@ import math
 
 from bnsim.dataflow import (
     CHANNEL_BLOCK,
+    FETCH,
+    STREAM,
     WorkSplit,
     balance211,
     blocks_of,
@@ -74,6 +76,25 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine) -> WorkSplit:
     if kind in (OpKind.CONCAT_FWD, OpKind.CONCAT_BWD):
         return _concat(schedule, kernel, threads)
     return memory_order_split(kernel, threads, {"c": CHANNEL_BLOCK})
+
+
+def store_kind(schedule: Schedule, kernel: Kernel, op_index: int) -> int:
+    """MKL-DNN's stores: non-temporal (`vmovntps`) for the output of a 1×1 convolution (forward and
+    backward-data, `use_vmovntps`; the BNFF fork keeps it, and stores its fused backward-data
+    output that way too) and of batch normalization's normalize and backward-data passes
+    (`forward_channels`, `backward`); ordinary stores elsewhere, including the BNFF prologue that
+    writes the normalized input back into the convolution's input buffer (`vmovups`)."""
+    main = kernel.main_op()
+    op = kernel.ops[op_index]
+    if main.kind in (OpKind.BN_APPLY, OpKind.BN_GRAD_APPLY):
+        return STREAM
+    layer = schedule.network.layer(main.layer)
+    pointwise_conv = main.kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and _pointwise_layer(
+        layer
+    )
+    if pointwise_conv and op.placement is not Placement.PROLOGUE:
+        return STREAM
+    return FETCH
 
 
 def _pointwise_layer(layer: object) -> bool:

@@ -51,7 +51,7 @@ cdef struct StreamCursor:  # a box's stream and how far its steps have taken it
     int num_blocks
     int index
     int source
-    char write
+    char kind  # 0 a load; stores: 1 read for ownership, 2 non-temporal, 3 allocate
 
 
 cdef struct WorkBox:  # one box of a core's share of a kernel (bnsim.trace.BoxWork)
@@ -1039,7 +1039,9 @@ cdef class FastMemorySystem:
         self.llc_hits += high - low - missed
         self._handle_llc_evictions(evictions)
 
-    cdef void _access(self, int core, i64 start, i64 stop, char write, int source) noexcept:
+    cdef void _access(self, int core, i64 start, i64 stop, char kind, int source) noexcept:
+        """Kinds: 0 a load; stores: 1 read for ownership, 2 non-temporal, 3 allocate without
+        reading (MemorySystem._access)."""
         cdef _Cache cache = <_Cache> self.private[core]
         cdef _Evictions evictions = self.access_evictions
         cdef _Evictions misses = self.access_misses
@@ -1049,7 +1051,7 @@ cdef class FastMemorySystem:
         misses.count = 0
         start = start // self.line * self.line
         stop = (stop + self.line - 1) // self.line * self.line
-        if write and self.nontemporal:
+        if kind == 2 or (kind and self.nontemporal):
             for i in range(len(self.private)):
                 dropped.count = 0
                 (<_Cache> self.private[i]).invalidate(start, stop, dropped)
@@ -1057,7 +1059,7 @@ cdef class FastMemorySystem:
             self.llc.invalidate(start, stop, dropped)
             self._dram_write(start, stop, source)
             return
-        cache.access(start, stop, write, source, evictions, True, misses)
+        cache.access(start, stop, kind != 0, source, evictions, kind != 3, misses)
         # fills before the evictions they cause (see MemorySystem._access)
         for i in range(misses.count):
             self._fill(misses.items[i].start, misses.items[i].stop, source)
@@ -1111,10 +1113,10 @@ cdef class FastMemorySystem:
         cdef i64 start, stop
         cdef int source
         self._begin()
-        for start, stop, write, source in accesses:
+        for start, stop, kind, source in accesses:
             if stop // self.line > self.max_line_number:
                 raise OverflowError(f"address {stop} is beyond what the compiled line caches hold")
-            self._access(core, start, stop, write, source)
+            self._access(core, start, stop, kind, source)
         return self._end(now)
 
     cdef void _advance(self, int core, StreamCursor* stream, Block* blocks, i64 target,
@@ -1137,7 +1139,7 @@ cdef class FastMemorySystem:
             else:
                 high = stop
             if high > low:
-                self._access(core, low, high, stream.write, stream.source)
+                self._access(core, low, high, stream.kind, stream.source)
             stream.taken += high - low
             stream.offset = high - start
             if stream.offset == block.length:
@@ -1192,7 +1194,7 @@ cdef class FastMemorySystem:
                 work[i].first_stream = s
                 work[i].num_streams = len(item[3])
                 for stream in item[3]:
-                    streams[s].write = stream[0]
+                    streams[s].kind = stream[0]
                     streams[s].source = stream[1]
                     streams[s].total = stream[4]
                     streams[s].first_block = b

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from bnsim.dataflow import store_kind
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow, from_columns
 from bnsim.schedule import Op, OpKind, Phase, Schedule, TensorRole, check_schedule
@@ -137,11 +138,13 @@ def llc_traffic(
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
     stream = _stream_of(accesses)
+    if nontemporal:
+        stream = stream._replace(kind=np.where(stream.write, stackmodel.STREAM, 0))
     near = np.array([distance <= capacity_bytes for distance in distances], dtype=bool)
     if len(near) != len(accesses):
         raise ValueError(f"{len(distances)} distances for {len(accesses)} accesses")
     chains = stackmodel.chains(stream.tensor)
-    flows = stackmodel.flows(stream, chains, near, nontemporal, num_kernels)
+    flows = stackmodel.flows(stream, chains, near, num_kernels)
     original = np.array([access.source for access in accesses], dtype=np.int64)
 
     def by_source(events: Array, totals: Array) -> dict[int, int]:
@@ -166,11 +169,10 @@ def traffic_by_capacity(
     stream, plan = _schedule_stream(Trace(schedule, machine, SimOptions(fidelity="analytic")))
     distances = stackmodel.distances(stream.size, plan.chains)
     reused = plan.chains.previous >= 0
-    nontemporal = machine.compute.nontemporal_stores
     curve = {}
     for capacity in capacities:
         near = reused & stackmodel.within(distances, capacity)
-        flows = stackmodel.flows(stream, plan.chains, near, nontemporal, 0)
+        flows = stackmodel.flows(stream, plan.chains, near, 0)
         curve[capacity] = (int(flows.read_by_source.sum()), int(flows.write_by_source.sum()))
     return curve
 
@@ -189,9 +191,7 @@ def _analytic_result(trace: Trace) -> RunResult:
     near = (chains.previous >= 0) & stackmodel.within(
         stackmodel.distances(stream.size, chains), machine.llc.size_bytes
     )
-    flows = stackmodel.flows(
-        stream, chains, near, machine.compute.nontemporal_stores, len(schedule.kernels)
-    )
+    flows = stackmodel.flows(stream, chains, near, len(schedule.kernels))
     rows = _rows(plan, flows)
     kernels, busy = _kernel_results(trace, plan, flows)
     now = kernels[-1].end_cycle if kernels else 0
@@ -286,8 +286,36 @@ def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Plan]:
         size=size,
         write=plan.write,
         num_sources=len(plan.source_op),
+        kind=np.where(plan.write, _store_kinds(trace, plan)[plan.source_op[plan.source]], 0),
     )
     return stream, plan
+
+
+# how each op stores, by machine setting (library, nontemporal_stores): made once per schedule
+_STORE_KINDS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, str], Array]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _store_kinds(trace: Trace, plan: _Plan) -> Array:
+    """Per op of the schedule, in order, the kind of its stores (bnsim.dataflow.store_kind)."""
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
+    compute = trace.machine.compute
+    known = _STORE_KINDS.setdefault(trace.schedule, {})
+    key = (compute.library, compute.nontemporal_stores)
+    kinds = known.get(key)
+    if kinds is None:
+        schedule, machine = trace.schedule, trace.machine
+        kinds = known[key] = np.array(
+            [
+                store_kind(schedule, kernel, index, machine)
+                for kernel in schedule.kernels
+                for index in range(len(kernel.ops))
+            ],
+            dtype=np.int8,
+        )
+    return kinds
 
 
 def _plan(trace: Trace) -> _Plan:

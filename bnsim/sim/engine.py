@@ -258,7 +258,7 @@ def _run_boxes_in_python(
         step = steps_done[core]
         if step == 0:
             cursors[core] = [[0, 0, 0, 0, 0] for _ in box.streams]
-        accesses: list[tuple[int, int, bool, int]] = []
+        accesses: list[tuple[int, int, int, int]] = []
         for stream, cursor in zip(box.streams, cursors[core], strict=True):
             stream_ranges(stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses)
         llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)

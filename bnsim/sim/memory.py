@@ -33,6 +33,7 @@ from bnsim.sim.linecache import LineCache
 CacheModel = Literal["range", "line"]
 
 TileCost = tuple[int, int, float]  # (LLC hit bytes, DRAM read bytes, cycle the reads arrive)
+_FETCH, _STREAM, _ALLOCATE = 1, 2, 3  # store kinds (bnsim.dataflow)
 
 _log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def memory_system(machine: Machine, caches: CacheModel = "range", *, compiled: b
         machine.private_caches()[-1].size_bytes,
         machine.llc.size_bytes,
         machine.llc.inclusive,
-        machine.compute.nontemporal_stores,
+        machine.compute.nontemporal_stores == "always",
         machine.llc.block_bytes,
         machine.dram.channels,
         machine.dram.interleave_bytes,
@@ -156,9 +157,12 @@ class MemorySystem:
         self._tally = _Tally()
 
     def run_tile(
-        self, core: int, accesses: Iterable[tuple[int, int, bool, int]], now: float
+        self, core: int, accesses: Iterable[tuple[int, int, int, int]], now: float
     ) -> TileCost:
-        """Run a tile's (start, stop, write, source) accesses on `core` at cycle `now`.
+        """Run a step's (start, stop, kind, source) accesses on `core` at cycle `now`.
+
+        Kinds: 0 a load; stores: 1 read for ownership, 2 non-temporal, 3 allocate without reading
+        (bnsim.dataflow's FETCH, STREAM, ALLOCATE).
 
         Its DRAM reads queue on their channels first come, first served, then its writes (posted:
         they occupy the channels, but nobody waits for them).
@@ -171,7 +175,7 @@ class MemorySystem:
     def write(self, core: int, start: int, stop: int, source: int, now: float) -> None:
         """One write outside a tile (a reduced tensor, written after the tiles)."""
         self._begin()
-        self._access(core, start, stop, True, source)
+        self._access(core, start, stop, _FETCH, source)
         self._end(now)
 
     def llc_used_bytes(self) -> int:
@@ -234,15 +238,20 @@ class MemorySystem:
             self.channel_totals[channel] += writes
         return tally.llc_hit_bytes, tally.dram_read_bytes, done
 
-    def _access(self, core: int, start: int, stop: int, write: bool, source: int) -> None:
+    def _access(self, core: int, start: int, stop: int, kind: int, source: int) -> None:
         line = self.line
         start, stop = start // line * line, -(-stop // line) * line
-        if write and self.nontemporal:
+        if kind == _STREAM or (kind and self.nontemporal):
             self._stream_out(start, stop, source)
             return
         evictions: list[Eviction] = []
         misses = self.private[core].access(
-            start, stop, write=write, owner=source, evictions=evictions
+            start,
+            stop,
+            write=bool(kind),
+            owner=source,
+            evictions=evictions,
+            fill=kind != _ALLOCATE,  # an allocating store reads nothing
         )
         # a line's fill (for a store: the read for ownership) comes before the evictions it
         # causes; a range longer than the cache evicts its own front, which must be read first

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 INT64_BYTES = 1 << 62
 
 
+STREAM, ALLOCATE = 2, 3  # store kinds (bnsim.dataflow)
+
+
 class Stream(NamedTuple):
     """Tensor accesses as columns, in execution order (ids are dense: 0, 1, ...)."""
 
@@ -31,6 +34,9 @@ class Stream(NamedTuple):
     size: Array  # bytes
     write: Array  # bool
     num_sources: int
+    # per access: 0 a load; a store: 1 read for ownership, 2 non-temporal, 3 allocate without
+    # reading (bnsim.dataflow's kinds); None: every store reads for ownership
+    kind: Array | None = None
 
 
 class Chains(NamedTuple):
@@ -152,23 +158,28 @@ class Flows(NamedTuple):
     hit_bytes: int
 
 
-def flows(
-    stream: Stream, chains: Chains, near: Array, nontemporal: bool, num_kernels: int
-) -> Flows:
+def flows(stream: Stream, chains: Chains, near: Array, num_kernels: int) -> Flows:
     """DRAM traffic of `stream` through a fully associative LRU write-back LLC in which the
-    `near` accesses find their tensor (see `llc_traffic`); by kernel only if `num_kernels`."""
+    `near` accesses find their tensor (see `llc_traffic`); by kernel only if `num_kernels`.
+
+    A non-temporal store goes straight to DRAM and leaves no copy (the tensor's next access
+    misses); a store that allocates without reading reads nothing when it misses."""
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
     size, write = stream.size, stream.write
-    if nontemporal:
-        # a write streams to DRAM and leaves no copy: the tensor's next access misses, and
-        # nothing is ever dirty in the cache
-        streamed = write[chains.previous] & (chains.previous >= 0)
-        hit = near & ~streamed & ~write
-        filled = ~hit & ~write
-        written = write
-    else:
+    if stream.kind is None:
         hit = near
         filled = ~near
         written = written_back(write, chains, near)
+    else:
+        streamed = stream.kind == STREAM
+        previous = chains.previous
+        after_stream = np.zeros(len(write), dtype=bool)
+        has = previous >= 0
+        after_stream[has] = streamed[previous[has]]
+        hit = near & ~after_stream & ~streamed
+        filled = ~hit & ~streamed & (stream.kind != ALLOCATE)
+        written = streamed | written_back(write & ~streamed, chains, hit)
     return Flows(
         filled=filled,
         written=written,

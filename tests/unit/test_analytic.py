@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnsim.dataflow import store_kind
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.result import TrafficRow, from_columns
@@ -195,10 +196,18 @@ def reference_traffic(
     accesses: list[TensorAccess],
     distances: list[float],
     capacity: int,
-    nontemporal: bool,
+    nontemporal: bool | list[int],
     num_kernels: int,
 ) -> Traffic:
-    """llc_traffic one access at a time, with the cache's dirty and streamed tensors."""
+    """llc_traffic one access at a time, with the cache's dirty and streamed tensors.
+
+    `nontemporal`: whether every store streams, or per access its kind (0 a load; stores: 1 read
+    for ownership, 2 non-temporal, 3 allocate without reading)."""
+    kinds = (
+        [(2 if nontemporal else 1) if access.write else 0 for access in accesses]
+        if isinstance(nontemporal, bool)
+        else nontemporal
+    )
     read: dict[int, int] = {}
     written: dict[int, int] = {}
     kernel_bytes = [0] * num_kernels
@@ -211,20 +220,20 @@ def reference_traffic(
         if num_kernels:
             kernel_bytes[access.kernel] += access.size_bytes
 
-    for access, distance in zip(accesses, distances, strict=True):
+    for access, distance, kind in zip(accesses, distances, kinds, strict=True):
         access_bytes += access.size_bytes
         hit = distance <= capacity and access.tensor not in streamed
         streamed.discard(access.tensor)
         if not hit and access.tensor in dirty:
             charge(written, dirty.pop(access.tensor))
-        if access.write and nontemporal:
+        if kind == 2:
             dirty.pop(access.tensor, None)
             charge(written, access)
             streamed.add(access.tensor)
             continue
         if hit:
             hit_bytes += access.size_bytes
-        else:
+        elif kind != 3:  # an allocating store reads nothing
             charge(read, access)
         if access.write:
             dirty[access.tensor] = access
@@ -293,6 +302,21 @@ def test_earlier_and_later_by_brute_force(pairs) -> None:
     assert earlier_and_later(keys, weights.astype(object)).tolist() == expected  # Python ints
 
 
+def reference_kinds(trace: Trace) -> list[int]:
+    """Per access of reference_accesses, its kind: 0 a load, else how its op stores."""
+    tensors = trace.schedule.tensors
+    kinds = []
+    for kernel in trace.schedule.kernels:
+        produced: set[str] = set()
+        for op_index, op in enumerate(kernel.ops):
+            reads = [n for n in op.reads if not tensors[n].transient and n not in produced]
+            kinds += [0] * len(reads)
+            store = store_kind(trace.schedule, kernel, op_index, trace.machine)
+            produced.update(op.writes)
+            kinds += [store] * sum(1 for n in op.writes if not tensors[n].transient)
+    return kinds
+
+
 def reference_accesses(trace: Trace) -> list[TensorAccess]:
     """tensor_accesses op by op (the first implementation)."""
     tensors = trace.schedule.tensors
@@ -335,11 +359,12 @@ def test_analytic_runs_equal_the_reference_model(scheme: str, overrides: tuple[s
     assert unattributed == [
         TensorAccess(a.kernel, -1, a.tensor, a.size_bytes, a.write) for a in expected
     ]
+    kinds = reference_kinds(reference_trace)
     traffic = reference_traffic(
         expected,
         reference_distances(expected),
         machine.llc.size_bytes,
-        machine.compute.nontemporal_stores,
+        kinds,
         len(schedule.kernels),
     )
     run = simulate(schedule, machine, SimOptions(fidelity="analytic"))
@@ -359,9 +384,7 @@ def test_analytic_runs_equal_the_reference_model(scheme: str, overrides: tuple[s
     capacities = [0, 1 << 62, 1 << 70, *distances[::7], *(d - 1 for d in distances[::5])]
     curve = {}
     for capacity in capacities:
-        at = reference_traffic(
-            expected, reference_distances(expected), capacity, machine.compute.nontemporal_stores, 0
-        )
+        at = reference_traffic(expected, reference_distances(expected), capacity, kinds, 0)
         curve[capacity] = (at.dram_read_bytes(), at.dram_write_bytes())
     assert traffic_by_capacity(schedule, machine, capacities) == curve
 

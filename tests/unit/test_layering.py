@@ -92,6 +92,7 @@ ALLOWED = {
     },
     "bnsim.sim": {
         "bnsim._tiles",
+        "bnsim.dataflow",
         "bnsim.units",
         "bnsim.errors",
         "bnsim.graph",
