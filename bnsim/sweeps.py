@@ -573,9 +573,9 @@ def sweep(
     >>> for row in results.rows():
     ...     print(row["llc.size"], row["scheme"], f"{row['speedup_vs_baseline']:.3f}")
     64KiB baseline 1.000
-    64KiB bnff 1.128
+    64KiB bnff 1.136
     256KiB baseline 1.000
-    256KiB bnff 1.124
+    256KiB bnff 1.132
     """
     axes = tuple(
         (key, grid_values(key, values) if isinstance(values, str) else tuple(map(str, values)))

@@ -5,7 +5,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-TileCost = tuple[int, int, float]
+TileCost = tuple[int, int, int, float]
 
 Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
 
@@ -62,6 +62,7 @@ class FastMemorySystem:
         boxes: list[Any],
         chunks: list[range],
         start: float,
+        private_cycles: float,
         llc_cycles: float,
         dram_cycles: float,
         busy: list[float],

@@ -886,7 +886,7 @@ cdef class FastMemorySystem:
     cdef double* tile_reads
     cdef double* tile_writes
     cdef double spread_reads, spread_writes
-    cdef i64 llc_hits, dram_reads, dram_writes
+    cdef i64 private_hits, llc_hits, dram_reads, dram_writes
     cdef _Evictions access_evictions, access_misses, fill_evictions, fill_misses
     cdef _Evictions install_evictions, dropped
 
@@ -1047,6 +1047,7 @@ cdef class FastMemorySystem:
         cdef _Evictions misses = self.access_misses
         cdef int i
         cdef _Evictions dropped = self.dropped
+        cdef i64 missed
         evictions.count = 0
         misses.count = 0
         start = start // self.line * self.line
@@ -1059,7 +1060,9 @@ cdef class FastMemorySystem:
             self.llc.invalidate(start, stop, dropped)
             self._dram_write(start, stop, source)
             return
-        cache.access(start, stop, kind != 0, source, evictions, kind != 3, misses)
+        missed = cache.access(start, stop, kind != 0, source, evictions, kind != 3, misses)
+        if kind != 3:
+            self.private_hits += stop - start - missed
         # fills before the evictions they cause (see MemorySystem._access)
         for i in range(misses.count):
             self._fill(misses.items[i].start, misses.items[i].stop, source)
@@ -1070,6 +1073,7 @@ cdef class FastMemorySystem:
 
     cdef void _begin(self) noexcept:
         cdef int i
+        self.private_hits = 0
         self.llc_hits = 0
         self.dram_reads = 0
         self.dram_writes = 0
@@ -1107,7 +1111,7 @@ cdef class FastMemorySystem:
         Returns (LLC hit bytes, DRAM read bytes, cycle its DRAM reads arrive).
         """
         cdef double done = self._run_tile(core, accesses, now)
-        return (self.llc_hits, self.dram_reads, done)
+        return (self.private_hits, self.llc_hits, self.dram_reads, done)
 
     cdef double _run_tile(self, int core, object accesses, double now) except? -1.0:
         cdef i64 start, stop
@@ -1152,8 +1156,8 @@ cdef class FastMemorySystem:
                         stream.outer = 0
                         stream.index += 1
 
-    def run_kernel(self, list boxes, list chunks, double start, double llc_cycles,
-                   double dram_cycles, list busy, i64 line):
+    def run_kernel(self, list boxes, list chunks, double start, double private_cycles,
+                   double llc_cycles, double dram_cycles, list busy, i64 line):
         """bnsim.sim.engine._run_boxes in C (same order, same arithmetic; tested equal).
 
         Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
@@ -1245,7 +1249,8 @@ cdef class FastMemorySystem:
                         self._advance(core, &streams[s], blocks,
                                       streams[s].total * (step + 1) // box.steps, line)
                     done = self._end(now)
-                    memory = self.llc_hits * llc_cycles + self.dram_reads * dram_cycles
+                    memory = (self.private_hits * private_cycles + self.llc_hits * llc_cycles
+                              + self.dram_reads * dram_cycles)
                     if step:  # the stream is under way: its latency was paid by the first step
                         done -= self.latency_cycles
                     if done - now > memory:

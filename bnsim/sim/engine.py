@@ -213,19 +213,22 @@ def _run_boxes(
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
-    llc_cycles = machine.llc.latency_cycles / line / outstanding  # per LLC-hit byte
-    dram_cycles = chip.dram_latency_cycles / line / outstanding  # per DRAM-read byte
+    # per byte that hits the private cache, hits the LLC, or is read from DRAM
+    private_cycles = machine.private_caches()[-1].latency_cycles / line / outstanding
+    llc_cycles = machine.llc.latency_cycles / line / outstanding
+    dram_cycles = chip.dram_latency_cycles / line / outstanding
+    rates = (private_cycles, llc_cycles, dram_cycles)
     compiled_loop = getattr(chip.memory, "run_kernel", None)  # the compiled memory model's
     tally.num_tiles += sum(box.steps for box in boxes)
     if compiled_loop is not None and chip.timeline is None:
         finished, flops, compute_cycles, memory_total = compiled_loop(
-            boxes, chunks, chip.env.now, llc_cycles, dram_cycles, chip.busy, line
+            boxes, chunks, chip.env.now, *rates, chip.busy, line
         )
         tally.flops += flops
         tally.compute_cycles += compute_cycles
         tally.memory_cycles += memory_total
         return float(finished)
-    return _run_boxes_in_python(chip, boxes, chunks, tally, llc_cycles, dram_cycles)
+    return _run_boxes_in_python(chip, boxes, chunks, tally, rates)
 
 
 def _run_boxes_in_python(
@@ -233,8 +236,7 @@ def _run_boxes_in_python(
     boxes: list[BoxWork],
     chunks: list[range],
     tally: _KernelTally,
-    llc_cycles: float,
-    dram_cycles: float,
+    rates: tuple[float, float, float],
 ) -> float:
     """_run_boxes without the compiled memory model (and with a timeline)."""
     run_tile = chip.memory.run_tile
@@ -261,12 +263,11 @@ def _run_boxes_in_python(
         accesses: list[tuple[int, int, int, int]] = []
         for stream, cursor in zip(box.streams, cursors[core], strict=True):
             stream_ranges(stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses)
-        llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)
+        private_hit_bytes, llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)
         if step:  # the box's streams are under way: their latency was paid by the first step
             read_done -= chip.dram_latency_cycles
-        memory_cycles = max(
-            llc_hit_bytes * llc_cycles + dram_read_bytes * dram_cycles, read_done - now
-        )
+        misses = private_hit_bytes * rates[0] + llc_hit_bytes * rates[1]
+        memory_cycles = max(misses + dram_read_bytes * rates[2], read_done - now)
         compute = box.compute_cycles / box.steps
         duration = max(compute, memory_cycles, 1.0)
         flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps

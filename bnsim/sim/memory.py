@@ -32,7 +32,8 @@ from bnsim.sim.linecache import LineCache
 
 CacheModel = Literal["range", "line"]
 
-TileCost = tuple[int, int, float]  # (LLC hit bytes, DRAM read bytes, cycle the reads arrive)
+# (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle the DRAM reads arrive)
+TileCost = tuple[int, int, int, float]
 _FETCH, _STREAM, _ALLOCATE = 1, 2, 3  # store kinds (bnsim.dataflow)
 
 _log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class _Tally:
     interleave bytes) and as one total for longer ones, which fine interleaving spreads evenly.
     """
 
+    private_hit_bytes: int = 0
     llc_hit_bytes: int = 0
     dram_read_bytes: int = 0
     dram_write_bytes: int = 0
@@ -236,7 +238,7 @@ class MemorySystem:
             if writes:
                 free[channel] = max(now, free[channel]) + writes / rate
             self.channel_totals[channel] += writes
-        return tally.llc_hit_bytes, tally.dram_read_bytes, done
+        return tally.private_hit_bytes, tally.llc_hit_bytes, tally.dram_read_bytes, done
 
     def _access(self, core: int, start: int, stop: int, kind: int, source: int) -> None:
         line = self.line
@@ -255,6 +257,8 @@ class MemorySystem:
         )
         # a line's fill (for a store: the read for ownership) comes before the evictions it
         # causes; a range longer than the cache evicts its own front, which must be read first
+        if kind != _ALLOCATE:
+            self._tally.private_hit_bytes += stop - start - sum(high - low for low, high in misses)
         for low, high in misses:
             self._fill_from_llc(low, high, source)
         for eviction in evictions:

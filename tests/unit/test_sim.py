@@ -372,6 +372,7 @@ def _boxes_as_simpy_processes(
     machine = chip.machine
     line = machine.llc.block_bytes
     outstanding = machine.cores.max_outstanding_misses
+    private_cycles = machine.private_caches()[-1].latency_cycles / line / outstanding
     llc_cycles = machine.llc.latency_cycles / line / outstanding
     dram_cycles = chip.dram_latency_cycles / line / outstanding
 
@@ -386,10 +387,11 @@ def _boxes_as_simpy_processes(
                         stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses
                     )
                 now = env.now
-                hit, dram, read_done = chip.memory.run_tile(core, accesses, now)
+                private, hit, dram, read_done = chip.memory.run_tile(core, accesses, now)
                 if step:
                     read_done -= chip.dram_latency_cycles
-                memory = max(hit * llc_cycles + dram * dram_cycles, read_done - now)
+                misses = private * private_cycles + hit * llc_cycles + dram * dram_cycles
+                memory = max(misses, read_done - now)
                 compute = box.compute_cycles / box.steps
                 duration = max(compute, memory, 1.0)
                 tally.flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
