@@ -990,7 +990,7 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         "--step",
         type=_size,
         metavar="SIZE",
-        help="the most bytes one simulation step issues, e.g. 64KiB (default 256KiB; finer "
+        help="the most bytes one simulation step issues, e.g. 64KiB (default 512KiB; finer "
         "is slower, and moves results by under 2%%)",
     )
     parser.add_argument(

@@ -36,7 +36,7 @@ from bnsim.schedule import (
 )
 
 PAGE_BYTES = 4096
-DEFAULT_STEP_BYTES = 256 << 10
+DEFAULT_STEP_BYTES = 512 << 10  # half of cmp16's L2: a step's accesses fit in the private cache
 READ = 0  # the access kind of a load (stores: bnsim.dataflow's FETCH, STREAM, ALLOCATE)
 Fidelity = Literal["fast", "line", "analytic"]
 FIDELITIES: tuple[Fidelity, ...] = ("fast", "line", "analytic")

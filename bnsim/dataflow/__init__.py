@@ -72,6 +72,18 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
     return onednn.store_kind(schedule, kernel, op_index)
 
 
+def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
+    """How many times the library's loop order reads the main op's input (1 for most kernels):
+    MKL-DNN's direct convolutions read an image's whole input once per 16-channel block of their
+    output (backward-data: of their input gradient); whether the later passes hit in a cache is
+    the simulation's to find."""
+    if machine.compute.library == "cudnn":
+        return 1
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.input_passes(schedule, kernel)
+
+
 def balance211(count: int, threads: int) -> list[range]:
     """Contiguous shares of `count` items: the first `count % threads` threads get one more
     (MKL-DNN's balance211, and OpenMP's static schedule).

@@ -38,8 +38,6 @@ from bnsim.dataflow import (
     blocks_of,
     linear_boxes,
     memory_order_split,
-    ordered,
-    scaled,
 )
 from bnsim.graph.layer import Conv2d
 from bnsim.hw import Machine
@@ -76,6 +74,16 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine) -> WorkSplit:
     if kind in (OpKind.CONCAT_FWD, OpKind.CONCAT_BWD):
         return _concat(schedule, kernel, threads)
     return memory_order_split(kernel, threads, {"c": CHANNEL_BLOCK})
+
+
+def input_passes(schedule: Schedule, kernel: Kernel) -> int:
+    """Direct convolutions: one pass over the input per 16-channel block of the kernel's c axis."""
+    main = kernel.main_op()
+    layer = schedule.network.layer(main.layer)
+    direct = isinstance(layer, Conv2d) and not _pointwise_layer(layer)
+    if main.kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and direct:
+        return blocks_of(kernel.space[1].extent, CHANNEL_BLOCK)
+    return 1
 
 
 def store_kind(schedule: Schedule, kernel: Kernel, op_index: int) -> int:
@@ -127,26 +135,27 @@ def _pointwise(kernel: Kernel, threads: int) -> WorkSplit:
 
 
 def _direct(kernel: Kernel, threads: int, *, channel_outer: bool) -> WorkSplit:
-    """Direct driver: (image, 16-channel block, row) items, balance211 over threads."""
+    """Direct driver: (image, 16-channel block, row) items, balance211 over threads.
+
+    A box keeps to one channel block (and, in image-major order, one image): the driver loops
+    over all input channels for every output-channel block (`nb_oc_blocking` is 1 on AVX-512
+    FMA), so each block re-reads the image's input, which the next box's streams must show."""
     n, c, h = (axis.extent for axis in kernel.space)
     blocks = blocks_of(c, CHANNEL_BLOCK)
     order = ("c", "n", "h") if channel_outer else ("n", "c", "h")
     counts = {"n": n, "c": blocks, "h": h}
-    units = {"n": 1, "c": CHANNEL_BLOCK, "h": 1}
-    extents = {"n": n, "c": c, "h": h}
     boxes = []
     for share in balance211(n * blocks * h, threads):
-        found = linear_boxes([counts[a] for a in order], share.start, share.stop)
-        boxes.append(
-            tuple(
-                ordered(
-                    scaled(box, [units[a] for a in order], [extents[a] for a in order]),
-                    order,
-                    ("n", "c", "h"),
-                )
-                for box in found
-            )
-        )
+        thread: list[Box] = []
+        for found in linear_boxes([counts[a] for a in order], share.start, share.stop):
+            box = dict(zip(order, found, strict=True))
+            # block-major: one block's images together; image-major: each image's blocks in turn
+            images = [box["n"]] if channel_outer else [(i, i + 1) for i in range(*box["n"])]
+            for image in images:
+                for block in range(*box["c"]):
+                    channels = (block * CHANNEL_BLOCK, min((block + 1) * CHANNEL_BLOCK, c))
+                    thread.append((image, channels, box["h"]))
+        boxes.append(tuple(thread))
     return _with_passes(boxes)
 
 
