@@ -380,6 +380,8 @@ class Trace:
                 return lambda tile, region: {"n": region["c"]}
             if op.kind is OpKind.FC_BWD_DATA:  # the weight columns of the tile's inputs
                 return lambda tile, region: {"columns": region["c"]}
+            if op.kind is OpKind.CONV_BWD_DATA and len(tensor.shape) == 4:
+                return _input_channel_weights(self.schedule, op)
             return _everything
         if tensor.role is TensorRole.BN_STATISTICS:
             return _channels
@@ -439,6 +441,24 @@ def _restricted(rule: RegionRule | None, selection: Selection) -> RegionRule:
         return {**base, "samples": samples, "h": rows, "cols": selection.cols}  # type: ignore[dict-item]
 
     return narrowed
+
+
+def _input_channel_weights(schedule: Schedule, op: Op) -> RegionRule:
+    """Rule: the weights a backward-data tile of some input channels reads: those channels of
+    every filter (one group's filters, for a grouped convolution)."""
+    weights = schedule.tensor(op.reads[1]).shape
+    per_group_in = weights[1]
+    groups = schedule.tensor(op.writes[0]).shape[1] // per_group_in
+    per_group_out = weights[0] // groups
+
+    def slice_of(tile: Region, region: Region) -> Region:
+        c0, c1 = region["c"]
+        if groups == 1:
+            return {"c": (c0, c1)}
+        g0, g1 = c0 // per_group_in, (c1 - 1) // per_group_in + 1
+        return {"n": (g0 * per_group_out, g1 * per_group_out)}
+
+    return slice_of
 
 
 def _channels(tile: Region, region: Region) -> Region:

@@ -72,6 +72,19 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
     return onednn.store_kind(schedule, kernel, op_index)
 
 
+def store_kinds(schedule: Schedule, machine: Machine) -> list[int]:
+    """`store_kind` of every op of the schedule, kernel by kernel (one pass)."""
+    setting = machine.compute.nontemporal_stores
+    count = sum(len(kernel.ops) for kernel in schedule.kernels)
+    if setting != "library" or machine.compute.library == "cudnn":
+        return [store_kind(schedule, schedule.kernels[0], 0, machine)] * count if count else []
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return [
+        kind for kernel in schedule.kernels for kind in onednn.kernel_store_kinds(schedule, kernel)
+    ]
+
+
 def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
     """How many times the library's loop order reads the main op's input (1 for most kernels):
     MKL-DNN's direct convolutions read an image's whole input once per 16-channel block of their
@@ -82,6 +95,16 @@ def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.input_passes(schedule, kernel)
+
+
+def input_order_is_channel_outer(schedule: Schedule, kernel: Kernel, machine: Machine) -> bool:
+    """Whether the passes over a kernel's input run over the whole batch each (channel blocks
+    outermost) rather than image by image."""
+    if machine.compute.library == "cudnn":
+        return True
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.channel_outer(schedule, kernel)
 
 
 def balance211(count: int, threads: int) -> list[range]:

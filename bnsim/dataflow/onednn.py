@@ -58,11 +58,7 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine) -> WorkSplit:
     if kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and isinstance(layer, Conv2d):
         if layer.kernel == (1, 1) and layer.groups == 1:
             return _pointwise(kernel, threads)
-        first_touch = any(
-            op.placement is Placement.PROLOGUE and not op.attr("per_load") for op in kernel.ops
-        )
-        small = max(kernel.space[2].extent, _width(schedule, kernel)) <= SMALL_SPATIAL
-        return _direct(kernel, threads, channel_outer=small and not first_touch)
+        return _direct(kernel, threads, channel_outer=channel_outer(schedule, kernel))
     if kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT):
         pointwise = _pointwise_layer(layer)
         weights = POINTWISE_COST_WEIGHTS if pointwise else DIRECT_COST_WEIGHTS
@@ -76,14 +72,40 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine) -> WorkSplit:
     return memory_order_split(kernel, threads, {"c": CHANNEL_BLOCK})
 
 
+def channel_outer(schedule: Schedule, kernel: Kernel) -> bool:
+    """`loop_cgn` (channel blocks outermost) when both spatial dimensions are at most 14, unless
+    the kernel normalizes its input on first touch (the BNFF fork forces `loop_gnc`)."""
+    first_touch = any(
+        op.placement is Placement.PROLOGUE and not op.attr("per_load") for op in kernel.ops
+    )
+    small = max(kernel.space[2].extent, _width(schedule, kernel)) <= SMALL_SPATIAL
+    return small and not first_touch
+
+
 def input_passes(schedule: Schedule, kernel: Kernel) -> int:
     """Direct convolutions: one pass over the input per 16-channel block of the kernel's c axis."""
-    main = kernel.main_op()
+    ops = kernel.ops
+    main = ops[0] if len(ops) == 1 else kernel.main_op()
+    if main.kind not in _CONV_DATA:
+        return 1
     layer = schedule.network.layer(main.layer)
-    direct = isinstance(layer, Conv2d) and not _pointwise_layer(layer)
-    if main.kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and direct:
+    if isinstance(layer, Conv2d) and not _pointwise_layer(layer):
         return blocks_of(kernel.space[1].extent, CHANNEL_BLOCK)
     return 1
+
+
+def kernel_store_kinds(schedule: Schedule, kernel: Kernel) -> list[int]:
+    """`store_kind` of each op of `kernel`."""
+    main = kernel.main_op()
+    if main.kind in _STREAMING_MAIN:
+        return [STREAM] * len(kernel.ops)
+    if main.kind in _CONV_DATA and _pointwise_layer(schedule.network.layer(main.layer)):
+        return [FETCH if op.placement is Placement.PROLOGUE else STREAM for op in kernel.ops]
+    return [FETCH] * len(kernel.ops)
+
+
+_STREAMING_MAIN = frozenset((OpKind.BN_APPLY, OpKind.BN_GRAD_APPLY))
+_CONV_DATA = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA))
 
 
 def store_kind(schedule: Schedule, kernel: Kernel, op_index: int) -> int:
