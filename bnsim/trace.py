@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from bnsim._tiles import CHANNEL_BLOCK, Layout, Stream, runs, thread_boxes
-from bnsim.dataflow import WorkSplit, split_work, store_kind
+from bnsim.dataflow import WorkSplit, kernel_store_kinds, split_work
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, footprint_rule, prologue_operand
 from bnsim.graph import TensorShape
@@ -295,6 +295,7 @@ class Trace:
         fused = len(kernel.ops) > 1
         produced: set[str] = set()  # written by an earlier op of the tile: still in registers/L1
         prologue_operands: set[int] = set()
+        stores = kernel_store_kinds(self.schedule, kernel, self.machine)
         plan = []
         for op_index, op in enumerate(kernel.ops):
             operand = (
@@ -311,7 +312,7 @@ class Trace:
                 source = self.source(index, op_index, name)
                 per_pass = op is main and position == 1 and main.kind in _WEIGHT_PASS_KINDS
                 accesses.append(_Access(rule, self._info[name], READ, source, per_pass))
-            store = store_kind(self.schedule, kernel, op_index, self.machine)
+            store = stores[op_index]
             for name in op.writes:
                 produced.add(name)
                 if tensors[name].transient or name in op.reduces:

@@ -49,13 +49,38 @@ def split_work(
     GPU's element-wise kernels): consecutive blocks are grouped into waves of about that many bytes
     per core, the finest grain bnsim simulates; it is a simulation parameter, not the library's.
     """
+    # a split follows from the network, the kernel and the machine alone, and most kernels recur
+    # in every scheme's schedule: splits are remembered across schedules
+    network = schedule.network
+    # networks hash their layers (slow): they are told apart by identity, and kept alive with
+    # their splits so that an identity is never reused while remembered
+    remembered = _SPLITS.get(id(network))
+    if remembered is None or remembered[0] is not network:
+        if len(_SPLITS) >= MAX_REMEMBERED_NETWORKS:
+            _SPLITS.clear()
+        remembered = _SPLITS[id(network)] = (network, {})
+    splits = remembered[1]
+    key = (kernel, machine, wave_bytes)
+    known = splits.get(key)
+    if known is not None:
+        return known
     if machine.compute.library == "cudnn":
         from bnsim.dataflow import cudnn  # noqa: PLC0415 (one library per machine)
 
-        return cudnn.split(schedule, kernel, machine, wave_bytes)
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+        work = cudnn.split(schedule, kernel, machine, wave_bytes)
+    else:
+        from bnsim.dataflow import onednn  # noqa: PLC0415
 
-    return onednn.split(schedule, kernel, machine)
+        work = onednn.split(schedule, kernel, machine)
+    if len(splits) >= MAX_REMEMBERED_SPLITS:
+        splits.clear()
+    splits[key] = work
+    return work
+
+
+MAX_REMEMBERED_NETWORKS = 16
+MAX_REMEMBERED_SPLITS = 20_000  # per network: a few machines' worth of one network's kernels
+_SPLITS: dict[int, tuple[object, dict[tuple[object, ...], WorkSplit]]] = {}
 
 
 def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machine) -> int:
@@ -70,6 +95,15 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.store_kind(schedule, kernel, op_index)
+
+
+def kernel_store_kinds(schedule: Schedule, kernel: Kernel, machine: Machine) -> list[int]:
+    """`store_kind` of each op of `kernel`."""
+    if machine.compute.nontemporal_stores != "library" or machine.compute.library == "cudnn":
+        return [store_kind(schedule, kernel, 0, machine)] * len(kernel.ops)
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.kernel_store_kinds(schedule, kernel)
 
 
 def store_kinds(schedule: Schedule, machine: Machine) -> list[int]:
