@@ -98,10 +98,29 @@ def simulate(
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
+    _check_scale(machine)
     with frozen_heap():
         if options.fidelity == "analytic":
             return simulate_analytic(schedule, machine, options)
         return _simulate_tiles(schedule, machine, options, compiled, timeline, on_kernel)
+
+
+# the most cores and DRAM channels a simulation keeps state for (per-core caches and lists,
+# per-channel queues): far beyond any real chip, far below what exhausts this computer's memory
+MAX_CORES = 65_536
+MAX_CHANNELS = 65_536
+
+
+def _check_scale(machine: Machine) -> None:
+    """Raise InfeasibleError for a machine too large to hold in memory while simulating it."""
+    for what, count, limit in (
+        ("cores", machine.cores.count, MAX_CORES),
+        ("DRAM channels", machine.dram.channels, MAX_CHANNELS),
+    ):
+        if count > limit:
+            raise InfeasibleError(
+                f"{machine.name} has {count:,} {what}; bnsim simulates at most {limit:,}"
+            )
 
 
 def _simulate_tiles(

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnsim._tiles import stream_ranges
-from bnsim.errors import SimulationError
+from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.graph import build_network
 from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
 from bnsim.graph.zoo import build_model
@@ -425,3 +425,14 @@ def test_the_kernel_loop_orders_steps_as_simpy_processes_per_core(
         runs[scheme] = (fast, reference)
     for fast, reference in runs.values():
         assert fast == reference
+
+
+@pytest.mark.parametrize("override", ["cores.count=2000000000", "dram.channels=1000000"])
+def test_a_machine_too_large_to_hold_in_memory_is_refused(override: str) -> None:
+    """Per-core caches and per-channel queues would exhaust memory: refused up front (a fuzzed
+    machine of 2e9 cores once took the test process to 24 GB)."""
+    machine = load_machine(REPO / "hwconfigs" / "tiny.yaml", [override])
+    schedule = build_schedule(build_model("tiny_cnn", batch=2), "baseline")
+    for fidelity in ("fast", "analytic"):
+        with pytest.raises(InfeasibleError, match="bnsim simulates at most 65,536"):
+            simulate(schedule, machine, SimOptions(fidelity=fidelity))  # type: ignore[arg-type]
