@@ -386,6 +386,7 @@ def _sweep(args: argparse.Namespace) -> int:
             image=args.image,
             fidelity=args.fidelity,
             tiles_per_core=args.tiles_per_core,
+            step_bytes=args.step,
         )
     if args.plot and not sweep.grid:
         raise ConfigError("--plot draws against the first --grid key; this sweep has no grid")
@@ -1033,6 +1034,9 @@ def _add_sweep(commands: Any) -> None:
         "--fidelity", choices=["fast", "line", "analytic"], default="fast", help="default fast"
     )
     sweep.add_argument("--tiles-per-core", type=_positive_int, default=1, help="default 1")
+    sweep.add_argument(
+        "--step", type=_size, metavar="SIZE", help="the most bytes one step issues (default 512KiB)"
+    )
     sweep.add_argument("--out", required=True, metavar="DIR", help="the sweep's folder (its store)")
     sweep.add_argument(
         "--jobs", type=_positive_int, help="processes (local) or workers (Dask); default: CPUs"

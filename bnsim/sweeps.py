@@ -73,6 +73,7 @@ class Sweep:
     image: int | None = None
     fidelity: str = "fast"
     tiles_per_core: int = 1
+    step_bytes: int | None = None  # None: the default step (bnsim.trace.DEFAULT_STEP_BYTES)
 
 
 def grid_values(key: str, text: str) -> tuple[str, ...]:
@@ -178,6 +179,7 @@ class _SweepFile(BaseModel):
     image: int | None = Field(default=None, gt=0)
     fidelity: Literal["fast", "line", "analytic"] = "fast"
     tiles_per_core: int = Field(default=1, gt=0)
+    step: str | int | None = Field(default=None, description="the most bytes one step issues")
 
     @field_validator("workloads", "schemes", "set", mode="before")
     @classmethod
@@ -187,7 +189,7 @@ class _SweepFile(BaseModel):
 
 def load_sweep_file(path: str | Path) -> Sweep:
     """A Sweep from a YAML file (keys: hw, workloads, schemes, grid, set, batch, image, fidelity,
-    tiles_per_core); paths in it are relative to the file.
+    tiles_per_core, step); paths in it are relative to the file.
 
     Raises:
         ConfigError: naming the file and the bad key.
@@ -224,7 +226,15 @@ def load_sweep_file(path: str | Path) -> Sweep:
         image=parsed.image,
         fidelity=parsed.fidelity,
         tiles_per_core=parsed.tiles_per_core,
+        step_bytes=None if parsed.step is None else _step_bytes(path, parsed.step),
     )
+
+
+def _step_bytes(path: Path, text: str | int) -> int:
+    try:
+        return units.parse_bytes(text)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: step: {err}") from None
 
 
 # --- planning ------------------------------------------------------------------------------------
@@ -257,7 +267,11 @@ def plan(sweep: Sweep) -> list[Task]:
     machines: dict[tuple[str, ...], Machine] = {}
     networks: dict[tuple[str, int | None, int | None], Network] = {}
     documents: dict[int, str] = {}  # id(network) → its canonical JSON
-    options = SimOptions(fidelity=sweep.fidelity, tiles_per_core=sweep.tiles_per_core)
+    options = SimOptions(
+        fidelity=sweep.fidelity,
+        tiles_per_core=sweep.tiles_per_core,
+        step_bytes=sweep.step_bytes,
+    )
     tasks: list[Task] = []
     keys = [key for key, _ in sweep.grid]
     for combination in itertools.product(*(values for _, values in sweep.grid)):
@@ -321,6 +335,7 @@ def _digest(machine: Machine, network_json: str, scheme: str, options: SimOption
         "scheme": scheme,
         "fidelity": options.fidelity,
         "tiles_per_core": options.tiles_per_core,
+        "step_bytes": options.step(),
         "bnsim": __version__,
     }
     return hashlib.sha256(_canonical(inputs).encode()).hexdigest()[:32]

@@ -203,6 +203,21 @@ def test_a_sweep_file_gives_the_same_tasks_as_flags(tmp_path: Path) -> None:
     sweep_file.write_text(f"hw: {TINY}\nworkloads: [tiny_cnn]\ngird: {{batch: [2]}}\n")
     with pytest.raises(ConfigError, match=r"sweep\.yaml: .*gird.*did you mean 'grid'"):
         load_sweep_file(sweep_file)
+    sweep_file.write_text(f"hw: {TINY}\nworkloads: [tiny_cnn]\nstep: 64\n")
+    with pytest.raises(ConfigError, match=r"sweep\.yaml: step: .*has no unit"):
+        load_sweep_file(sweep_file)
+
+
+def test_the_step_is_part_of_a_points_identity(tmp_path: Path) -> None:
+    """A point simulated with another step is another point (never a stored result reused)."""
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(f"hw: {TINY}\nworkloads: [tiny_cnn]\nstep: 128KiB\n")
+    stepped = plan(load_sweep_file(sweep_file))
+    assert stepped[0].options.step_bytes == 128 << 10
+    assert [t.key for t in stepped] != [t.key for t in plan(tiny_sweep(grid=()))]
+    assert [t.key for t in plan(tiny_sweep(grid=(), step_bytes=512 << 10))] == [
+        t.key for t in plan(tiny_sweep(grid=()))
+    ]
 
 
 def test_stored_points_group_the_other_grid_values(tmp_path: Path) -> None:
