@@ -45,3 +45,21 @@ def test_finer_steps_change_no_result_beyond_two_percent(model: str) -> None:
             assert fine.cycles == pytest.approx(coarse.cycles, rel=0.02), coarse.scheme
         speedup = default[0].cycles / default[1].cycles
         assert finer[0].cycles / finer[1].cycles == pytest.approx(speedup, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("model", "batch", "image", "machine"),
+    [("densenet121", 4, 64, "cmp16"), ("resnet50", 8, 64, "cmp16"), ("resnet50", 2, 64, "v100")],
+)
+def test_finer_steps_move_dram_bytes_by_under_two_percent_on_small_networks(
+    model: str, batch: int, image: int, machine: str
+) -> None:
+    """On small networks the DRAM bytes converge too; the cycles do not yet (see the test above)."""
+    network = build_model(model, batch=batch, image=image)
+    schedules = [build_schedule(network, scheme) for scheme in ("baseline", "bnff", "recompute")]
+    default = [simulate(schedule, MACHINES[machine]) for schedule in schedules]
+    for options in FINER:
+        for schedule, coarse in zip(schedules, default, strict=True):
+            fine = simulate(schedule, MACHINES[machine], options)
+            assert fine.num_events > coarse.num_events
+            assert _total(fine) == pytest.approx(_total(coarse), rel=0.02), coarse.scheme
