@@ -222,7 +222,7 @@ def _store_setting(value: object) -> object:
 
 
 class ComputeConfig(_Config):
-    """Compute throughput of the kernel library on this machine (METHODS.md §4)."""
+    """Compute throughput and kernel library of this machine (docs/hardware.md)."""
 
     source: str = Field(min_length=1, description="where the rates come from (free text, required)")
     conv_efficiency: Fraction = Field(
@@ -233,7 +233,7 @@ class ComputeConfig(_Config):
     )
     fused_conv_factor: Fraction = Field(
         description="multiplier on conv_efficiency for conv kernels carrying fused BN/ReLU work "
-        "(registers given to BN operands; METHODS.md §2.3)"
+        "(registers given to BN operands; docs/schemes.md, bnff)"
     )
     cycles_per_element: ElementwiseCosts = Field(description="per-core costs of element-wise ops")
     layout: Literal["nChw16c", "nchw"] = Field(

@@ -130,5 +130,5 @@ def _run(
 
 
 def point_document(point: Point, runs: Sequence[RunResult], version: str) -> dict[str, Any]:
-    """The result document (ARCHITECTURE.md §5) of a simulated point."""
+    """The result document (docs/results.md) of a simulated point."""
     return result_document(point.machine.to_dict(), point.workload_dict(), runs, version)

@@ -3,7 +3,7 @@
 A RunResult holds one scheme's totals, one row of attributed traffic per (kernel, op, tensor)
 source, one row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer
 kind, by tensor role, ...) are sums over the traffic rows, so they always add up to the totals.
-`to_dict` writes the document of ARCHITECTURE.md §5. A Timeline holds what happened when (filled by
+`to_dict` writes the document of docs/results.md. A Timeline holds what happened when (filled by
 the simulator on request; bnsim.report.timeline exports it). Imports nothing from bnsim.
 """
 
@@ -164,7 +164,7 @@ class RunResult(_PicklesAsValues):
         ]
 
     def to_dict(self, *, details: bool = True) -> dict[str, Any]:
-        """The run's entry of the result document (ARCHITECTURE.md §5), plus detail rows: one per
+        """The run's entry of the result document (docs/results.md), plus detail rows: one per
         kernel and one per traffic source (`details=False` leaves those two lists out)."""
         document: dict[str, Any] = {
             "scheme": self.scheme,

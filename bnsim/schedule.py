@@ -258,23 +258,6 @@ class Schedule:
         ]
         return (touching[0], touching[-1]) if touching else None
 
-    def signature(self) -> tuple[Any, ...]:
-        """The structure of the schedule, without sizes: per kernel its name, phase and every op's
-        kind, placement, layer, operands and attributes. Two schedules with one signature run the
-        same kernels with the same fusion on networks that differ only in width, batch and image."""
-        return tuple(
-            (
-                kernel.name,
-                kernel.phase,
-                tuple(axis.name for axis in kernel.space),
-                tuple(
-                    (op.kind, op.placement, op.layer, op.reads, op.writes, op.reduces, op.attrs)
-                    for op in kernel.ops
-                ),
-            )
-            for kernel in self.kernels
-        )
-
     def kernels_of(self, layer: str) -> Iterator[Kernel]:
         """Kernels that do work of `layer`."""
         return (kernel for kernel in self.kernels if layer in kernel.layers())

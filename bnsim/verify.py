@@ -319,6 +319,24 @@ def check_schedule_against_reference(
     )
 
 
+def schedule_structure(schedule: Schedule) -> tuple[Any, ...]:
+    """The structure of a schedule, without sizes: per kernel its name, phase, axes and every
+    op's kind, placement, layer, operands and attributes (the verified schedule has the timed
+    one's)."""
+    return tuple(
+        (
+            kernel.name,
+            kernel.phase,
+            tuple(axis.name for axis in kernel.space),
+            tuple(
+                (op.kind, op.placement, op.layer, op.reads, op.writes, op.reduces, op.attrs)
+                for op in kernel.ops
+            ),
+        )
+        for kernel in schedule.kernels
+    )
+
+
 def scaled_spec(spec: SchemeSpec, width_divisor: int) -> SchemeSpec:
     """`spec` for a network whose channels are divided by `width_divisor`: a width limit divides
     too, so that the down-scaled network fuses exactly the layers the full one does."""

@@ -1,4 +1,4 @@
-"""baseline: every layer its own kernel(s), as Caffe + MKL-DNN run it (METHODS.md §2.1).
+"""baseline: every layer its own kernel(s), as Caffe + MKL-DNN run it (docs/schemes.md).
 
 Options: `bn_stats_passes` (2: a mean pass then a variance pass; 1: Σx and Σx² in one pass) and
 `fuse_bn_relu` (normalize + ReLU in one kernel, and ReLU-backward + the BN backward reductions in

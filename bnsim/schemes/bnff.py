@@ -1,6 +1,6 @@
 """bnff: BN Fission-n-Fusion (Jung et al., SysML 2019), and the fusion rules recompute shares.
 
-For each BN (METHODS.md §2.3): - forward: Σx, Σx² in the producer conv's epilogue (a separate
+For each BN (docs/schemes.md, bnff): - forward: Σx, Σx² in the producer conv's epilogue (a separate
 one-pass kernel when the input is not one conv's output: concatenation, pool); normalize + ReLU in
 the consumer conv's prologue, which stores z once; when no conv consumes the output, normalize (+
 add) + ReLU as one element-wise kernel. - backward, mirrored: ReLU-backward and the BN reductions in

@@ -1,4 +1,4 @@
-"""fission: BN split into a statistics kernel and an apply kernel, nothing fused (METHODS.md §2.2).
+"""fission: BN split into a statistics kernel and an apply kernel, nothing fused (docs/schemes.md).
 
 The control experiment for bnff: the same sub-layers bnff fuses, each run as its own kernel.
 Forward: `bn_stats` (Σx and Σx² in one pass) then `bn_apply`; backward: `bn_grad_reduce` then

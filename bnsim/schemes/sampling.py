@@ -1,4 +1,4 @@
-"""sampling: BN statistics estimated from a few data (Chen et al., TNNLS 2020; METHODS.md §2.5).
+"""sampling: BN statistics estimated from a few data (Chen et al., TNNLS 2020; docs/schemes.md).
 
 Applied on top of another scheme (`sampling` alone is `baseline+sampling`). Batch and feature
 sampling make every statistics op read only the selected elements (bnsim.sampling); the backward

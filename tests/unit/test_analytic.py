@@ -89,8 +89,8 @@ whole_tensor_streams = st.tuples(
 @settings(max_examples=300, deadline=None)
 @given(whole_tensor_streams)
 def test_fully_associative_caches_equal_the_stack_model_on_whole_tensor_streams(case) -> None:
-    """ARCHITECTURE.md §6: on streams of whole tensors, range and line LRU caches and the stack
-    distance model agree exactly on DRAM reads (with write-allocate fills) and write-backs."""
+    """docs/model.md (Fidelity): on streams of whole tensors, range and line LRU caches and the
+    stack distance model agree exactly on DRAM reads (with write-allocate fills) and write-backs."""
     sizes, sequence, capacity_lines = case
     bases = [sum(sizes[:i]) * LINE for i in range(len(sizes))]
     accesses = []

@@ -1,4 +1,4 @@
-"""ARCHITECTURE.md §2's one-way data flow, enforced: who may import whom, print or exit."""
+"""docs/architecture.md's one-way data flow, enforced: who may import whom, print or exit."""
 
 from __future__ import annotations
 

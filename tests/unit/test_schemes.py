@@ -1,6 +1,6 @@
 """Schemes on the canonical group CONV_a → BN → ReLU → CONV_b: exact pass counts, kernels and FLOPs.
 
-The pass counts are METHODS.md §2's ground truth: reads and writes of the BN-sized tensors x (BN
+The pass counts are docs/schemes.md's ground truth: reads and writes of the BN-sized tensors x (BN
 input), y (BN output), z (ReLU output), g (dL/dz), dy (dL/dy), dx (dL/dx), counted once per kernel
 that streams them from memory, excluding CONV_a's own write of x and its reads of dx (the same in
 every scheme) and the weight-gradient kernels.
@@ -92,7 +92,7 @@ def passes(schedule: Schedule, forward: bool) -> tuple[Fraction, Fraction]:
 @pytest.mark.parametrize(
     ("scheme", "forward", "backward"),
     [
-        ("baseline", (5, 2), (6, 3)),  # METHODS.md §2.1
+        ("baseline", (5, 2), (6, 3)),  # docs/schemes.md, baseline
         ("baseline:bn_stats_passes=1", (4, 2), (6, 3)),
         ("baseline:fuse_bn_relu=true", (4, 1), (5, 3)),
         ("fission", (4, 2), (6, 3)),  # §2.2: traffic barely changes
