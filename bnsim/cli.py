@@ -225,7 +225,7 @@ def describe_machine(machine: Machine) -> str:
 
 
 def _hw_keys(args: argparse.Namespace) -> int:
-    from bnsim.hw import describe_keys
+    from bnsim.hwkeys import describe_keys
 
     header = ["key", "type", "unit", "required", "meaning"]
     rows = [

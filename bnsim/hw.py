@@ -10,7 +10,8 @@ pydantic and yaml.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import copy
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -377,7 +378,7 @@ def apply_overrides(
     Raises:
         ConfigError: an override descends into a value that is not a mapping.
     """
-    merged = _deep_copy(raw)
+    merged = copy.deepcopy(dict(raw))
     paths = []
     for text in overrides:
         path, value = parse_override(text)
@@ -391,58 +392,3 @@ def apply_overrides(
         node[path[-1]] = value
         paths.append(path)
     return merged, paths
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _deep_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(item) for item in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class KeyDoc:
-    """One documented config key."""
-
-    path: str
-    type_name: str
-    unit: str
-    required: bool
-    default: str
-    description: str
-
-
-def describe_keys(
-    model: type[BaseModel] = Machine, prefix: str = "", *, section_required: bool = True
-) -> Iterator[KeyDoc]:
-    """Every key path of the hardware config, in file order, with its type, unit and meaning."""
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{field.alias or name}"
-        nested = _nested_model(field.annotation)
-        if nested is not None:
-            required = section_required and field.is_required()
-            yield from describe_keys(nested, f"{key}.", section_required=required)
-            continue
-        unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
-        annotation = field.annotation
-        type_name = getattr(annotation, "__name__", str(annotation))
-        if getattr(annotation, "__origin__", None) is Literal:
-            type_name = " | ".join(str(arg) for arg in getattr(annotation, "__args__", ()))
-        default = "" if field.is_required() else repr(field.default)
-        yield KeyDoc(
-            path=key,
-            type_name=type_name,
-            unit=unit.name if unit else "",
-            required=section_required and field.is_required(),
-            default=default,
-            description=field.description or "",
-        )
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = (annotation, *getattr(annotation, "__args__", ()))
-    for candidate in candidates:
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from bnsim.errors import ConfigError
-from bnsim.hw import Machine, describe_keys, load_machine, machine_from_dict, parse_override
+from bnsim.hw import Machine, load_machine, machine_from_dict, parse_override
+from bnsim.hwkeys import describe_keys
 
 HWCONFIGS = sorted((Path(__file__).resolve().parents[2] / "hwconfigs").glob("*.yaml"))
 

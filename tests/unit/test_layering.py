@@ -15,6 +15,7 @@ ALLOWED = {
     "bnsim.units": {"bnsim.errors"},
     "bnsim.datafile": {"bnsim.errors"},
     "bnsim.hw": {"bnsim.errors", "bnsim.units", "bnsim.datafile"},
+    "bnsim.hwkeys": {"bnsim.hw"},
     "bnsim.graph": {"bnsim.errors", "bnsim.units", "bnsim.datafile", "bnsim.graph"},
     "bnsim.schedule": {"bnsim.errors", "bnsim.graph"},
     "bnsim.footprint": {"bnsim.schedule", "bnsim.graph"},
@@ -110,6 +111,7 @@ ALLOWED = {
 }
 THIRD_PARTY = {
     "bnsim.hw": {"yaml", "pydantic"},
+    "bnsim.hwkeys": {"pydantic"},
     "bnsim.datafile": {"yaml", "pydantic"},
     "bnsim.graph": {"yaml", "pydantic", "networkx"},
     "bnsim.sampling": {"numpy"},

@@ -1,0 +1,62 @@
+"""Every key path of the hardware config, with its type, unit and meaning.
+
+What `bnsim hw keys` prints and docs/hardware.md lists (a test keeps the two equal), read from the
+field declarations of bnsim.hw. Imports bnsim.hw; pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from bnsim.hw import Machine, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDoc:
+    """One documented config key."""
+
+    path: str
+    type_name: str
+    unit: str
+    required: bool
+    default: str
+    description: str
+
+
+def describe_keys(
+    model: type[BaseModel] = Machine, prefix: str = "", *, section_required: bool = True
+) -> Iterator[KeyDoc]:
+    """Every key path of the hardware config, in file order, with its type, unit and meaning."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{field.alias or name}"
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            required = section_required and field.is_required()
+            yield from describe_keys(nested, f"{key}.", section_required=required)
+            continue
+        unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
+        annotation = field.annotation
+        type_name = getattr(annotation, "__name__", str(annotation))
+        if getattr(annotation, "__origin__", None) is Literal:
+            type_name = " | ".join(str(arg) for arg in getattr(annotation, "__args__", ()))
+        default = "" if field.is_required() else repr(field.default)
+        yield KeyDoc(
+            path=key,
+            type_name=type_name,
+            unit=unit.name if unit else "",
+            required=section_required and field.is_required(),
+            default=default,
+            description=field.description or "",
+        )
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = (annotation, *getattr(annotation, "__args__", ()))
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
