@@ -132,6 +132,7 @@ STDLIB_OK = {
     "collections",
     "concurrent",
     "contextlib",
+    "copy",
     "csv",
     "dataclasses",
     "difflib",
