@@ -5,14 +5,14 @@ cimport cython
 ctypedef long long i64
 
 @cython.locals(
-    index=i64, outer=i64, inner=i64, offset=i64, taken=i64, count=i64, first=i64, length=i64,
+    index=i64, outer=i64, inner=i64, offset=i64, taken=i64, first=i64, length=i64,
     inner_count=i64, inner_stride=i64, outer_count=i64, outer_stride=i64, start=i64, low=i64,
     high=i64, stop=i64,
 )
 cpdef stream_ranges(tuple stream, list cursor, i64 target, i64 line, list out)
 
 @cython.locals(total=i64)
-cdef _add_stream(list streams, list blocks, object kind, object source, i64 repeat)
+cdef _add_stream(list streams, list blocks, object kind, object source)
 
 @cython.locals(start=i64, stop=i64, low=i64, high=i64, row_bytes=i64)
 cdef _append_blocks(list out, tuple layout, dict region)

@@ -7,10 +7,9 @@ here: what each op reads and writes is decided once per kernel, in bnsim.trace. 
 from bnsim.
 
 A thread walks its boxes (work items) in order. Each box's accesses are streams: per tensor an op
-touches, the byte ranges of its region in address order, read `passes` times where the library
-re-reads an operand once per inner work item. A box is simulated in steps: step k of S issues the
-k-th S-th of every stream (cut at line boundaries), so that all of a box's streams advance together
-over its duration, as the loops of the real kernel interleave them.
+touches, the byte ranges of its region in address order. A box is simulated in steps: step k of S
+issues the k-th S-th of every stream (cut at line boundaries), so that all of a box's streams
+advance together over its duration, as the loops of the real kernel interleave them.
 """
 
 from __future__ import annotations
@@ -27,13 +26,12 @@ Layout = tuple[int, int, tuple[int, ...], bool]  # base address, element bytes, 
 Range = tuple[int, int, int, int]
 # runs at first + outer·outer stride + inner·inner stride, of one length, inner index fastest
 Block = tuple[int, int, int, int, int, int]
-Stream = tuple[int, int, int, tuple[Block, ...], int]  # kind, source, passes, blocks, bytes
+Stream = tuple[int, int, tuple[Block, ...], int]  # kind, source, blocks, bytes
 Box4 = tuple[int, int, int, int, int, int]  # n0, n1, c0, c1, h0, h1 of a 4-D tensor region
 
 
 def thread_boxes(
     boxes: Sequence[tuple[tuple[int, int], ...]],
-    passes: Sequence[int],
     names: Sequence[str],
     volume: int,
     plan: Sequence[Any],
@@ -50,7 +48,7 @@ def thread_boxes(
     the main-op operand it produces if it is a prologue op, the shape of its first input, its
     elements per load if its work follows the footprint (recomputed on every load), its accesses,
     each a tuple (region rule (tile, op region) → tensor region or None for the op's region, the
-    tensor's layout, access kind, source id, read once per pass), and for the main op the stored
+    tensor's layout, access kind, source id), and for the main op the stored
     prologue outputs it re-reads where an earlier box of the thread produced them, each a tuple
     (operand, layout, source id). `footprint(tile, operand)` is the region of a main-op operand
     that a tile reads. A prologue that is not recomputed on every load works on the part of the
@@ -59,7 +57,7 @@ def thread_boxes(
     more than `step_bytes`.
     """
     touched: dict[int, list[Box4]] = {}  # per operand: disjoint boxes the thread touched already
-    for box, box_passes in zip(boxes, passes, strict=True):
+    for box in boxes:
         tile = dict(zip(names, box, strict=True))
         elements = 1
         for start, stop in box:
@@ -88,34 +86,32 @@ def thread_boxes(
                 work = sum(region_volume(region, shape) for region in regions) / whole
             cycles += step_cycles * work
             flops += step_flops * work
-            for rule, layout, kind, source, per_pass in accesses:
+            for rule, layout, kind, source in accesses:
                 blocks: list[Block] = []
                 for region in regions:
                     _append_blocks(blocks, layout, region if rule is None else rule(tile, region))
-                _add_stream(streams, blocks, kind, source, box_passes if per_pass else 1)
+                _add_stream(streams, blocks, kind, source)
             for reread_operand, layout, source in rereads:
                 seen = firsts.get(reread_operand)
                 if seen is not None:
                     blocks = []
                     for region in seen[1]:
                         _append_blocks(blocks, layout, region)
-                    _add_stream(streams, blocks, 0, source, 1)
+                    _add_stream(streams, blocks, 0, source)
         total = 0
         for stream in streams:
-            total += stream[4]
+            total += stream[3]
         steps = max(min_steps, -(-total // step_bytes), 1)
         out.append(make_box(cycles, round(flops), steps, tuple(streams)))
 
 
-def _add_stream(
-    streams: list[Stream], blocks: list[Block], kind: int, source: int, repeat: int
-) -> None:
+def _add_stream(streams: list[Stream], blocks: list[Block], kind: int, source: int) -> None:
     total = 0
     for block in blocks:
         total += block[1] * block[2] * block[4]
     if total:
         blocks = [block for block in blocks if block[1] * block[2] * block[4]]
-        streams.append((kind, source, repeat, tuple(blocks), total * repeat))
+        streams.append((kind, source, tuple(blocks), total))
 
 
 def stream_ranges(
@@ -125,15 +121,12 @@ def stream_ranges(
     source) ranges passed over to `out`; a cut inside a run moves up to a line boundary.
 
     The cursor is [block index, outer index, inner index, offset in the run, bytes taken]; it
-    starts at zeros, and a stream of several passes wraps around to its first block. The compiled
-    memory model (FastMemorySystem.run_kernel) cuts streams the same way.
+    starts at zeros. The compiled memory model (FastMemorySystem.run_kernel) cuts streams the same
+    way.
     """
-    kind, source, _, blocks, _ = stream
+    kind, source, blocks, _ = stream
     index, outer, inner, offset, taken = cursor
-    count = len(blocks)
     while taken < target:
-        if index == count:  # the next pass
-            index = 0
         first, length, inner_count, inner_stride, outer_count, outer_stride = blocks[index]
         start = first + outer * outer_stride + inner * inner_stride
         low = start + offset

@@ -270,11 +270,10 @@ class Trace:
         work = self.work(index)
         found: list[BoxWork] = []
         chunks = []
-        for boxes, passes in zip(work.threads, work.passes, strict=True):
+        for boxes in work.threads:
             first = len(found)
             thread_boxes(
                 boxes,
-                passes,
                 names,
                 volume,
                 plan,
@@ -310,8 +309,7 @@ class Trace:
                 if sampled and position == 0:  # only the sampled elements are read
                     rule = _restricted(rule, self._selection(op))
                 source = self.source(index, op_index, name)
-                per_pass = op is main and position == 1 and main.kind in _WEIGHT_PASS_KINDS
-                accesses.append(_Access(rule, self._info[name], READ, source, per_pass))
+                accesses.append(_Access(rule, self._info[name], READ, source))
             store = stores[op_index]
             for name in op.writes:
                 produced.add(name)
@@ -319,7 +317,7 @@ class Trace:
                     continue  # reduced tensors are written once, after the kernel's tiles
                 source = self.source(index, op_index, name)
                 rule = self._write_region(op, name)
-                accesses.append(_Access(rule, self._info[name], store, source, False))
+                accesses.append(_Access(rule, self._info[name], store, source))
             shape = tensors[op.reads[0]].shape
             per_load = bool(op.attr("per_load")) and operand is not None
             rereads: tuple[tuple[int, Layout, int], ...] = ()
@@ -477,7 +475,6 @@ class _Access(NamedTuple):
     layout: Layout
     kind: int  # READ, or how a store reaches memory (bnsim.dataflow: FETCH, STREAM, ALLOCATE)
     source: int
-    per_pass: bool  # read again for every inner work item of a box (WorkSplit.passes)
 
 
 class _Step(NamedTuple):
@@ -532,8 +529,6 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
 }
 
 _WEIGHT_GRADIENT_KINDS = frozenset((OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT))
-# main ops whose weights (operand 1) the library reads once per inner work item
-_WEIGHT_PASS_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA))
 # sets built once: looking an enum member up on its class costs as much as the rest of a call
 _CONV_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT))
 _POOL_BWD = OpKind.POOL_BWD

@@ -2,13 +2,13 @@
 thread walks its share.
 
 `split_work(schedule, kernel, machine)` returns a WorkSplit: per core (a CPU thread, a GPU SM) the
-boxes of the kernel's iteration space it runs, in the order it runs them, and per box how many
-inner work items it holds (the library re-reads an operand once per item where its blocking says
-so). The split is the library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as
-the BNFF kernels ran them (bnsim.dataflow.onednn), `cudnn` follows the implicit-GEMM tiling and
-rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both interpreters read the
-same split: the simulator times its boxes, the NumPy executor runs them. docs/model.md cites the
-sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
+boxes of the kernel's iteration space it runs, in the order it runs them. The split is the
+library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as the BNFF kernels ran
+them (bnsim.dataflow.onednn), `cudnn` follows the implicit-GEMM tiling and rasterization of
+NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both interpreters read the same split: the
+simulator times its boxes, the NumPy executor runs them. The library also decides how stores reach
+memory (`store_kind`) and how often a kernel's loop order reads its input (`input_passes`).
+docs/model.md cites the sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ ALLOCATE = 3  # a store that allocates its line without reading it (a GPU's sect
 
 @dataclass(frozen=True, slots=True)
 class WorkSplit:
-    """One kernel's work: per core, its boxes in loop order, and per box its inner work items."""
+    """One kernel's work: per core, its boxes in loop order."""
 
     threads: tuple[tuple[Box, ...], ...]
-    passes: tuple[tuple[int, ...], ...]
 
     def boxes(self) -> tuple[Box, ...]:
         """Every box, core by core."""
@@ -222,4 +221,4 @@ def memory_order_split(
         tuple(scaled(box, sizes, extents) for box in linear_boxes(counts, share.start, share.stop))
         for share in shares
     )
-    return WorkSplit(boxes, tuple((1,) * len(thread) for thread in boxes))
+    return WorkSplit(boxes)

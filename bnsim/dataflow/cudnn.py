@@ -135,7 +135,4 @@ def _dealt(order: list[Box], cores: int) -> WorkSplit:
     threads: list[list[Box]] = [[] for _ in range(cores)]
     for index, box in enumerate(order):
         threads[index % cores].append(box)
-    return WorkSplit(
-        tuple(tuple(thread) for thread in threads),
-        tuple((1,) * len(thread) for thread in threads),
-    )
+    return WorkSplit(tuple(tuple(thread) for thread in threads))

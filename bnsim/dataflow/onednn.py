@@ -153,7 +153,7 @@ def _pointwise(kernel: Kernel, threads: int) -> WorkSplit:
                     for (n0, n1), (h0, h1) in linear_boxes((n, h), share.start, share.stop)
                 )
             )
-    return _with_passes(boxes)
+    return _work(boxes)
 
 
 def _direct(kernel: Kernel, threads: int, *, channel_outer: bool) -> WorkSplit:
@@ -178,7 +178,7 @@ def _direct(kernel: Kernel, threads: int, *, channel_outer: bool) -> WorkSplit:
                     channels = (block * CHANNEL_BLOCK, min((block + 1) * CHANNEL_BLOCK, c))
                     thread.append((image, channels, box["h"]))
         boxes.append(tuple(thread))
-    return _with_passes(boxes)
+    return _work(boxes)
 
 
 def _weight_gradient(
@@ -233,7 +233,7 @@ def _weight_gradient(
             else:
                 boxes.append(((channel_range, (share.start, share.stop), (0, h)),))
     boxes += [()] * (threads - len(boxes))
-    return _with_passes(boxes)
+    return _work(boxes)
 
 
 def _batch_norm(kernel: Kernel, threads: int) -> WorkSplit:
@@ -258,7 +258,7 @@ def _batch_norm(kernel: Kernel, threads: int) -> WorkSplit:
             else:
                 boxes.append(())
     boxes += [()] * (threads - len(boxes))
-    return _with_passes(boxes)
+    return _work(boxes)
 
 
 def _columns(kernel: Kernel, threads: int) -> WorkSplit:
@@ -272,7 +272,7 @@ def _columns(kernel: Kernel, threads: int) -> WorkSplit:
         )
         for share in balance211(blocks_of(c, CHANNEL_BLOCK), threads)
     )
-    return _with_passes(list(boxes))
+    return _work(list(boxes))
 
 
 def _concat(schedule: Schedule, kernel: Kernel, threads: int) -> WorkSplit:
@@ -293,9 +293,8 @@ def _concat(schedule: Schedule, kernel: Kernel, threads: int) -> WorkSplit:
             else:
                 thread.append(((image, image + 1), channels))
         boxes.append(tuple(thread))
-    return _with_passes(boxes)
+    return _work(boxes)
 
 
-def _with_passes(boxes: list[tuple[Box, ...]] | tuple[tuple[Box, ...], ...]) -> WorkSplit:
-    threads = tuple(tuple(thread) for thread in boxes)
-    return WorkSplit(threads, tuple((1,) * len(thread) for thread in threads))
+def _work(boxes: list[tuple[Box, ...]] | tuple[tuple[Box, ...], ...]) -> WorkSplit:
+    return WorkSplit(tuple(tuple(thread) for thread in boxes))

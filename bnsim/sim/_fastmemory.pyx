@@ -1129,8 +1129,6 @@ cdef class FastMemorySystem:
         cdef Block* block
         cdef i64 start, low, high, stop
         while stream.taken < target:
-            if stream.index == stream.num_blocks:  # the next pass
-                stream.index = 0
             block = &blocks[stream.first_block + stream.index]
             start = block.first + stream.outer * block.outer_stride + stream.inner * block.inner_stride
             low = start + stream.offset
@@ -1177,7 +1175,7 @@ cdef class FastMemorySystem:
         for item in boxes:
             num_streams += len(item[3])
             for stream in item[3]:
-                num_blocks += len(stream[3])
+                num_blocks += len(stream[2])
         work = <WorkBox*> malloc((num_boxes + 1) * sizeof(WorkBox))
         streams = <StreamCursor*> malloc((num_streams + 1) * sizeof(StreamCursor))
         blocks = <Block*> malloc((num_blocks + 1) * sizeof(Block))
@@ -1200,9 +1198,9 @@ cdef class FastMemorySystem:
                 for stream in item[3]:
                     streams[s].kind = stream[0]
                     streams[s].source = stream[1]
-                    streams[s].total = stream[4]
+                    streams[s].total = stream[3]
                     streams[s].first_block = b
-                    streams[s].num_blocks = len(stream[3])
+                    streams[s].num_blocks = len(stream[2])
                     streams[s].index = 0
                     streams[s].outer = 0
                     streams[s].inner = 0
@@ -1210,7 +1208,7 @@ cdef class FastMemorySystem:
                     streams[s].taken = 0
                     if stream[1] >= self.sources_capacity:
                         self._grow_sources(stream[1])
-                    for block in stream[3]:
+                    for block in stream[2]:
                         blocks[b].first, blocks[b].length = block[0], block[1]
                         blocks[b].inner_count, blocks[b].inner_stride = block[2], block[3]
                         blocks[b].outer_count, blocks[b].outer_stride = block[4], block[5]

@@ -281,7 +281,7 @@ def _run_boxes_in_python(
             cursors[core] = [[0, 0, 0, 0, 0] for _ in box.streams]
         accesses: list[tuple[int, int, int, int]] = []
         for stream, cursor in zip(box.streams, cursors[core], strict=True):
-            stream_ranges(stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses)
+            stream_ranges(stream, cursor, stream[3] * (step + 1) // box.steps, line, accesses)
         private_hit_bytes, llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)
         if step:  # the box's streams are under way: their latency was paid by the first step
             read_done -= chip.dram_latency_cycles

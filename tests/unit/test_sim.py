@@ -360,7 +360,7 @@ def box_ranges(box: BoxWork, line: int) -> list[tuple[int, int, bool, int]]:
     """Every byte range a box's streams issue, stream by stream."""
     found: list[tuple[int, int, bool, int]] = []
     for stream in box.streams:
-        stream_ranges(stream, [0, 0, 0, 0, 0], stream[4], line, found)
+        stream_ranges(stream, [0, 0, 0, 0, 0], stream[3], line, found)
     return found
 
 
@@ -384,7 +384,7 @@ def _boxes_as_simpy_processes(
                 accesses: list = []
                 for stream, cursor in zip(box.streams, cursors, strict=True):
                     stream_ranges(
-                        stream, cursor, stream[4] * (step + 1) // box.steps, line, accesses
+                        stream, cursor, stream[3] * (step + 1) // box.steps, line, accesses
                     )
                 now = env.now
                 private, hit, dram, read_done = chip.memory.run_tile(core, accesses, now)

@@ -109,6 +109,6 @@ def test_the_compiled_inner_loop_equals_its_source(
         for ranges, module in zip(cut, (tiles_module, source), strict=True):
             cursor = [0, 0, 0, 0, 0]
             for step in range(1, 4):
-                module.stream_ranges(stream, cursor, stream[4] * step // 3, 64, ranges)
+                module.stream_ranges(stream, cursor, stream[3] * step // 3, 64, ranges)
         assert cut[0] == cut[1]
-        assert sum(stop - start for start, stop, _, _ in cut[0]) == stream[4]
+        assert sum(stop - start for start, stop, _, _ in cut[0]) == stream[3]
