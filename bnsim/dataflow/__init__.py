@@ -199,13 +199,6 @@ def scaled(box: Box, units: Sequence[int], extents: Sequence[int]) -> Box:
     )
 
 
-def ordered(box: Box, order: Sequence[str], names: Sequence[str]) -> Box:
-    """A box over axes in `order` rearranged to the kernel's axis `names` (full extent where an
-    axis is missing from `order` is not allowed: every name must appear)."""
-    by_name = dict(zip(order, box, strict=True))
-    return tuple(by_name[name] for name in names)
-
-
 def memory_order_split(
     kernel: Kernel, threads: int, units: dict[str, int] | None = None
 ) -> WorkSplit:
