@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +30,11 @@ from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
-from bnsim.schedule import Box, Kernel, Schedule, check_schedule
+from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
-from bnsim.trace import BoxWork, Reduction, SimOptions, Trace
+from bnsim.sim.reduction import reduction_cycles
+from bnsim.trace import BoxWork, SimOptions, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each
 # tensor an op touches, once) per second, measured on the reference machine (docs/performance.md):
@@ -194,7 +194,7 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         boxes, chunks = chip.trace.boxes(index)
         tiles_done = _run_boxes(chip, boxes, chunks, tally)
         yield env.timeout(tiles_done - env.now)
-        reduction = _reduction_cycles(chip, index)
+        reduction = reduction_cycles(chip.trace, chip.memory, index, chip.env.now)
         if reduction:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
@@ -305,65 +305,6 @@ def _run_boxes_in_python(
     tally.compute_cycles += compute_cycles
     tally.memory_cycles += memory_total
     return finished
-
-
-def _reduction_cycles(chip: _Chip, index: int) -> float:
-    """Combine of per-thread partial sums, plus writing each reduced tensor once.
-
-    A tensor's partial sums come from every thread that ran a box touching it; the combine reads
-    the other threads' partials (line by line, at the LLC latency, with the core's outstanding
-    misses) and adds them (one element per lane per cycle): one thread alone, or for weight
-    gradients all the threads holding partials, each a share of the tensor.
-    """
-    reductions = chip.trace.reductions(index)
-    if not reductions:
-        return 0.0
-    threads = chip.trace.work(index).threads
-    axes = [axis.name for axis in chip.trace.schedule.kernels[index].space]
-    c_axis = axes.index("c") if "c" in axes else None
-    machine = chip.machine
-    element_bytes = machine.dtype_bytes()
-    cycles = 0.0
-    line = machine.llc.block_bytes
-    holders = max(1, sum(1 for boxes in threads if boxes))
-    for reduction in reductions:
-        extra = _extra_partials(reduction, threads, c_axis)
-        lines = math.ceil(extra * element_bytes / line)
-        combine = lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
-        combine += extra / machine.cores.simd_lanes
-        cycles += combine / holders if reduction.parallel else combine
-        for start, stop in chip.trace.runs(reduction.tensor, {}):
-            chip.memory.write(0, start, stop, reduction.source, chip.env.now)
-    if cycles:
-        cycles += machine.compute.kernel_overhead_cycles / 2  # the barrier before the combine
-    return cycles
-
-
-def _extra_partials(
-    reduction: Reduction, threads: tuple[tuple[Box, ...], ...], c_axis: int | None
-) -> int:
-    """Elements of partial sums beyond the first thread's, summed over the tensor."""
-    if c_axis is None or reduction.channel_axis_elements == 0:
-        working = sum(1 for boxes in threads if boxes)
-        per_unit = reduction.channel_axis_elements or 1
-        return (working - 1) * per_unit
-    # per channel, the threads holding a partial sum of it: a sweep over each thread's channels
-    events: list[tuple[int, int]] = []
-    for boxes in threads:
-        merged: list[list[int]] = []
-        for low, high in sorted(box[c_axis] for box in boxes):
-            if merged and low <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], high)
-            else:
-                merged.append([low, high])
-        events += [(low, 1) for low, _ in merged] + [(high, -1) for _, high in merged]
-    events.sort()
-    extra, holders, previous = 0, 0, 0
-    for position, change in events:
-        extra += max(0, holders - 1) * (position - previous)
-        holders += change
-        previous = position
-    return extra * reduction.channel_axis_elements
 
 
 def _result(chip: _Chip, options: SimOptions) -> RunResult:

@@ -121,6 +121,7 @@ THIRD_PARTY = {
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
     "bnsim.sim.stackmodel": {"numpy"},
+    "bnsim.sim.passes": {"numpy"},
     "bnsim.report": {"matplotlib"},
     "bnsim.sweeps": {"pydantic", "dask", "pandas"},
 }
