@@ -977,8 +977,7 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         "--allow-slow",
         dest="allow_slow",
         action="store_true",
-        help="run line fidelity even if estimated to take over a minute in pure Python or an "
-        "hour compiled",
+        help="run line fidelity even if estimated to take over an hour",
     )
     parser.add_argument(
         "--tiles-per-core",

@@ -1,6 +1,6 @@
 /* Find a tag among the tags of one cache set: the inner loop of line fidelity.
  *
- * Used by bnsim/sim/_fastmemory.pyx. A set's tags are padded to a multiple of four with the empty
+ * Used by bnsim/sim/_memory.pyx. A set's tags are padded to a multiple of four with the empty
  * tag (0xFFFFFFFF, never a real tag), so SSE2 (part of every x86-64 CPU) compares four at a time;
  * other targets scan one by one.
  */

@@ -16,8 +16,6 @@ bnsim.graph, bnsim.sim.*; simpy.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,26 +23,23 @@ from typing import Any
 import simpy
 
 from bnsim import units
-from bnsim._tiles import stream_ranges
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
+from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
-from bnsim.sim.memory import CacheModel, MemorySystem, memory_system
+from bnsim.sim.memory import CacheModel, memory_system
 from bnsim.sim.reduction import reduction_cycles
 from bnsim.trace import BoxWork, SimOptions, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each
 # tensor an op touches, once) per second, measured on the reference machine (docs/performance.md):
-# pure Python 0.97e5 and 0.92e5 (DenseNet-121 and ResNet-50 at batch 1, 32 px), compiled 6.5e7
-# (DenseNet-121 at batch 32: 6.85e8 lines in 10.5 s on the 2026-12-02 machine). Longer runs than
-# the limits need --force.
-PURE_PYTHON_LINES_PER_SECOND = 1.0e5
-PURE_PYTHON_LIMIT_SECONDS = 60.0
-COMPILED_LINES_PER_SECOND = 6.5e7
-COMPILED_LIMIT_SECONDS = 3600.0
+# DenseNet-121 at batch 32, 6.85e8 lines in 10.5 s on the 2026-12-02 machine. Longer runs than the
+# limit need --force.
+LINE_FIDELITY_LINES_PER_SECOND = 6.5e7
+LINE_FIDELITY_LIMIT_SECONDS = 3600.0
 
 ProcessGenerator = Generator[simpy.events.Event, Any, None]
 KernelProgress = Callable[[int, int], None]  # (kernels done, kernels in all)
@@ -66,7 +61,7 @@ class _Chip:
 
     machine: Machine
     trace: Trace
-    memory: Any  # MemorySystem or its compiled twin
+    memory: MemorySystem
     env: simpy.Environment
     dram_latency_cycles: float
     busy: list[float] = field(default_factory=list)
@@ -80,21 +75,19 @@ def simulate(
     machine: Machine,
     options: SimOptions | None = None,
     *,
-    compiled: bool = True,
     timeline: Timeline | None = None,
     on_kernel: KernelProgress | None = None,
 ) -> RunResult:
     """Time one training iteration of `schedule` on `machine` at the options' fidelity.
 
-    `compiled=False` forces the pure-Python memory model (the reference the compiled one is tested
-    against). A `timeline` (fast and line fidelity) receives every tile's span on its core, and
+    A `timeline` (fast and line fidelity) receives every tile's span on its core, and
     per kernel its span, the bytes each DRAM channel moved and the LLC's occupancy. `on_kernel` is
     called after each kernel with (kernels done, kernels in all): a progress report.
 
     Raises:
         ConfigError: options that cannot simulate this machine.
-        InfeasibleError: line fidelity would take too long (over a minute in pure Python, an
-            hour compiled; `options.allow_slow` overrides).
+        InfeasibleError: line fidelity would take too long (over an hour; `options.allow_slow`
+            overrides).
         SimulationError: the simulation did not finish every kernel (a bnsim bug).
     """
     options = options or SimOptions()
@@ -102,7 +95,7 @@ def simulate(
     with frozen_heap():
         if options.fidelity == "analytic":
             return simulate_analytic(schedule, machine, options)
-        return _simulate_tiles(schedule, machine, options, compiled, timeline, on_kernel)
+        return _simulate_tiles(schedule, machine, options, timeline, on_kernel)
 
 
 # the most cores and DRAM channels a simulation keeps state for (per-core caches and lists,
@@ -127,7 +120,6 @@ def _simulate_tiles(
     schedule: Schedule,
     machine: Machine,
     options: SimOptions,
-    compiled: bool,
     timeline: Timeline | None,
     on_kernel: KernelProgress | None,
 ) -> RunResult:
@@ -135,9 +127,9 @@ def _simulate_tiles(
     check_schedule(schedule)
     trace = Trace(schedule, machine, options)
     caches: CacheModel = "line" if options.fidelity == "line" else "range"
-    memory = memory_system(machine, caches, compiled=compiled)
+    memory = memory_system(machine, caches)
     if caches == "line" and not options.allow_slow:
-        _refuse_slow_line_mode(trace, compiled=not isinstance(memory, MemorySystem))
+        _refuse_slow_line_mode(trace)
     env = simpy.Environment()
     dram = machine.dram
     chip = _Chip(
@@ -158,29 +150,19 @@ def _simulate_tiles(
     return _result(chip, options)
 
 
-def _refuse_slow_line_mode(trace: Trace, *, compiled: bool) -> None:
-    """Raise InfeasibleError if line fidelity would take longer than its limit (a minute in pure
-    Python, an hour compiled)."""
+def _refuse_slow_line_mode(trace: Trace) -> None:
+    """Raise InfeasibleError if line fidelity would take longer than its limit (an hour)."""
     line = trace.machine.llc.block_bytes
     accesses = tensor_accesses(trace, attributed=False)
     lines = sum(access.size_bytes for access in accesses) // line
-    rate = COMPILED_LINES_PER_SECOND if compiled else PURE_PYTHON_LINES_PER_SECOND
-    limit = COMPILED_LIMIT_SECONDS if compiled else PURE_PYTHON_LIMIT_SECONDS
-    seconds = lines / rate
-    if seconds <= limit:
+    seconds = lines / LINE_FIDELITY_LINES_PER_SECOND
+    if seconds <= LINE_FIDELITY_LIMIT_SECONDS:
         return
     network = trace.schedule.network
-    build = (
-        ""
-        if compiled
-        else ", and the compiled memory model is not built. Build it (install a C compiler, then "
-        "reinstall bnsim)"
-    )
     raise InfeasibleError(
         f"line fidelity for {network.name} at batch {network.batch} would take about "
-        f"{units.format_duration(seconds)}{'' if compiled else ' in pure Python'} ({lines:.2g} "
-        f"lines of tensor accesses){build}; use --fidelity fast, shrink the point (--batch, "
-        "--image), or pass --force"
+        f"{units.format_duration(seconds)} ({lines:.2g} lines of tensor accesses); use --fidelity "
+        "fast, shrink the point (--batch, --image), or pass --force"
     )
 
 
@@ -237,74 +219,18 @@ def _run_boxes(
     llc_cycles = machine.llc.latency_cycles / line / outstanding
     dram_cycles = chip.dram_latency_cycles / line / outstanding
     rates = (private_cycles, llc_cycles, dram_cycles)
-    compiled_loop = getattr(chip.memory, "run_kernel", None)  # the compiled memory model's
     tally.num_tiles += sum(box.steps for box in boxes)
-    if compiled_loop is not None and chip.timeline is None:
-        finished, flops, compute_cycles, memory_total = compiled_loop(
-            boxes, chunks, chip.env.now, *rates, chip.busy, line
-        )
-        tally.flops += flops
-        tally.compute_cycles += compute_cycles
-        tally.memory_cycles += memory_total
-        return float(finished)
-    return _run_boxes_in_python(chip, boxes, chunks, tally, rates)
-
-
-def _run_boxes_in_python(
-    chip: _Chip,
-    boxes: list[BoxWork],
-    chunks: list[range],
-    tally: _KernelTally,
-    rates: tuple[float, float, float],
-) -> float:
-    """_run_boxes without the compiled memory model (and with a timeline)."""
-    run_tile = chip.memory.run_tile
-    line = chip.machine.llc.block_bytes
-    busy, timeline, start = chip.busy, chip.timeline, chip.env.now
-    order = itertools.count()
-    # (cycle the core is ready, event order, core): all cores start now, in core order
-    ready = [(start, next(order), core) for core, chunk in enumerate(chunks) if chunk]
-    position = [chunk.start for chunk in chunks]
-    steps_done = [0] * len(chunks)
-    cursors: list[list[list[int]]] = [[] for _ in chunks]
-    finished = start
-    flops, compute_cycles, memory_total = 0, 0.0, 0.0
-    while ready:
-        now, _, core = heapq.heappop(ready)
-        index = position[core]
-        if index == chunks[core].stop:
-            finished = now  # cores leave the heap in time order: the last one finishes last
-            continue
-        box = boxes[index]
-        step = steps_done[core]
-        if step == 0:
-            cursors[core] = [[0, 0, 0, 0, 0] for _ in box.streams]
-        accesses: list[tuple[int, int, int, int]] = []
-        for stream, cursor in zip(box.streams, cursors[core], strict=True):
-            stream_ranges(stream, cursor, stream[3] * (step + 1) // box.steps, line, accesses)
-        private_hit_bytes, llc_hit_bytes, dram_read_bytes, read_done = run_tile(core, accesses, now)
-        if step:  # the box's streams are under way: their latency was paid by the first step
-            read_done -= chip.dram_latency_cycles
-        misses = private_hit_bytes * rates[0] + llc_hit_bytes * rates[1]
-        memory_cycles = max(misses + dram_read_bytes * rates[2], read_done - now)
-        compute = box.compute_cycles / box.steps
-        duration = max(compute, memory_cycles, 1.0)
-        flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
-        compute_cycles += compute
-        memory_total += memory_cycles
-        busy[core] += duration
-        if step + 1 == box.steps:
-            steps_done[core] = 0
-            position[core] = index + 1
-        else:
-            steps_done[core] = step + 1
-        if timeline is not None:
-            timeline.tile(core, now, now + duration)
-        heapq.heappush(ready, (now + duration, next(order), core))
+    spans: list[tuple[int, float, float]] | None = [] if chip.timeline is not None else None
+    finished, flops, compute_cycles, memory_total = chip.memory.run_kernel(
+        boxes, chunks, chip.env.now, *rates, chip.busy, line, spans
+    )
     tally.flops += flops
     tally.compute_cycles += compute_cycles
     tally.memory_cycles += memory_total
-    return finished
+    if chip.timeline is not None and spans:
+        for core, begin, end in spans:
+            chip.timeline.tile(core, begin, end)
+    return float(finished)
 
 
 def _result(chip: _Chip, options: SimOptions) -> RunResult:

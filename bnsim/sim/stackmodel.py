@@ -6,12 +6,14 @@ tensor's previous access (Mattson et al., 1970); an access finds its tensor in a
 LRU cache of C bytes iff that distance is at most C. All distances come from prefix sums and one
 dominance sum (`earlier_and_later`: a compiled Fenwick tree, or one vectorised pass per bit of the
 access count), so one pass answers every cache size. Sums are exact: int64 below INT64_BYTES of
-accesses, Python ints above. Imports numpy, and bnsim.sim._fastmemory when it was built.
+accesses, Python ints above. Imports numpy and bnsim.sim._memory.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from bnsim.sim._memory import earlier_and_later_into
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -98,12 +100,12 @@ def earlier_and_later(keys: Array, weights: Array, *, compiled: bool = True) -> 
     """By position p: the sum of weights[j] over j < p with keys[j] > keys[p] (keys and weights
     ≥ 0).
 
-    A Fenwick tree in compiled code when it was built and the weights are int64 (`compiled=False`
-    forces NumPy: the reference it is tested against); else bit by bit, vectorised: a pair j < p
-    with keys[j] > keys[p] first differs at some bit, where key j has a one and key p a zero. Bit by
-    bit from the top, `order` arranges the positions with equal higher bits together, in position
-    order (a wavelet matrix: each bit stably moves the zeros before the ones), so each p adds the
-    weights of the ones before it in its group.
+    A Fenwick tree in compiled code when the weights are int64 (`compiled=False` forces NumPy: the
+    reference it is tested against); else (weights as Python ints) bit by bit, vectorised: a pair
+    j < p with keys[j] > keys[p] first differs at some bit, where key j has a one and key p a zero.
+    Bit by bit from the top, `order` arranges the positions with equal higher bits together, in
+    position order (a wavelet matrix: each bit stably moves the zeros before the ones), so each p
+    adds the weights of the ones before it in its group.
     """
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
@@ -112,15 +114,10 @@ def earlier_and_later(keys: Array, weights: Array, *, compiled: bool = True) -> 
     if not count:
         return total
     if compiled and weights.dtype == np.int64:
-        try:
-            from bnsim.sim._fastmemory import earlier_and_later_into  # noqa: PLC0415 (optional)
-        except ImportError:
-            pass
-        else:
-            earlier_and_later_into(
-                np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(weights), total
-            )
-            return total
+        earlier_and_later_into(
+            np.ascontiguousarray(keys, dtype=np.int64), np.ascontiguousarray(weights), total
+        )
+        return total
     order = np.arange(count)
     starts = np.ones(count, dtype=bool)  # where a group of equal higher bits starts
     for bit in reversed(range(int(keys.max()).bit_length())):

@@ -40,8 +40,6 @@ from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import FIDELITIES, SimOptions, Trace
 
-pytest.importorskip("bnsim.sim._fastmemory", reason="line fidelity needs the compiled model here")
-
 FAST_DRAM_BOUND = 0.02
 FAST_CYCLE_BOUND = 0.05
 ANALYTIC_DRAM_BOUND = 0.12  # measured worst case 10.3% (docs/model.md)
@@ -151,12 +149,6 @@ def test_near_capacity_cases_stay_within_their_documented_bounds() -> None:
         assert abs(fast.dram_relative() or 0) <= fast_dram, network.name
         assert abs(fast.cycles_relative() or 0) <= fast_cycles, network.name
         assert abs(analytic.dram_relative() or 0) <= analytic_dram, network.name
-
-
-def test_pure_python_line_fidelity_refuses_what_would_take_hours() -> None:
-    schedule = build_schedule(build_model("densenet121", batch=32), "baseline")
-    with pytest.raises(InfeasibleError, match=r"about .* h in pure Python.*not built.*--force"):
-        simulate(schedule, CMP16, SimOptions(fidelity="line"), compiled=False)
 
 
 def test_compiled_line_fidelity_refuses_what_would_take_hours() -> None:

@@ -18,6 +18,7 @@ from bnsim.hw import load_machine
 from bnsim.result import TrafficRow, from_columns
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
+from bnsim.sim._memory import LineCache, RangeCache
 from bnsim.sim.analytic import (
     COLD,
     TensorAccess,
@@ -27,8 +28,6 @@ from bnsim.sim.analytic import (
     tensor_accesses,
     traffic_by_capacity,
 )
-from bnsim.sim.cache import RangeCache
-from bnsim.sim.linecache import LineCache
 from bnsim.sim.stackmodel import earlier_and_later
 from bnsim.trace import SimOptions, Trace
 
@@ -94,21 +93,21 @@ def test_fully_associative_caches_equal_the_stack_model_on_whole_tensor_streams(
     sizes, sequence, capacity_lines = case
     bases = [sum(sizes[:i]) * LINE for i in range(len(sizes))]
     accesses = []
-    range_cache = RangeCache(capacity_bytes=capacity_lines * LINE)
-    line_cache = LineCache(capacity_lines * LINE, ways=capacity_lines, line=LINE)
+    range_cache = RangeCache(capacity_lines * LINE)
+    line_cache = LineCache(capacity_lines * LINE, capacity_lines, LINE)
     for index, (which, write) in enumerate(sequence):
         tensor = which % len(sizes)
         start, stop = bases[tensor], bases[tensor] + sizes[tensor] * LINE
         for cache in (range_cache, line_cache):
-            cache.access(start, stop, write=write, owner=index, evictions=[])
+            cache.py_access(start, stop, write, index)
         accesses.append(TensorAccess(0, index, f"t{tensor}", stop - start, write))
-    range_cache.flush()
-    line_cache.flush()
+    range_cache.py_flush()
+    line_cache.py_flush()
     traffic = llc_traffic(accesses, stack_distances(accesses), capacity_lines * LINE)
     for cache in (range_cache, line_cache):
-        assert traffic.dram_read_bytes() == cache.stats.miss_bytes
-        assert traffic.dram_write_bytes() == cache.stats.writeback_bytes
-        assert traffic.hit_bytes == cache.stats.hit_bytes
+        assert traffic.dram_read_bytes() == cache.miss_bytes
+        assert traffic.dram_write_bytes() == cache.writeback_bytes
+        assert traffic.hit_bytes == cache.hit_bytes
 
 
 def test_one_pass_gives_every_cache_size() -> None:

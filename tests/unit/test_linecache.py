@@ -2,95 +2,125 @@
 
 from __future__ import annotations
 
+import random
+from collections import OrderedDict
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnsim.sim.cache import Eviction, RangeCache
-from bnsim.sim.linecache import LineCache
+from bnsim.sim._memory import LineCache, RangeCache
 
 LINE = 64
 
+Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
+
 
 class SetLRU:
-    """The obvious reference: per set a list of [line, dirty], least recent first."""
+    """The obvious reference, line by line: per set an OrderedDict line -> (dirty, owner), least
+    recent first; misses and evictions reported per line."""
 
-    def __init__(self, sets: int, ways: int) -> None:
-        self.sets: list[list[list[int | bool]]] = [[] for _ in range(sets)]
+    def __init__(self, sets: int, ways: int, report_clean: bool = True) -> None:
+        self.sets: list[OrderedDict[int, tuple[bool, int]]] = [OrderedDict() for _ in range(sets)]
         self.ways = ways
-        self.misses = 0
-        self.writebacks = 0
+        self.report_clean = report_clean
+        self.hits = self.misses = self.writebacks = 0
 
-    def access(self, line: int, write: bool) -> None:
-        entries = self.sets[line % len(self.sets)]
-        for entry in entries:
-            if entry[0] == line:
-                entries.remove(entry)
-                entries.append([line, bool(entry[1]) or write])
-                return
-        self.misses += 1
-        if len(entries) == self.ways:
-            _, dirty = entries.pop(0)
-            self.writebacks += bool(dirty)
-        entries.append([line, write])
+    def access(
+        self, first: int, count: int, write: bool, owner: int = 0, fill: bool = True
+    ) -> tuple[list[int], list[tuple[int, bool, int]]]:
+        missed: list[int] = []
+        evicted: list[tuple[int, bool, int]] = []
+        for line in range(first, first + count):
+            entries = self.sets[line % len(self.sets)]
+            if line in entries:
+                self.hits += 1
+                dirty, old_owner = entries.pop(line)
+                entries[line] = (True, owner) if write else (dirty, old_owner)
+                continue
+            if fill:
+                self.misses += 1
+                missed.append(line)
+            if len(entries) == self.ways:
+                victim, (dirty, victim_owner) = entries.popitem(last=False)
+                self.writebacks += dirty
+                if dirty or self.report_clean:
+                    evicted.append((victim, dirty, victim_owner))
+            entries[line] = (write, owner)
+        return missed, evicted
 
+    def invalidate(self, first: int, count: int) -> list[tuple[int, bool, int]]:
+        dropped = []
+        for line in range(first, first + count):
+            entry = self.sets[line % len(self.sets)].pop(line, None)
+            if entry is not None:
+                dropped.append((line, *entry))
+        return dropped
 
-def lines_of(ranges: list[tuple[int, int]]) -> list[int]:
-    return [line for start, stop in ranges for line in range(start // LINE, stop // LINE)]
+    def flush(self) -> list[tuple[int, bool, int]]:
+        dropped = []
+        for entries in self.sets:
+            for line, (dirty, owner) in entries.items():
+                self.writebacks += dirty
+                dropped.append((line, dirty, owner))
+            entries.clear()
+        return dropped
+
+    def lines(self) -> list[tuple[int, bool]]:
+        return [
+            (line * LINE, dirty) for entries in self.sets for line, (dirty, _) in entries.items()
+        ]
 
 
 def test_conflicts_evict_within_a_set_only() -> None:
     """2 sets × 2 ways: lines 0, 2 and 4 all map to set 0, so the third evicts line 0 although set
     1 is empty; a fully associative cache of the same 4 lines keeps all three."""
-    cache = LineCache(4 * LINE, ways=2, line=LINE)
-    evictions: list[Eviction] = []
+    cache = LineCache(4 * LINE, 2, LINE)
     for line in (0, 2):
-        cache.access(line * LINE, (line + 1) * LINE, write=True, owner=7, evictions=evictions)
-    assert evictions == []
-    misses = cache.access(4 * LINE, 5 * LINE, write=False, owner=1, evictions=evictions)
+        assert cache.py_access(line * LINE, (line + 1) * LINE, True, 7)[1] == []
+    misses, evictions = cache.py_access(4 * LINE, 5 * LINE, False, 1)
     assert misses == [(4 * LINE, 5 * LINE)]
-    assert evictions == [Eviction(0, LINE, True, 7)]  # dirty, charged to its writer
+    assert evictions == [(0, LINE, True, 7)]  # dirty, charged to its writer
     assert cache.lines() == [(2 * LINE, True), (4 * LINE, False)]
-    assert cache.stats.writeback_bytes == LINE
-    associative = RangeCache(capacity_bytes=4 * LINE)
+    assert cache.writeback_bytes == LINE
+    associative = RangeCache(4 * LINE)
     for line in (0, 2, 4):
-        associative.access(line * LINE, (line + 1) * LINE, write=False, owner=0, evictions=[])
-    assert associative.stats.miss_bytes == 3 * LINE
+        associative.py_access(line * LINE, (line + 1) * LINE, False, 0)
+    assert associative.miss_bytes == 3 * LINE
     assert associative.used_bytes == 3 * LINE
 
 
 def test_a_hit_refreshes_recency_and_adjacent_misses_merge() -> None:
-    cache = LineCache(4 * LINE, ways=2, line=LINE)  # sets: even lines, odd lines
-    assert cache.access(0, 4 * LINE, write=False, owner=0, evictions=[]) == [(0, 4 * LINE)]
-    cache.access(0, LINE, write=False, owner=0, evictions=[])  # line 0 is now newer than line 2
-    evictions: list[Eviction] = []
-    cache.access(4 * LINE, 5 * LINE, write=False, owner=0, evictions=evictions)
-    assert [(e.start, e.dirty) for e in evictions] == [(2 * LINE, False)]  # line 2, the older
+    cache = LineCache(4 * LINE, 2, LINE)  # sets: even lines, odd lines
+    assert cache.py_access(0, 4 * LINE, False, 0)[0] == [(0, 4 * LINE)]
+    cache.py_access(0, LINE, False, 0)  # line 0 is now newer than line 2
+    _, evictions = cache.py_access(4 * LINE, 5 * LINE, False, 0)
+    assert evictions == [(2 * LINE, 3 * LINE, False, 0)]  # line 2, the older
     assert (2 * LINE, False) not in cache.lines()
-    assert cache.stats.hit_bytes == LINE
-    assert cache.stats.miss_bytes == 5 * LINE
+    assert cache.hit_bytes == LINE
+    assert cache.miss_bytes == 5 * LINE
 
 
 def test_invalidate_and_flush_return_what_they_drop() -> None:
-    cache = LineCache(8 * LINE, ways=4, line=LINE)
-    cache.access(0, 3 * LINE, write=True, owner=3, evictions=[])
-    cache.access(3 * LINE, 4 * LINE, write=False, owner=4, evictions=[])
-    assert cache.invalidate(LINE, 2 * LINE) == [Eviction(LINE, 2 * LINE, True, 3)]
-    dropped = cache.flush()
-    assert sorted((e.start, e.stop, e.dirty) for e in dropped) == [
-        (0, LINE, True),
-        (2 * LINE, 3 * LINE, True),
-        (3 * LINE, 4 * LINE, False),
+    cache = LineCache(8 * LINE, 4, LINE)
+    cache.py_access(0, 3 * LINE, True, 3)
+    cache.py_access(3 * LINE, 4 * LINE, False, 4)
+    assert cache.py_invalidate(LINE, 2 * LINE) == [(LINE, 2 * LINE, True, 3)]
+    dropped = cache.py_flush()
+    assert sorted(dropped) == [
+        (0, LINE, True, 3),
+        (2 * LINE, 3 * LINE, True, 3),
+        (3 * LINE, 4 * LINE, False, 4),
     ]
     assert cache.lines() == []
     assert cache.used_bytes == 0
-    assert cache.stats.writeback_bytes == 2 * LINE  # the invalidated dirty line is the caller's
+    assert cache.writeback_bytes == 2 * LINE  # the invalidated dirty line is the caller's
 
 
 @pytest.mark.parametrize(("capacity", "ways"), [(3 * LINE, 2), (4 * LINE, 0), (100, 1)])
 def test_impossible_geometries_are_refused(capacity: int, ways: int) -> None:
     with pytest.raises(ValueError, match="cannot have"):
-        LineCache(capacity, ways=ways, line=LINE)
+        LineCache(capacity, ways, LINE)
 
 
 accesses = st.lists(
@@ -99,22 +129,58 @@ accesses = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 8), st.integers(1, 6), accesses)
-def test_line_cache_equals_the_set_lru_reference(sets: int, ways: int, sequence) -> None:
-    cache = LineCache(sets * ways * LINE, ways=ways, line=LINE)
-    reference = SetLRU(sets, ways)
-    for first, count, write in sequence:
-        evictions: list[Eviction] = []
-        misses = cache.access(
-            first * LINE, (first + count) * LINE, write=write, owner=0, evictions=evictions
+@given(st.integers(1, 8), st.integers(1, 6), st.booleans(), accesses)
+def test_line_cache_equals_the_set_lru_reference(
+    sets: int, ways: int, report_clean: bool, sequence
+) -> None:
+    cache = LineCache(sets * ways * LINE, ways, LINE, report_clean)
+    reference = SetLRU(sets, ways, report_clean)
+    for index, (first, count, write) in enumerate(sequence):
+        assert_same_access(cache, reference, first, count, write, owner=index % 3, fill=True)
+
+
+def test_line_cache_operations_equal_the_reference_in_random_order() -> None:
+    """Accesses (with and without fill), invalidations and flushes, and streams of two to five
+    times the cache's lines, which take the compiled cache's shortcut (exact part, then victims
+    and final state per set), over whatever the cache held, dirty lines of other owners too."""
+    rng = random.Random(3)
+    for _ in range(600):
+        ways, sets, report_clean = (
+            rng.randint(1, 9),
+            rng.choice([1, 2, 3, 4, 8]),
+            rng.random() < 0.5,
         )
-        before = reference.misses
-        for line in range(first, first + count):
-            reference.access(line, write)
-        assert len(lines_of(misses)) == reference.misses - before
-        assert cache.stats.writeback_bytes == reference.writebacks * LINE
-        held = sorted(line for line, _ in cache.lines())
-        assert held == sorted(entry[0] * LINE for s in reference.sets for entry in s)
+        lines = ways * sets
+        cache = LineCache(lines * LINE, ways, LINE, report_clean)
+        reference = SetLRU(sets, ways, report_clean)
+        for _ in range(20):
+            first = rng.randint(0, 4 * lines)
+            count = rng.randint(1, 5 * lines) if rng.random() < 0.3 else rng.randint(1, 20)
+            operation = rng.random()
+            if operation < 0.8:
+                write, owner, fill = rng.random() < 0.5, rng.randint(0, 5), rng.random() < 0.8
+                assert_same_access(cache, reference, first, count, write, owner, fill)
+            elif operation < 0.95:
+                dropped = cache.py_invalidate(first * LINE, (first + count) * LINE)
+                assert per_line(dropped) == reference.invalidate(first, count)
+            else:
+                assert per_line(cache.py_flush()) == reference.flush()
+            assert cache.lines() == reference.lines()
+
+
+def assert_same_access(
+    cache: LineCache, reference: SetLRU, first: int, count: int, write: bool, owner: int, fill: bool
+) -> None:
+    """One access through the cache and the reference: the same misses, evictions, counters."""
+    misses, evictions = cache.py_access(first * LINE, (first + count) * LINE, write, owner, fill)
+    expected_misses, expected_evictions = reference.access(first, count, write, owner, fill)
+    assert lines_of(misses) == expected_misses
+    assert per_line(evictions) == expected_evictions
+    assert (cache.hit_bytes, cache.miss_bytes, cache.writeback_bytes) == (
+        reference.hits * LINE,
+        reference.misses * LINE,
+        reference.writebacks * LINE,
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -122,26 +188,31 @@ def test_line_cache_equals_the_set_lru_reference(sets: int, ways: int, sequence)
 def test_fully_associative_line_cache_equals_the_range_cache(lines: int, sequence, owners) -> None:
     """One set of all the ways is the range cache, line for line: misses, evictions (dirty, owner,
     order), counters and contents."""
-    line_cache = LineCache(lines * LINE, ways=lines, line=LINE)
-    range_cache = RangeCache(capacity_bytes=lines * LINE)
+    line_cache = LineCache(lines * LINE, lines, LINE)
+    range_cache = RangeCache(lines * LINE)
     for (first, count, write), owner in zip(sequence, owners, strict=False):
         start, stop = first * LINE, (first + count) * LINE
-        by_line: list[Eviction] = []
-        by_range: list[Eviction] = []
-        assert lines_of(
-            line_cache.access(start, stop, write=write, owner=owner, evictions=by_line)
-        ) == lines_of(range_cache.access(start, stop, write=write, owner=owner, evictions=by_range))
-        assert per_line(by_line) == per_line(by_range)
-        assert line_cache.stats == range_cache.stats
+        by_line = line_cache.py_access(start, stop, write, owner)
+        by_range = range_cache.py_access(start, stop, write, owner)
+        assert lines_of(by_line[0]) == lines_of(by_range[0])
+        assert per_line(by_line[1]) == per_line(by_range[1])
+        for counter in ("read_bytes", "write_bytes", "hit_bytes", "miss_bytes", "writeback_bytes"):
+            assert getattr(line_cache, counter) == getattr(range_cache, counter)
         assert [a for a, _ in line_cache.lines()] == [
-            line * LINE for a, b, _ in range_cache.pieces() for line in range(a // LINE, b // LINE)
+            line * LINE
+            for a, b, _ in range_cache.contents()
+            for line in range(a // LINE, b // LINE)
         ]
-    assert per_line(line_cache.flush()) == per_line(range_cache.flush())
+    assert per_line(line_cache.py_flush()) == per_line(range_cache.py_flush())
 
 
-def per_line(evictions: list[Eviction]) -> list[tuple[int, bool, int]]:
+def lines_of(ranges: list[tuple[int, int]]) -> list[int]:
+    return [line for start, stop in ranges for line in range(start // LINE, stop // LINE)]
+
+
+def per_line(evictions: list[Range]) -> list[tuple[int, bool, int]]:
     return [
-        (line, e.dirty, e.owner)
-        for e in evictions
-        for line in range(e.start // LINE, e.stop // LINE)
+        (line, dirty, owner)
+        for start, stop, dirty, owner in evictions
+        for line in range(start // LINE, stop // LINE)
     ]

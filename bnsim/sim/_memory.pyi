@@ -1,10 +1,11 @@
-"""Type stub of the compiled memory model (bnsim/sim/_fastmemory.pyx)."""
+"""Type stub of the compiled memory model (bnsim/sim/_memory.pyx)."""
 
 from collections.abc import Iterable
 from typing import Any
 
 from numpy.typing import NDArray
 
+# (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle the DRAM reads arrive)
 TileCost = tuple[int, int, int, float]
 
 Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
@@ -22,19 +23,21 @@ class _Cache:
     def py_invalidate(self, start: int, stop: int) -> list[Range]: ...
     def py_flush(self) -> list[Range]: ...
 
-class FastRangeCache(_Cache):
+class RangeCache(_Cache):
     capacity_bytes: int
     used_bytes: int
     def __init__(self, capacity_bytes: int, report_clean: bool = True) -> None: ...
-    def pieces_list(self) -> list[tuple[int, int, bool]]: ...
+    def contents(self) -> list[tuple[int, int, bool]]: ...
 
-class FastLineCache(_Cache):
+class LineCache(_Cache):
     def __init__(
         self, capacity_bytes: int, ways: int, line: int, report_clean: bool = True
     ) -> None: ...
+    @property
+    def used_bytes(self) -> int: ...
     def lines(self) -> list[tuple[int, bool]]: ...
 
-class FastMemorySystem:
+class MemorySystem:
     def __init__(
         self,
         cores: int,
@@ -67,6 +70,7 @@ class FastMemorySystem:
         dram_cycles: float,
         busy: list[float],
         line: int,
+        spans: list[tuple[int, float, float]] | None = None,
     ) -> tuple[float, int, float, float]: ...
     def source_bytes(self) -> tuple[dict[int, int], dict[int, int]]: ...
     def channel_bytes(self) -> list[float]: ...

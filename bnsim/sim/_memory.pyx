@@ -1,12 +1,26 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled twin of bnsim.sim.memory.MemorySystem and its caches (same results, faster).
+"""The memory system: a private cache per core, the shared LLC, address-interleaved DRAM channels.
 
-FastRangeCache mirrors bnsim.sim.cache.RangeCache (fast fidelity), FastLineCache mirrors
-bnsim.sim.linecache.LineCache (line fidelity); FastMemorySystem runs either through the _Cache
-interface. `earlier_and_later_into` is the analytic fidelity's dominance sum
-(bnsim.sim.stackmodel.earlier_and_later) as a Fenwick tree. Built at install time when a C compiler
-is present; bnsim falls back to the pure-Python classes and NumPy otherwise.
-tests/unit/test_fastmemory.py and tests/unit/test_analytic.py check that both give identical numbers.
+The one implementation of bnsim's memory model, in Cython (compiled when bnsim is installed).
+Accesses are rounded to whole lines. A core's access goes through its private cache (the last
+private level of the machine), misses are filled from the LLC, LLC misses from DRAM. A store
+(bnsim.dataflow's kinds) either reads the line first (read for ownership), allocates it without
+reading (a GPU L2), or streams past the caches (non-temporal). Dirty lines evicted from a private
+cache are installed in the LLC; dirty lines evicted from the LLC, or flushed at the end, are written
+to DRAM. An inclusive LLC back-invalidates private copies of what it evicts; otherwise the levels are
+non-inclusive and non-exclusive (a fill lands in both). Every DRAM byte is charged to a source:
+reads to the accessor, write-backs to the last writer.
+
+Two cache models run behind one interface (_Cache): RangeCache (fast fidelity) holds byte ranges
+and is exactly a fully associative LRU cache of lines at the cost of ranges; LineCache (line
+fidelity) holds set-associative lines. Fast fidelity spreads a DRAM transfer of a whole interleaving
+period or more evenly over the channels; line fidelity maps every byte to its channel. Each step's
+DRAM reads queue on their channels first come, first served, then its writes (posted: they occupy
+the channels, nobody waits for them). `MemorySystem.run_kernel` is the engine's loop over a kernel's
+boxes and steps. `earlier_and_later_into` is the analytic fidelity's dominance sum
+(bnsim.sim.stackmodel.earlier_and_later) as a Fenwick tree. Tests check the caches against
+line-by-line LRU references (tests/unit/test_cache.py, test_linecache.py) and the kernel loop
+against one SimPy process per core (tests/unit/test_sim.py).
 """
 
 # every cdef function is noexcept: it cannot fail, and an exception check after every call is
@@ -126,7 +140,11 @@ cdef class _Cache:
         return 0
 
     def py_access(self, i64 start, i64 stop, bint write, int owner, bint fill=True):
-        """(misses, evictions) as Python lists, like RangeCache.access."""
+        """Touch [start, stop): (missed (start, stop) ranges, evicted (start, stop, dirty, owner)).
+
+        `write` makes the bytes dirty and owned by `owner`; `fill=False` allocates without
+        reading (and reports no misses).
+        """
         cdef _Evictions evictions = _Evictions()
         cdef _Evictions misses = _Evictions()
         cdef int i
@@ -136,7 +154,7 @@ cdef class _Cache:
                   evictions.items[i].owner) for i in range(evictions.count)])
 
     def py_invalidate(self, i64 start, i64 stop):
-        """The dropped (start, stop, dirty, owner) ranges, like RangeCache.invalidate."""
+        """Drop [start, stop): the dropped (start, stop, dirty, owner) ranges."""
         cdef _Evictions dropped = _Evictions()
         cdef int i
         self.invalidate(start, stop, dropped)
@@ -144,7 +162,7 @@ cdef class _Cache:
                  dropped.items[i].owner) for i in range(dropped.count)]
 
     def py_flush(self):
-        """The dropped (start, stop, dirty, owner) ranges, like RangeCache.flush."""
+        """Drop everything, counting dirty bytes as written back: the dropped ranges."""
         cdef _Evictions dropped = _Evictions()
         cdef int i
         self.flush(dropped)
@@ -153,9 +171,19 @@ cdef class _Cache:
 
 
 @cython.final
-cdef class FastRangeCache(_Cache):
-    """RangeCache in C: pieces in an array, a recency list, an index sorted by start address.
+cdef class RangeCache(_Cache):
+    """A fully associative, write-back LRU cache over byte ranges: exact line LRU at range cost.
 
+    The cache holds pieces: address ranges [start, stop) with one recency, a dirty flag and an
+    owner (the attribution id of the last writer). An access scans its range in address order: a
+    cached piece is a hit and becomes most recent; a gap is a miss, inserted as most recent after
+    evicting least recent bytes. Within a piece, lower addresses count as older (a stream touches
+    them first), so a partial eviction drops a piece's low end. For accesses in whole lines this is
+    exactly a fully associative LRU cache of lines (tests/unit/test_cache.py checks it against one),
+    but it costs per range, not per line. Evictions of clean bytes are reported only with
+    `report_clean` (an inclusive LLC needs them to invalidate the levels above).
+
+    Pieces live in an array with a recency list through them and an index sorted by start address.
     The index is a list of sorted blocks of at most INDEX_BLOCK piece ids (a two-level sorted
     array): finding, inserting and removing a piece cost a binary search over the blocks and one
     within a block, and moving at most one block's ids, so that an LLC holding tens of thousands
@@ -537,9 +565,7 @@ cdef class FastRangeCache(_Cache):
     cdef i64 held_bytes(self) noexcept:
         return self.used_bytes
 
-    # --- Python-visible helper for tests --------------------------------------------------------
-
-    def pieces_list(self):
+    def contents(self):
         """(start, stop, dirty) of every piece, oldest first."""
         found = []
         cdef int piece = self.oldest
@@ -551,7 +577,7 @@ cdef class FastRangeCache(_Cache):
 
 
 # Line caches: each set is one block of memory, [tags | owner-and-dirty words | head, count], its
-# lines a ring in recency order (FastLineCache), so that a miss costs O(1) after the tag search,
+# lines a ring in recency order (LineCache), so that a miss costs O(1) after the tag search,
 # which SSE2 does four tags at a time (_linescan.h). Tags are line number // sets, EMPTY_TAG in
 # empty slots. No software prefetch: the sets of a range are consecutive blocks, which the
 # hardware prefetcher follows (asking for them 8 lines ahead made streams 20% slower).
@@ -593,8 +619,16 @@ cdef inline void _to_front(u32* tags, u32* meta, u16* header, int ways, int way,
 
 
 @cython.final
-cdef class FastLineCache(_Cache):
-    """LineCache in C: per set one block of tags, then owner-and-dirty words, then (head, count).
+cdef class LineCache(_Cache):
+    """A set-associative, write-back LRU cache of lines: the exact cache of line fidelity.
+
+    `capacity_bytes` in lines of `line` bytes, `ways` per set (ways = lines: fully associative). An
+    access walks its range line by line in address order; a line maps to set
+    `(address // line) % sets` (plain modulo indexing: real LLCs hash addresses over slices with an
+    unpublished function, see docs/model.md). Missed and evicted lines are reported as ranges,
+    adjacent lines merged; clean evictions only with `report_clean`.
+
+    Per set one block of tags, then owner-and-dirty words, then (head, count).
 
     A set's lines sit in a ring of `ways` slots in recency order: the most recent at slot `head`,
     the next at head + 1 (mod ways), and so on; the empty slots follow the least recent one. A
@@ -847,6 +881,11 @@ cdef class FastLineCache(_Cache):
             held += self._header(self.blocks + set_index * self.set_bytes)[1]
         return held * self.line
 
+    @property
+    def used_bytes(self):
+        """Bytes of the lines held."""
+        return self.held_bytes()
+
     def lines(self):
         """(line address, dirty) of every line, set by set, least recent first (for tests)."""
         found = []
@@ -865,8 +904,8 @@ cdef class FastLineCache(_Cache):
 
 
 @cython.final
-cdef class FastMemorySystem:
-    """MemorySystem in C; `run_tile` takes a tile's access list at once."""
+cdef class MemorySystem:
+    """Private caches, LLC and DRAM channels of one machine, with per-source DRAM accounting."""
     cdef list private
     cdef _Cache llc
     cdef bint exact_channels
@@ -896,13 +935,13 @@ cdef class FastMemorySystem:
         cdef int i
         self.max_line_number = 1LL << 60
         if caches == "line":
-            self.private = [FastLineCache(private_bytes, private_ways, line, False)
+            self.private = [LineCache(private_bytes, private_ways, line, False)
                             for i in range(cores)]
-            self.llc = FastLineCache(llc_bytes, llc_ways, line, inclusive)
+            self.llc = LineCache(llc_bytes, llc_ways, line, inclusive)
             self.max_line_number = min(self.private[0].max_line_number, self.llc.max_line_number)
         else:
-            self.private = [FastRangeCache(private_bytes, False) for i in range(cores)]
-            self.llc = FastRangeCache(llc_bytes, inclusive)
+            self.private = [RangeCache(private_bytes, False) for i in range(cores)]
+            self.llc = RangeCache(llc_bytes, inclusive)
         self.exact_channels = caches == "line"
         self.inclusive = inclusive
         self.nontemporal = nontemporal
@@ -1041,7 +1080,7 @@ cdef class FastMemorySystem:
 
     cdef void _access(self, int core, i64 start, i64 stop, char kind, int source) noexcept:
         """Kinds: 0 a load; stores: 1 read for ownership, 2 non-temporal, 3 allocate without
-        reading (MemorySystem._access)."""
+        reading (bnsim.dataflow's FETCH, STREAM, ALLOCATE)."""
         cdef _Cache cache = <_Cache> self.private[core]
         cdef _Evictions evictions = self.access_evictions
         cdef _Evictions misses = self.access_misses
@@ -1063,7 +1102,8 @@ cdef class FastMemorySystem:
         missed = cache.access(start, stop, kind != 0, source, evictions, kind != 3, misses)
         if kind != 3:
             self.private_hits += stop - start - missed
-        # fills before the evictions they cause (see MemorySystem._access)
+        # a line's fill (for a store: the read for ownership) comes before the evictions it
+        # causes; a range longer than the cache evicts its own front, which must be read first
         for i in range(misses.count):
             self._fill(misses.items[i].start, misses.items[i].stop, source)
         for i in range(evictions.count):
@@ -1155,13 +1195,17 @@ cdef class FastMemorySystem:
                         stream.index += 1
 
     def run_kernel(self, list boxes, list chunks, double start, double private_cycles,
-                   double llc_cycles, double dram_cycles, list busy, i64 line):
-        """bnsim.sim.engine._run_boxes in C (same order, same arithmetic; tested equal).
+                   double llc_cycles, double dram_cycles, list busy, i64 line, list spans=None):
+        """Run a kernel's boxes on the cores from cycle `start` (bnsim.sim.engine._run_boxes).
 
         Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
-        next equal share of each of the box's streams. The core ready first runs its next step
-        (ties: the one that became ready first). Adds each core's busy cycles to `busy`; returns
-        (cycle the last core finishes, FLOPs, compute cycles, memory cycles).
+        next equal share of each of the box's streams (bnsim._tiles.stream_ranges). The core ready
+        first runs its next step (ties: the one that became ready first), so the shared levels see
+        the steps in time order: the order of one SimPy process per core (tested equal). A step
+        lasts the largest of its compute share, its misses' latency per byte (`*_cycles`: private
+        hit, LLC hit, DRAM read) and the wait for its DRAM reads. Adds each core's busy cycles to
+        `busy` and, with `spans`, appends every step's (core, start, end); returns (cycle the last
+        core finishes, FLOPs, compute cycles, memory cycles).
         """
         cdef int cores = len(chunks), core, size = 0, i, child, parent, num_boxes = len(boxes)
         cdef int num_streams = 0, num_blocks = 0, s, b
@@ -1263,6 +1307,8 @@ cdef class FastMemorySystem:
                     compute_total += compute
                     memory_total += memory
                     core_busy[core] += duration
+                    if spans is not None:
+                        spans.append((core, now, now + duration))
                     if step + 1 == box.steps:
                         steps_done[core] = 0
                         position[core] += 1
