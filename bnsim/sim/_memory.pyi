@@ -5,13 +5,16 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-# (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle the DRAM reads arrive)
-TileCost = tuple[int, int, int, float]
+# (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle the DRAM reads arrive, cycle the
+# in-flight lines hit in the LLC arrive)
+TileCost = tuple[int, int, int, float, float]
 
 Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
 
 class _Cache:
     report_clean: bool
+    tracks_arrival: bool
+    wait: float
     read_bytes: int
     write_bytes: int
     hit_bytes: int
@@ -22,6 +25,8 @@ class _Cache:
     ) -> tuple[list[tuple[int, int]], list[Range]]: ...
     def py_invalidate(self, start: int, stop: int) -> list[Range]: ...
     def py_flush(self) -> list[Range]: ...
+    def begin_step(self, now: float) -> None: ...
+    def settle(self, arrival: float) -> None: ...
 
 class RangeCache(_Cache):
     capacity_bytes: int
@@ -57,6 +62,7 @@ class MemorySystem:
     def run_tile(
         self, core: int, accesses: Iterable[tuple[int, int, int, int]], now: float
     ) -> TileCost: ...
+    def settle(self, arrival: float) -> None: ...
     def write(self, core: int, start: int, stop: int, source: int, now: float) -> None: ...
     def flush(self, now: float) -> None: ...
     def llc_used_bytes(self) -> int: ...

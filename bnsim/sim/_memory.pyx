@@ -26,6 +26,7 @@ against one SimPy process per core (tests/unit/test_sim.py).
 # every cdef function is noexcept: it cannot fail, and an exception check after every call is
 # a large cost per line
 cimport cython
+from libc.math cimport INFINITY
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove
 
@@ -42,6 +43,7 @@ cdef struct Piece:
     int owner
     int older
     int newer
+    unsigned int arrival  # the step whose DRAM fill brought it (0: arrived long ago)
     char dirty
     char used
 
@@ -120,9 +122,56 @@ cdef class _Evictions:
 
 
 cdef class _Cache:
-    """What the memory system needs of a cache: byte counters and three operations."""
+    """What the memory system needs of a cache: byte counters, three operations, arrivals.
+
+    Arrivals (kept when `tracks_arrival`, as in the shared LLC): a line filled from DRAM is in the
+    cache at once, but its data arrive only when the step that fetched it has them. Each step is
+    numbered (`begin_step`); a filled line remembers its step, and the step's arrival cycle is
+    set when it is known (`settle`). A hit on a line whose data are still on their way raises
+    `wait` to their arrival: a core that finds a line another core is fetching waits for it, as
+    a miss that merges with an outstanding one does.
+    """
     cdef public i64 read_bytes, write_bytes, hit_bytes, miss_bytes, writeback_bytes
     cdef public bint report_clean
+    cdef public bint tracks_arrival
+    cdef public double wait  # latest arrival among this step's hits
+    cdef double now  # the current step's start
+    cdef unsigned int step  # the current step's number
+    cdef double* arrivals  # per step number: the cycle its fills arrive
+    cdef i64 arrivals_capacity
+
+    def __cinit__(self, *args, **kwargs):
+        self.arrivals_capacity = 1024
+        self.arrivals = <double*> calloc(self.arrivals_capacity, sizeof(double))
+
+    def __dealloc__(self):
+        free(self.arrivals)
+
+    cpdef void begin_step(self, double now) noexcept:
+        """Start a step at cycle `now`: its fills are in flight until `settle`."""
+        self.step += 1
+        if self.step >= self.arrivals_capacity:
+            self.arrivals_capacity *= 2
+            self.arrivals = <double*> realloc(self.arrivals, self.arrivals_capacity * sizeof(double))
+        self.arrivals[self.step] = INFINITY  # until settled
+        self.now = now
+        self.wait = now
+
+    cpdef void settle(self, double arrival) noexcept:
+        """The current step's fills arrive at cycle `arrival`."""
+        self.arrivals[self.step] = arrival
+
+    cdef inline unsigned int _filled_now(self, bint fill) noexcept:
+        """The arrival stamp of bytes inserted now: this step's, if they come from DRAM."""
+        return self.step if fill and self.tracks_arrival else 0
+
+    cdef inline void _note_hit(self, unsigned int arrival) noexcept:
+        if arrival != self.step and self.arrivals[arrival] > self.wait:
+            self.wait = self.arrivals[arrival]
+
+    cdef inline bint _same_arrival(self, unsigned int a, unsigned int b) noexcept:
+        """Whether bytes stamped a and b may share one piece: the same step, or both arrived."""
+        return a == b or (self.arrivals[a] <= self.now and self.arrivals[b] <= self.now)
 
     cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
                     bint fill, _Evictions misses) noexcept:
@@ -241,7 +290,8 @@ cdef class RangeCache(_Cache):
             self.pieces[i].newer = i + 1 if i + 1 < self.capacity_pieces else -1
         self.free_head = 0
 
-    cdef int _new_piece(self, i64 start, i64 stop, char dirty, int owner) noexcept:
+    cdef int _new_piece(self, i64 start, i64 stop, char dirty, int owner,
+                        unsigned int arrival) noexcept:
         cdef int i, old
         if self.free_head < 0:
             old = self.capacity_pieces
@@ -257,6 +307,7 @@ cdef class RangeCache(_Cache):
         self.pieces[i].stop = stop
         self.pieces[i].dirty = dirty
         self.pieces[i].owner = owner
+        self.pieces[i].arrival = arrival
         self.pieces[i].older = -1
         self.pieces[i].newer = -1
         self.pieces[i].used = 1
@@ -442,29 +493,36 @@ cdef class RangeCache(_Cache):
         else:
             self.pieces[piece].stop = low
             if high < stop:
-                top = self._new_piece(high, stop, self.pieces[piece].dirty, self.pieces[piece].owner)
+                top = self._new_piece(high, stop, self.pieces[piece].dirty, self.pieces[piece].owner,
+                                      self.pieces[piece].arrival)
                 self._link_after(top, piece)
                 self._index_insert(top)
 
-    cdef int _add(self, i64 low, i64 high, char dirty, int owner, int last) noexcept:
+    cdef int _add(self, i64 low, i64 high, char dirty, int owner, int last,
+                  unsigned int arrival) noexcept:
         cdef int piece
         self.used_bytes += high - low
         if last >= 0 and last == self.newest and self.pieces[last].used and \
                 self.pieces[last].stop == low and self.pieces[last].dirty == dirty and \
-                self.pieces[last].owner == owner:
+                self.pieces[last].owner == owner and \
+                self._same_arrival(self.pieces[last].arrival, arrival):
             self.pieces[last].stop = high
+            if self.pieces[last].arrival != arrival:
+                self.pieces[last].arrival = 0  # both arrived
             return last
-        piece = self._new_piece(low, high, dirty, owner)
+        piece = self._new_piece(low, high, dirty, owner, arrival)
         self._link_newest(piece)
         self._index_insert(piece)
         return piece
 
-    cdef bint _merges(self, int last, int piece, i64 low, char dirty, int owner) noexcept:
+    cdef bint _merges(self, int last, int piece, i64 low, char dirty, int owner,
+                      unsigned int arrival) noexcept:
         """Whether `_add` would extend `last` once `piece` is cut out of the recency list."""
         cdef int newest = self.pieces[piece].older if piece == self.newest else self.newest
         return (last >= 0 and last == newest and self.pieces[last].used
                 and self.pieces[last].stop == low and self.pieces[last].dirty == dirty
-                and self.pieces[last].owner == owner)
+                and self.pieces[last].owner == owner
+                and self._same_arrival(self.pieces[last].arrival, arrival))
 
     cdef void _make_room(self, i64 size, _Evictions evictions) noexcept:
         cdef int piece
@@ -482,7 +540,8 @@ cdef class RangeCache(_Cache):
                 evictions.push(low, high, 0, self.pieces[piece].owner)
             self._cut(piece, low, high)
 
-    cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last) noexcept:
+    cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last,
+                     unsigned int arrival) noexcept:
         cdef i64 passed = high - self.capacity_bytes if high - low > self.capacity_bytes else low
         self._make_room(high - passed, evictions)
         if passed > low:  # the front of a stream longer than the cache passes straight through
@@ -491,13 +550,14 @@ cdef class RangeCache(_Cache):
                 self.writeback_bytes += passed - low
             elif self.report_clean:
                 evictions.push(low, passed, 0, owner)
-        return self._add(passed, high, write, owner, last)
+        return self._add(passed, high, write, owner, last, arrival)
 
     cdef i64 access(self, i64 start, i64 stop, char write, int owner, _Evictions evictions,
                     bint fill, _Evictions misses) noexcept:
         """Touch [start, stop); missed ranges go to `misses` (as non-dirty entries)."""
         cdef i64 position = start, hit_stop, gap_stop, missed = 0
         cdef int piece, last = -1, piece_owner
+        cdef unsigned int arrival
         cdef char dirty
         if write:
             self.write_bytes += stop - start
@@ -512,8 +572,10 @@ cdef class RangeCache(_Cache):
                 self.hit_bytes += hit_stop - position
                 dirty = self.pieces[piece].dirty or write
                 piece_owner = owner if write else self.pieces[piece].owner
+                arrival = self.pieces[piece].arrival
+                self._note_hit(arrival)
                 if self.pieces[piece].start == position and self.pieces[piece].stop == hit_stop \
-                        and not self._merges(last, piece, position, dirty, piece_owner):
+                        and not self._merges(last, piece, position, dirty, piece_owner, arrival):
                     # a whole piece hit: it becomes the newest where it is (what cutting it out
                     # and adding it back would do, without moving the index)
                     self._unlink(piece)
@@ -523,7 +585,7 @@ cdef class RangeCache(_Cache):
                     last = piece
                 else:
                     self._cut(piece, position, hit_stop)
-                    last = self._add(position, hit_stop, dirty, piece_owner, last)
+                    last = self._add(position, hit_stop, dirty, piece_owner, last, arrival)
                 position = hit_stop
                 continue
             if piece < 0 or self.pieces[piece].start >= stop:
@@ -535,7 +597,8 @@ cdef class RangeCache(_Cache):
                 missed += gap_stop - position
                 if misses is not None:
                     misses.push(position, gap_stop, 0, owner)
-            last = self._insert(position, gap_stop, write, owner, evictions, last)
+            last = self._insert(position, gap_stop, write, owner, evictions, last,
+                                self._filled_now(fill))
             position = gap_stop
         return missed
 
@@ -576,7 +639,8 @@ cdef class RangeCache(_Cache):
         return found
 
 
-# Line caches: each set is one block of memory, [tags | owner-and-dirty words | head, count], its
+# Line caches: each set is one block of memory, [tags | owner-and-dirty words | arrival steps |
+# head, count], its
 # lines a ring in recency order (LineCache), so that a miss costs O(1) after the tag search,
 # which SSE2 does four tags at a time (_linescan.h). Tags are line number // sets, EMPTY_TAG in
 # empty slots. No software prefetch: the sets of a range are consecutive blocks, which the
@@ -591,11 +655,11 @@ cdef extern from "_linescan.h":
 cdef u32 EMPTY_TAG = 0xFFFFFFFF
 
 
-cdef inline void _to_front(u32* tags, u32* meta, u16* header, int ways, int way,
+cdef inline void _to_front(u32* tags, u32* meta, u32* arrivals, u16* header, int ways, int way,
                            u32 state) noexcept:
     """Make the line in slot `way` its set's most recent, with owner-and-dirty word `state`."""
     cdef int head = header[0], count = header[1], position = way - header[0], dst = way, src, k
-    cdef u32 tag = tags[way]
+    cdef u32 tag = tags[way], arrival = arrivals[way]
     if position < 0:
         position += ways
     if position == 0:
@@ -606,6 +670,7 @@ cdef inline void _to_front(u32* tags, u32* meta, u16* header, int ways, int way,
             src = dst + 1 if dst + 1 < ways else 0
             tags[dst] = tags[src]
             meta[dst] = meta[src]
+            arrivals[dst] = arrivals[src]
             dst = src
         header[0] = dst  # the slot the least recent line left
     else:  # move the more recent lines back; the head slot comes free
@@ -613,9 +678,11 @@ cdef inline void _to_front(u32* tags, u32* meta, u16* header, int ways, int way,
             src = dst - 1 if dst else ways - 1
             tags[dst] = tags[src]
             meta[dst] = meta[src]
+            arrivals[dst] = arrivals[src]
             dst = src
     tags[dst] = tag
     meta[dst] = state
+    arrivals[dst] = arrival
 
 
 @cython.final
@@ -628,7 +695,7 @@ cdef class LineCache(_Cache):
     unpublished function, see docs/model.md). Missed and evicted lines are reported as ranges,
     adjacent lines merged; clean evictions only with `report_clean`.
 
-    Per set one block of tags, then owner-and-dirty words, then (head, count).
+    Per set one block of tags, then owner-and-dirty words, arrival steps, then (head, count).
 
     A set's lines sit in a ring of `ways` slots in recency order: the most recent at slot `head`,
     the next at head + 1 (mod ways), and so on; the empty slots follow the least recent one. A
@@ -665,7 +732,8 @@ cdef class LineCache(_Cache):
                 self.set_shift += 1
         self.report_clean = report_clean
         self.max_line_number = <i64> (EMPTY_TAG - 1) * self.num_sets
-        self.set_bytes = (4 * self.padded + 4 * ways + 4 + 15) // 16 * 16  # tags 16-byte aligned
+        # tags, owner-and-dirty words, arrival steps, header; tags 16-byte aligned
+        self.set_bytes = (4 * self.padded + 8 * ways + 4 + 15) // 16 * 16
         self.blocks = <u8*> malloc(self.num_sets * self.set_bytes)
         for set_index in range(self.num_sets):
             self._clear(self.blocks + set_index * self.set_bytes)
@@ -685,7 +753,7 @@ cdef class LineCache(_Cache):
 
     cdef inline u16* _header(self, u8* block) noexcept:
         """(head slot, count of lines) of a set."""
-        return <u16*> (block + 4 * self.padded + 4 * self.ways)
+        return <u16*> (block + 4 * self.padded + 8 * self.ways)
 
     cdef inline void _clear(self, u8* block) noexcept:
         cdef int way
@@ -708,7 +776,9 @@ cdef class LineCache(_Cache):
         cdef u8* block
         cdef u32* tags
         cdef u32* meta
+        cdef u32* arrivals
         cdef u16* header
+        cdef u32 arrival = self._filled_now(fill)
         cdef i64 hits = 0, misses_count = 0, writebacks = 0
         cdef bint report_clean = self.report_clean
         # the current run of missed lines and of victims, pushed when a line does not extend it
@@ -730,11 +800,13 @@ cdef class LineCache(_Cache):
             block = blocks + set_index * set_bytes
             tags = <u32*> block
             meta = <u32*> (block + 4 * padded)
-            header = <u16*> (block + 4 * padded + 4 * ways)
+            arrivals = <u32*> (block + 4 * padded + 4 * ways)
+            header = <u16*> (block + 4 * padded + 8 * ways)
             way = bnsim_find_tag(tags, padded, tag)
             if way >= 0:  # a hit: to the front
                 hits += 1
-                _to_front(tags, meta, header, ways, way,
+                self._note_hit(arrivals[way])
+                _to_front(tags, meta, arrivals, header, ways, way,
                           ((<u32> owner << 1) | 1) if write else meta[way])
                 continue
             if fill:
@@ -762,6 +834,7 @@ cdef class LineCache(_Cache):
                 header[1] += 1
             tags[slot] = tag
             meta[slot] = state
+            arrivals[slot] = arrival
             header[0] = slot
         if miss_stop >= 0 and misses is not None:
             misses.push_merged(miss_start, miss_stop, 0, owner)
@@ -796,6 +869,7 @@ cdef class LineCache(_Cache):
         cdef u8* block
         cdef u16* header
         cdef u32 state = (<u32> owner << 1) | (write != 0), victim_meta
+        cdef u32 arrival = self._filled_now(fill)
         if fill:
             missed = (end - first - capacity) * line
             self.miss_bytes += missed
@@ -821,6 +895,7 @@ cdef class LineCache(_Cache):
             way = ways - 1 - <int> ((number - (end - capacity)) // self.num_sets)
             (<u32*> block)[way] = self._tag(number)
             (<u32*> (block + 4 * padded))[way] = state
+            (<u32*> (block + 4 * padded + 4 * ways))[way] = arrival
             header = self._header(block)
             header[0] = 0
             header[1] = ways
@@ -832,6 +907,7 @@ cdef class LineCache(_Cache):
         cdef u8* block
         cdef u32* tags
         cdef u32* meta
+        cdef u32* arrivals
         cdef u16* header
         for number in range(start // self.line, (stop + self.line - 1) // self.line):
             block = self._block(number)
@@ -840,6 +916,7 @@ cdef class LineCache(_Cache):
             if way < 0:
                 continue
             meta = <u32*> (block + 4 * padded)
+            arrivals = <u32*> (block + 4 * padded + 4 * ways)
             header = self._header(block)
             dropped.push_merged(number * self.line, (number + 1) * self.line, meta[way] & 1,
                                 meta[way] >> 1)
@@ -851,6 +928,7 @@ cdef class LineCache(_Cache):
                 src = dst + 1 if dst + 1 < ways else 0
                 tags[dst] = tags[src]
                 meta[dst] = meta[src]
+                arrivals[dst] = arrivals[src]
                 dst = src
             tags[dst] = EMPTY_TAG
             header[1] -= 1
@@ -942,6 +1020,7 @@ cdef class MemorySystem:
         else:
             self.private = [RangeCache(private_bytes, False) for i in range(cores)]
             self.llc = RangeCache(llc_bytes, inclusive)
+        self.llc.tracks_arrival = True
         self.exact_channels = caches == "line"
         self.inclusive = inclusive
         self.nontemporal = nontemporal
@@ -1111,8 +1190,9 @@ cdef class MemorySystem:
                 self._install(evictions.items[i].start, evictions.items[i].stop,
                               evictions.items[i].owner)
 
-    cdef void _begin(self) noexcept:
+    cdef void _begin(self, double now) noexcept:
         cdef int i
+        self.llc.begin_step(now)
         self.private_hits = 0
         self.llc_hits = 0
         self.dram_reads = 0
@@ -1143,20 +1223,27 @@ cdef class MemorySystem:
                     self.channel_free[i] = now
                 self.channel_free[i] += amount / self.bytes_per_cycle
             self.channel_totals[i] += amount
+        self.llc.settle(done)  # unless the caller knows better (run_kernel)
         return done
 
     def run_tile(self, int core, accesses, double now):
-        """Run a tile's (start, stop, write, source) accesses on `core` at cycle `now`.
+        """Run a step's (start, stop, kind, source) accesses on `core` at cycle `now`.
 
-        Returns (LLC hit bytes, DRAM read bytes, cycle its DRAM reads arrive).
+        Returns (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle its DRAM reads
+        arrive, cycle the in-flight lines it hit in the LLC arrive); the lines it fetched arrive
+        with its DRAM reads unless `settle` says when.
         """
         cdef double done = self._run_tile(core, accesses, now)
-        return (self.private_hits, self.llc_hits, self.dram_reads, done)
+        return (self.private_hits, self.llc_hits, self.dram_reads, done, self.llc.wait)
+
+    def settle(self, double arrival):
+        """The lines the last step fetched from DRAM arrive at cycle `arrival`."""
+        self.llc.settle(arrival)
 
     cdef double _run_tile(self, int core, object accesses, double now) except? -1.0:
         cdef i64 start, stop
         cdef int source
-        self._begin()
+        self._begin(now)
         for start, stop, kind, source in accesses:
             if stop // self.line > self.max_line_number:
                 raise OverflowError(f"address {stop} is beyond what the compiled line caches hold")
@@ -1203,7 +1290,8 @@ cdef class MemorySystem:
         first runs its next step (ties: the one that became ready first), so the shared levels see
         the steps in time order: the order of one SimPy process per core (tested equal). A step
         lasts the largest of its compute share, its misses' latency per byte (`*_cycles`: private
-        hit, LLC hit, DRAM read) and the wait for its DRAM reads. Adds each core's busy cycles to
+        hit, LLC hit, DRAM read), the wait for its DRAM reads and for lines it found in the LLC that
+        another core's step is still fetching; its own fetches arrive when it ends. Adds each core's busy cycles to
         `busy` and, with `spans`, appends every step's (core, start, end); returns (cycle the last
         core finishes, FLOPs, compute cycles, memory cycles).
         """
@@ -1286,7 +1374,7 @@ cdef class MemorySystem:
                 else:
                     box = &work[position[core]]
                     step = steps_done[core]
-                    self._begin()
+                    self._begin(now)
                     for s in range(box.first_stream, box.first_stream + box.num_streams):
                         self._advance(core, &streams[s], blocks,
                                       streams[s].total * (step + 1) // box.steps, line)
@@ -1297,6 +1385,9 @@ cdef class MemorySystem:
                         done -= self.latency_cycles
                     if done - now > memory:
                         memory = done - now
+                    if self.llc.wait - now > memory:  # lines other cores are still fetching
+                        memory = self.llc.wait - now
+                    self.llc.settle(now + memory)  # what this step fetched is there when it is
                     compute = box.cycles / box.steps
                     duration = compute
                     if memory > duration:
@@ -1351,7 +1442,7 @@ cdef class MemorySystem:
 
     def write(self, int core, i64 start, i64 stop, int source, double now):
         """One write access outside a tile (a reduced tensor written after the tiles)."""
-        self._begin()
+        self._begin(now)
         self._access(core, start, stop, 1, source)
         self._end(now)
 
@@ -1359,7 +1450,7 @@ cdef class MemorySystem:
         """Write every dirty line back (end of the iteration)."""
         cdef int k, i
         cdef _Evictions dropped
-        self._begin()
+        self._begin(now)
         for k in range(len(self.private)):
             dropped = _Evictions()
             (<_Cache> self.private[k]).flush(dropped)

@@ -16,9 +16,9 @@ from bnsim.sim._memory import MemorySystem
 
 CacheModel = Literal["range", "line"]
 
-# per cached line at most: a tag and an owner-and-dirty word, plus its share of the set's header
-# and padding (bnsim/sim/_memory.pyx, LineCache)
-LINE_STATE_BYTES = 12
+# per cached line at most: a tag, an owner-and-dirty word and an arrival step, plus its share of
+# the set's header and padding (bnsim/sim/_memory.pyx, LineCache)
+LINE_STATE_BYTES = 16
 MAX_LINE_STATE_BYTES = 4 << 30
 
 

@@ -187,13 +187,21 @@ def assert_same_access(
 @given(st.integers(1, 20), accesses, st.lists(st.integers(0, 3), min_size=50, max_size=50))
 def test_fully_associative_line_cache_equals_the_range_cache(lines: int, sequence, owners) -> None:
     """One set of all the ways is the range cache, line for line: misses, evictions (dirty, owner,
-    order), counters and contents."""
+    order), counters, contents, and the wait for lines still arriving."""
     line_cache = LineCache(lines * LINE, lines, LINE)
     range_cache = RangeCache(lines * LINE)
-    for (first, count, write), owner in zip(sequence, owners, strict=False):
+    for cache in (line_cache, range_cache):
+        cache.tracks_arrival = True
+    for step, ((first, count, write), owner) in enumerate(zip(sequence, owners, strict=False)):
         start, stop = first * LINE, (first + count) * LINE
-        by_line = line_cache.py_access(start, stop, write, owner)
-        by_range = range_cache.py_access(start, stop, write, owner)
+        for cache in (line_cache, range_cache):
+            cache.begin_step(10.0 * step)
+        fill = owner != 3  # owner 3 installs without reading
+        by_line = line_cache.py_access(start, stop, write, owner, fill)
+        by_range = range_cache.py_access(start, stop, write, owner, fill)
+        assert line_cache.wait == range_cache.wait  # fills of earlier steps arrive 25 cycles late
+        for cache in (line_cache, range_cache):
+            cache.settle(10.0 * step + 25.0)
         assert lines_of(by_line[0]) == lines_of(by_range[0])
         assert per_line(by_line[1]) == per_line(by_range[1])
         for counter in ("read_bytes", "write_bytes", "hit_bytes", "miss_bytes", "writeback_bytes"):

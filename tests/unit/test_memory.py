@@ -40,10 +40,23 @@ def machine(
 def test_a_load_misses_to_dram_then_hits_in_the_private_cache(caches: str) -> None:
     memory = machine(private_lines=4, caches=caches)
     # 256 B: 128 B on each channel at 1 B/cycle, then the latency
-    assert memory.run_tile(0, [(0, 256, LOAD, 3)], 0.0) == (0, 0, 256, 128.0 + 100.0)
-    assert memory.run_tile(0, [(0, 256, LOAD, 3)], 500.0) == (256, 0, 0, 500.0)
-    assert memory.run_tile(1, [(0, 64, LOAD, 4)], 600.0) == (0, 64, 0, 600.0)  # the LLC's copy
+    assert memory.run_tile(0, [(0, 256, LOAD, 3)], 0.0) == (0, 0, 256, 128.0 + 100.0, 0.0)
+    assert memory.run_tile(0, [(0, 256, LOAD, 3)], 500.0) == (256, 0, 0, 500.0, 500.0)
+    assert memory.run_tile(1, [(0, 64, LOAD, 4)], 600.0) == (0, 64, 0, 600.0, 600.0)  # the LLC's copy
     assert memory.source_bytes() == ({3: 256}, {})
+
+
+@pytest.mark.parametrize("caches", ["range", "line"])
+def test_a_line_another_core_is_fetching_arrives_when_its_fetch_does(caches: str) -> None:
+    """Core 0's step fetches 256 B from DRAM (there at cycle 228, or when `settle` says); core 1
+    finding those lines in the LLC earlier waits for them, later does not."""
+    memory = machine(private_lines=4, caches=caches)
+    memory.run_tile(0, [(0, 256, LOAD, 0)], 0.0)
+    assert memory.run_tile(1, [(0, 64, LOAD, 1)], 10.0) == (0, 64, 0, 10.0, 228.0)
+    memory.run_tile(0, [(1024, 1088, LOAD, 0)], 300.0)
+    memory.settle(900.0)  # its step took until 900
+    assert memory.run_tile(1, [(1024, 1088, LOAD, 1)], 400.0)[4] == 900.0
+    assert memory.run_tile(1, [(128, 192, LOAD, 1)], 950.0)[4] == 950.0  # arrived long ago
 
 
 @pytest.mark.parametrize(
@@ -52,7 +65,7 @@ def test_a_load_misses_to_dram_then_hits_in_the_private_cache(caches: str) -> No
 )
 def test_a_store_miss_reads_the_line_unless_it_allocates(kind: int, dram_reads: int) -> None:
     memory = machine()
-    private, llc, dram, _ = memory.run_tile(0, [(1024, 1024 + LINE, kind, 5)], 0.0)
+    private, llc, dram, _, _ = memory.run_tile(0, [(1024, 1024 + LINE, kind, 5)], 0.0)
     assert (private, llc, dram) == (0, 0, dram_reads)
     assert memory.source_bytes() == (({5: LINE} if dram_reads else {}), {})
     memory.flush(1000.0)

@@ -387,11 +387,12 @@ def _boxes_as_simpy_processes(
                         stream, cursor, stream[3] * (step + 1) // box.steps, line, accesses
                     )
                 now = env.now
-                private, hit, dram, read_done = chip.memory.run_tile(core, accesses, now)
+                private, hit, dram, read_done, wait = chip.memory.run_tile(core, accesses, now)
                 if step:
                     read_done -= chip.dram_latency_cycles
                 misses = private * private_cycles + hit * llc_cycles + dram * dram_cycles
-                memory = max(misses, read_done - now)
+                memory = max(misses, read_done - now, wait - now)
+                chip.memory.settle(now + memory)
                 compute = box.compute_cycles / box.steps
                 duration = max(compute, memory, 1.0)
                 tally.flops += box.flops * (step + 1) // box.steps - box.flops * step // box.steps
