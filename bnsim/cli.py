@@ -172,10 +172,8 @@ def describe_machine(machine: Machine) -> str:
             f"({machine.dtype}, {machine.dtype_bytes()} bytes/element)",
         ],
     ]
-    for label, cache in (("l1", machine.l1), ("l2", machine.l2), ("llc", machine.llc)):
-        if cache is None:
-            continue
-        scope = "shared" if label == "llc" else "private, per core"
+    for label, cache in (("private", machine.private), ("llc", machine.llc)):
+        scope = "shared" if label == "llc" else "per core"
         extra = ""
         if label == "llc":
             extra = ", inclusive" if machine.llc.inclusive else ", non-inclusive"

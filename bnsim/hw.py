@@ -270,17 +270,34 @@ class Machine(_Config):
     description: str = Field(default="", description="what the machine is, and its sources")
     dtype: Literal["fp32", "fp16", "bf16"] = Field(description="element type of every tensor")
     cores: CoreConfig
-    l1: CacheConfig = Field(description="private first-level data cache of each core")
-    l2: CacheConfig | None = Field(default=None, description="optional private second-level cache")
+    private: CacheConfig = Field(
+        description="each core's private cache: the chip's last private level (the one "
+        "simulated; reuse in the levels nearer the core is part of the kernels' efficiencies)"
+    )
     llc: SharedCacheConfig = Field(description="shared last-level cache")
     dram: DRAMConfig
     compute: ComputeConfig
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_per_level_private_caches(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            for key in ("l1", "l2"):
+                if key in raw:
+                    raise ValueError(
+                        f"{key}: bnsim simulates one private cache per core, the chip's last "
+                        "private level: give it as 'private' (e.g. a Skylake-SP core's L2, a V100 "
+                        "SM's L1); docs/hardware.md"
+                    )
+        return raw
+
     @model_validator(mode="after")
     def _check_one_line_size(self) -> Machine:
         # the memory system moves whole lines between levels: one line size for all of them
-        levels = {"l1": self.l1, "l2": self.l2, "llc": self.llc}
-        sizes = {name: level.block_bytes for name, level in levels.items() if level is not None}
+        sizes = {
+            name: level.block_bytes
+            for name, level in (("private", self.private), ("llc", self.llc))
+        }
         if len(set(sizes.values())) > 1:
             spelled = ", ".join(f"{name}.block {units.bytes_text(b)}" for name, b in sizes.items())
             raise ValueError(f"every cache level must have the same block size, got {spelled}")
@@ -289,10 +306,6 @@ class Machine(_Config):
     def dtype_bytes(self) -> int:
         """Bytes per tensor element."""
         return DTYPE_BYTES[self.dtype]
-
-    def private_caches(self) -> tuple[CacheConfig, ...]:
-        """The private cache levels of one core, nearest first."""
-        return (self.l1,) if self.l2 is None else (self.l1, self.l2)
 
     def peak_flops_per_second(self) -> float:
         """Peak FP throughput of all cores."""

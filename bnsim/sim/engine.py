@@ -215,7 +215,7 @@ def _run_boxes(
     outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
     # per byte that hits the private cache, hits the LLC, or is read from DRAM
-    private_cycles = machine.private_caches()[-1].latency_cycles / line / outstanding
+    private_cycles = machine.private.latency_cycles / line / outstanding
     llc_cycles = machine.llc.latency_cycles / line / outstanding
     dram_cycles = chip.dram_latency_cycles / line / outstanding
     rates = (private_cycles, llc_cycles, dram_cycles)

@@ -32,7 +32,7 @@ def memory_system(machine: Machine, caches: CacheModel = "range") -> MemorySyste
     """
     if caches == "line":
         lines = (
-            machine.cores.count * machine.private_caches()[-1].size_bytes + machine.llc.size_bytes
+            machine.cores.count * machine.private.size_bytes + machine.llc.size_bytes
         ) // machine.llc.block_bytes
         if lines * LINE_STATE_BYTES > MAX_LINE_STATE_BYTES:
             raise InfeasibleError(
@@ -43,7 +43,7 @@ def memory_system(machine: Machine, caches: CacheModel = "range") -> MemorySyste
             )
     arguments = (
         machine.cores.count,
-        machine.private_caches()[-1].size_bytes,
+        machine.private.size_bytes,
         machine.llc.size_bytes,
         machine.llc.inclusive,
         machine.compute.nontemporal_stores == "always",
@@ -55,7 +55,7 @@ def memory_system(machine: Machine, caches: CacheModel = "range") -> MemorySyste
         / machine.cores.clock_hz,
         machine.dram.latency_s * machine.cores.clock_hz,
         caches,
-        machine.private_caches()[-1].ways,
+        machine.private.ways,
         machine.llc.ways,
     )
     return MemorySystem(*arguments)

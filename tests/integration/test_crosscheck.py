@@ -183,21 +183,18 @@ TINY_DOCUMENT: dict = yaml.safe_load(Path("hwconfigs/tiny.yaml").read_text())
 def machine_pairs(draw: st.DrawFn) -> tuple[Machine, Machine]:
     """A random small machine with fully associative caches, and the same with 1, 2 or 4 ways."""
     document = copy.deepcopy(TINY_DOCUMENT)
-    if draw(st.booleans()):
-        del document["l2"]
     document["cores"]["count"] = draw(st.integers(1, 4))
     document["dram"]["channels"] = draw(st.integers(1, 3))
     document["llc"]["inclusive"] = draw(st.booleans())
     document["compute"]["nontemporal_stores"] = draw(st.booleans())
     document["compute"]["layout"] = draw(st.sampled_from(["nchw", "nChw16c"]))
     block = draw(st.sampled_from([32, 64, 128]))
-    quads = {"l1": (1, 16), "l2": (4, 64), "llc": (8, 512)}  # size range, in groups of 4 lines
+    quads = {"private": (1, 64), "llc": (8, 512)}  # size range, in groups of 4 lines
     ways = {}
-    for level in ("l1", "l2", "llc"):
-        if level in document:
-            lines = 4 * draw(st.integers(*quads[level]))
-            document[level].update(size=f"{lines * block}B", ways=lines, block=f"{block}B")
-            ways[level] = draw(st.sampled_from([1, 2, 4]))
+    for level in ("private", "llc"):
+        lines = 4 * draw(st.integers(*quads[level]))
+        document[level].update(size=f"{lines * block}B", ways=lines, block=f"{block}B")
+        ways[level] = draw(st.sampled_from([1, 2, 4]))
     set_associative = copy.deepcopy(document)
     for level, count in ways.items():
         set_associative[level]["ways"] = count

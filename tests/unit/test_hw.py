@@ -39,7 +39,7 @@ def test_cmp16_is_the_skylake_sp_socket_of_methods(repo: Path) -> None:
     assert machine.cores.count == 16
     assert machine.cores.flops_per_cycle() == 64  # 16 lanes × 2 FMA units × 2
     assert machine.peak_flops_per_second() == pytest.approx(16 * 2.6e9 * 64)
-    assert (machine.l1.size_bytes, machine.l2.size_bytes) == (32 * 1024, 1024 * 1024)
+    assert (machine.private.size_bytes, machine.private.latency_cycles) == (1024 * 1024, 14)
     assert (machine.llc.size_bytes, machine.llc.ways, machine.llc.num_sets()) == (
         22 * 2**20,
         11,
@@ -51,8 +51,7 @@ def test_cmp16_is_the_skylake_sp_socket_of_methods(repo: Path) -> None:
 
 def test_v100_has_80_sms_and_15_7_tflops(repo: Path) -> None:
     machine = load_machine(repo / "hwconfigs" / "v100.yaml")
-    assert machine.l2 is None
-    assert machine.private_caches() == (machine.l1,)
+    assert (machine.private.size_bytes, machine.private.block_bytes) == (128 * 1024, 128)
     assert machine.peak_flops_per_second() == pytest.approx(15.67e12, rel=1e-3)
     assert machine.dram.peak_bandwidth_bytes_per_second() == pytest.approx(900e9)
 
@@ -70,13 +69,12 @@ def test_overrides_apply_before_validation(repo: Path) -> None:
     assert machine.dtype_bytes() == 2
 
 
-def test_override_can_add_an_optional_section(raw: dict[str, Any]) -> None:
-    del raw["l2"]
-    machine = machine_from_dict(
-        raw, overrides=["l2.size=8KiB", "l2.ways=2", "l2.block=64B", "l2.latency=6cycles"]
-    )
-    assert machine.l2 is not None
-    assert machine.l2.size_bytes == 8192
+def test_private_caches_level_by_level_are_refused_with_what_to_write(raw: dict[str, Any]) -> None:
+    """One private level is simulated; an l1 or l2 key would describe one that changes nothing."""
+    with pytest.raises(
+        ConfigError, match=r"l2: bnsim simulates one private cache per core.*'private'"
+    ):
+        machine_from_dict(raw, overrides=["l2.size=8KiB"])
 
 
 @pytest.mark.parametrize(
@@ -90,10 +88,10 @@ def test_override_can_add_an_optional_section(raw: dict[str, Any]) -> None:
         (lambda r: r["cores"].pop("count"), r"cores\.count: missing required key"),
         (lambda r: r.pop("compute"), r"compute: missing required key"),
         (
-            lambda r: r["l1"].update(size="4 kib"),
-            r"l1\.size: '4 kib': unknown unit 'kib' for a size",
+            lambda r: r["private"].update(size="4 kib"),
+            r"private\.size: '4 kib': unknown unit 'kib' for a size",
         ),
-        (lambda r: r["l1"].update(size=4096), r"l1\.size: 4096 has no unit"),
+        (lambda r: r["private"].update(size=4096), r"private\.size: 4096 has no unit"),
         (lambda r: r["cores"].update(clock=1.0), r"cores\.clock: 1\.0 has no unit"),
         (
             lambda r: r["cores"].update(count="2"),
@@ -120,10 +118,10 @@ def test_override_can_add_an_optional_section(raw: dict[str, Any]) -> None:
             lambda r: r["llc"].update(ways=7),
             r"llc: size 64KiB is not a multiple of ways × block \(7 × 64B = 448B\)",
         ),
-        (lambda r: r["l1"].update(block="96B"), r"l1: block 96B is not a power of two"),
+        (lambda r: r["private"].update(block="96B"), r"private: block 96B is not a power of two"),
         (
-            lambda r: r["l1"].update(block="8KiB"),
-            r"l1: size 4KiB is not a multiple of ways × block",
+            lambda r: r["private"].update(block="8KiB"),
+            r"private: size 16KiB is not a multiple of ways × block",
         ),
         (
             lambda r: r["dram"].update(interleave="100B"),
@@ -239,7 +237,7 @@ def test_every_key_is_documented() -> None:
     assert {
         "cores.count",
         "cores.clock",
-        "l2.size",
+        "private.size",
         "llc.size",
         "llc.ways",
         "dram.channels",
@@ -249,6 +247,4 @@ def test_every_key_is_documented() -> None:
     assert all(doc.description for doc in docs if doc.path != "schema_version" or doc.description)
     units = {doc.path: doc.unit for doc in docs}
     assert (units["llc.size"], units["cores.clock"], units["dram.latency"]) == ("bytes", "Hz", "s")
-    assert not next(
-        doc for doc in docs if doc.path == "l2.size"
-    ).required  # l2 is an optional section
+    assert not next(doc for doc in docs if doc.path == "compute.nontemporal_stores").required

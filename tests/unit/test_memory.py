@@ -42,7 +42,13 @@ def test_a_load_misses_to_dram_then_hits_in_the_private_cache(caches: str) -> No
     # 256 B: 128 B on each channel at 1 B/cycle, then the latency
     assert memory.run_tile(0, [(0, 256, LOAD, 3)], 0.0) == (0, 0, 256, 128.0 + 100.0, 0.0)
     assert memory.run_tile(0, [(0, 256, LOAD, 3)], 500.0) == (256, 0, 0, 500.0, 500.0)
-    assert memory.run_tile(1, [(0, 64, LOAD, 4)], 600.0) == (0, 64, 0, 600.0, 600.0)  # the LLC's copy
+    assert memory.run_tile(1, [(0, 64, LOAD, 4)], 600.0) == (
+        0,
+        64,
+        0,
+        600.0,
+        600.0,
+    )  # the LLC's copy
     assert memory.source_bytes() == ({3: 256}, {})
 
 

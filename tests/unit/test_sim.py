@@ -219,7 +219,9 @@ def test_an_infinite_llc_leaves_only_compulsory_traffic(scheme: str, first_read_
 
 def test_a_one_line_llc_misses_everything() -> None:
     network = build_model("tiny_cnn", batch=4, image=32)
-    tiny_caches = machine(**{"llc.size": "512B", "llc.ways": 8, "l2.size": "512B", "l2.ways": 8})
+    tiny_caches = machine(
+        **{"llc.size": "512B", "llc.ways": 8, "private.size": "512B", "private.ways": 8}
+    )
     schedule = build_schedule(network, "baseline")
     result = simulate(schedule, tiny_caches)
     llc = dict(result.caches)["llc"]
@@ -315,7 +317,7 @@ def test_sampled_statistics_read_only_the_sampled_share() -> None:
     """Batch sampling 2 of 8 samples: the mean and variance passes read a quarter of the BN input
     (a 512 B LLC holds nothing between kernels, so every byte comes from DRAM)."""
     network = build_model("tiny_cnn", batch=8, image=32)
-    m = machine(**{"llc.size": "512B", "llc.ways": 8, "l2.size": "512B", "l2.ways": 8})
+    m = machine(**{"llc.size": "512B", "llc.ways": 8, "private.size": "512B", "private.ways": 8})
     full = simulate(build_schedule(network, "baseline"), m)
     sampled = simulate(build_schedule(network, "sampling:fraction=0.25"), m)
     trace = Trace(build_schedule(network, "baseline"), m, SimOptions())
@@ -372,7 +374,7 @@ def _boxes_as_simpy_processes(
     machine = chip.machine
     line = machine.llc.block_bytes
     outstanding = machine.cores.max_outstanding_misses
-    private_cycles = machine.private_caches()[-1].latency_cycles / line / outstanding
+    private_cycles = machine.private.latency_cycles / line / outstanding
     llc_cycles = machine.llc.latency_cycles / line / outstanding
     dram_cycles = chip.dram_latency_cycles / line / outstanding
 
