@@ -128,5 +128,5 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path: Path) -
         bnsim.load_workload("tiny_cnn", batch=1 << 34)
     machine = bnsim.load_machine(REPO / "hwconfigs" / "cmp16.yaml", ["llc.size=1408GiB"])
     schedule = bnsim.build_schedule(bnsim.load_workload("tiny_cnn", batch=2), "baseline")
-    with pytest.raises(InfeasibleError, match=r"about 264 GiB of cache state; use --fidelity fast"):
+    with pytest.raises(InfeasibleError, match=r"about 352 GiB of cache state; use --fidelity fast"):
         bnsim.simulate(schedule, machine, bnsim.SimOptions(fidelity="line"))
