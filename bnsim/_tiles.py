@@ -48,7 +48,8 @@ def thread_boxes(
     the main-op operand it produces if it is a prologue op, the shape of its first input, its
     elements per load if its work follows the footprint (recomputed on every load), its accesses,
     each a tuple (region rule (tile, op region) → tensor region or None for the op's region, the
-    tensor's layout, access kind, source id), and for the main op the stored
+    tensor's layout, access kind, source id), the axis whose first boxes alone store the op's
+    outputs (or -1: every box), and for the main op the stored
     prologue outputs it re-reads where an earlier box of the thread produced them, each a tuple
     (operand, layout, source id). `footprint(tile, operand)` is the region of a main-op operand
     that a tile reads. A prologue that is not recomputed on every load works on the part of the
@@ -67,7 +68,16 @@ def thread_boxes(
         flops = 0.0
         streams: list[Stream] = []
         firsts: dict[int, tuple[list[Region], list[Region]]] = {}  # operand → (new, seen before)
-        for step_cycles, step_flops, operand, shape, per_load_elements, accesses, rereads in plan:
+        for (
+            step_cycles,
+            step_flops,
+            operand,
+            shape,
+            per_load_elements,
+            accesses,
+            rereads,
+            store_axis,
+        ) in plan:
             regions: list[Region]
             if operand is None:
                 regions = [tile]
@@ -86,7 +96,10 @@ def thread_boxes(
                 work = sum(region_volume(region, shape) for region in regions) / whole
             cycles += step_cycles * work
             flops += step_flops * work
+            stores = store_axis < 0 or box[store_axis][0] == 0
             for rule, layout, kind, source in accesses:
+                if kind and not stores:
+                    continue
                 blocks: list[Block] = []
                 for region in regions:
                     _append_blocks(blocks, layout, region if rule is None else rule(tile, region))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from bnsim._tiles import CHANNEL_BLOCK, Layout, Stream, runs, thread_boxes
-from bnsim.dataflow import WorkSplit, kernel_store_kinds, split_work
+from bnsim.dataflow import WorkSplit, kernel_store_kinds, prologue_on_every_load, split_work
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, footprint_rule, prologue_operand
 from bnsim.graph import TensorShape
@@ -295,6 +295,11 @@ class Trace:
         produced: set[str] = set()  # written by an earlier op of the tile: still in registers/L1
         prologue_operands: set[int] = set()
         stores = kernel_store_kinds(self.schedule, kernel, self.machine)
+        in_registers = prologue_on_every_load(self.machine)
+        # the axis of the main op's output channels: its first tile stores what a prologue makes
+        store_axis = next(
+            (position for position, axis in enumerate(kernel.space) if axis.name == "c"), -1
+        )
         plan = []
         for op_index, op in enumerate(kernel.ops):
             operand = (
@@ -319,7 +324,7 @@ class Trace:
                 rule = self._write_region(op, name)
                 accesses.append(_Access(rule, self._info[name], store, source))
             shape = tensors[op.reads[0]].shape
-            per_load = bool(op.attr("per_load")) and operand is not None
+            per_load = operand is not None and (bool(op.attr("per_load")) or in_registers)
             rereads: tuple[tuple[int, Layout, int], ...] = ()
             if op is main:  # stored prologue outputs: re-read where the thread produced them
                 rereads = tuple(
@@ -338,6 +343,7 @@ class Trace:
                     per_load_elements=math.prod(shape) if per_load else 0,
                     accesses=tuple(accesses),
                     rereads=rereads,
+                    store_axis=store_axis if operand is not None and in_registers else -1,
                 )
             )
         return plan
@@ -489,6 +495,9 @@ class _Step(NamedTuple):
     # main op: (operand, layout, source) of stored prologue outputs it re-reads where an earlier
     # box of the same thread produced them
     rereads: tuple[tuple[int, Layout, int], ...]
+    # ≥ 0: only boxes that start at 0 along this axis store the op's outputs (the first
+    # output-channel tile of a prologue that runs on every load); -1: every box stores
+    store_axis: int
 
 
 _ACTIVATION_ROLES = (

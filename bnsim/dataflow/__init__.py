@@ -7,7 +7,8 @@ library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as the
 them (bnsim.dataflow.onednn), `cudnn` follows the implicit-GEMM tiling and rasterization of
 NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both interpreters read the same split: the
 simulator times its boxes, the NumPy executor runs them. The library also decides how stores reach
-memory (`store_kind`) and how often a kernel's loop order reads its input (`input_passes`).
+memory (`store_kind`), how often a kernel's loop order reads its input (`input_passes`) and where
+a fused prologue works (`prologue_on_every_load`).
 docs/model.md cites the sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
 """
 
@@ -116,6 +117,16 @@ def store_kinds(schedule: Schedule, machine: Machine) -> list[int]:
     return [
         kind for kernel in schedule.kernels for kind in onednn.kernel_store_kinds(schedule, kernel)
     ]
+
+
+def prologue_on_every_load(machine: Machine) -> bool:
+    """Whether a fused prologue (bnff's normalize + ReLU in front of a convolution) transforms
+    every tile it loads, in registers, and its stored output is written by the boxes of the first
+    output-channel tile only (`cudnn`: CUTLASS's mainloop fusion applies a per-channel
+    scale-bias-ReLU to each activation tile a CTA loads, in every CTA); else it works at each
+    thread's first touch of an element and the main op re-reads the stored result (`onednn`: the
+    BNFF kernels' `coff == 0` test)."""
+    return machine.compute.library == "cudnn"
 
 
 def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:

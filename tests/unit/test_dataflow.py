@@ -10,6 +10,7 @@ from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.schedule import OpKind, Placement
 from bnsim.schemes import build_schedule
+from bnsim.trace import SimOptions, Trace
 
 REPO = Path(__file__).resolve().parents[2]
 CMP16 = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
@@ -75,6 +76,36 @@ def test_stores_follow_the_library() -> None:
     }
     never = CMP16.with_overrides(["compute.nontemporal_stores=never"])
     assert store_kind(schedule, fused, 2, never) == FETCH
+
+
+def test_a_gpu_prologue_runs_on_every_load_and_only_the_first_channel_tile_stores() -> None:
+    """DenseNet-121's transition 2 on the V100 (bnff): 256 output channels are two 128-channel
+    CTA tiles over the same pixels; both read and normalize their input (in registers, as
+    CUTLASS's mainloop fusion does), and only the first stores the normalized, rectified input
+    that backward needs: each of its 64 KiB once, not once per tile."""
+    schedule = build_schedule(build_model("densenet121", batch=2, image=32), "bnff")
+    index = [kernel.name for kernel in schedule.kernels].index("features.transition2.conv.fwd")
+    trace = Trace(schedule, V100, SimOptions())
+    boxes, _ = trace.boxes(index)
+    streams = [
+        {(kind, trace.sources[source].tensor): size for kind, source, _, size in box.streams}
+        for box in boxes
+    ]
+    assert [stream.get((0, "act:features.denseblock2.cat")) for stream in streams] == [65536] * 2
+    assert [stream.get((ALLOCATE, "act:features.transition2.relu")) for stream in streams] == [
+        65536,
+        None,
+    ]
+    # MKL-DNN normalizes at each thread's first touch: here 8 (image, row) items for 16 threads
+    # make two groups of output channels (balance2D), each thread normalizing its own item
+    cpu = Trace(schedule, CMP16, SimOptions())
+    read = sum(
+        size
+        for box in cpu.boxes(index)[0]
+        for kind, source, _, size in box.streams
+        if (kind, cpu.sources[source].tensor) == (0, "act:features.denseblock2.cat")
+    )
+    assert read == 2 * 65536
 
 
 def test_first_touch_splits_a_footprint_into_new_and_seen_parts() -> None:
