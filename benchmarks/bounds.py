@@ -31,7 +31,7 @@ SCHEMES = ("baseline", "fission", "bnff", "recompute", "bnff+sampling")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--machines", default="cmp16,v100")
+    parser.add_argument("--machines", default="cmp16,v100,tiny")
     parser.add_argument("--networks", default="densenet121,resnet50,inception_v3")
     args = parser.parse_args()
     print(

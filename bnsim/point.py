@@ -7,6 +7,8 @@ bnsim.hw, bnsim.schemes, bnsim.trace, bnsim.sim, bnsim.result.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -121,12 +123,39 @@ def _run(
             if progress is not None:
                 progress(done[-1][0])
         return done
+    # tasks of one point share its network in a worker too, so that what is remembered per network
+    # (the library's work splits, schedules) serves all of that worker's schemes
+    call = f"{os.getpid()}.{next(_CALLS)}"
+    keys = {id(point): f"{call}.{index}" for index, (point, _) in enumerate(tasks)}
     with process_pool(min(jobs, len(tasks))) as pool:
-        futures = [pool.submit(function, point, spec) for point, spec in tasks]
+        futures = [
+            pool.submit(_with_shared_point, function, keys[id(point)], point, spec)
+            for point, spec in tasks
+        ]
         if progress is not None:
             for future in as_completed(futures):
                 progress(future.result()[0])
         return [future.result() for future in futures]
+
+
+_CALLS = itertools.count()
+_WORKER_POINTS: dict[str, Point] = {}  # in a worker: the points of the current call, by key
+
+
+def _with_shared_point(
+    function: Callable[[Point, SchemeSpec], tuple[RunResult, Timeline | None]],
+    key: str,
+    point: Point,
+    spec: SchemeSpec,
+) -> tuple[RunResult, Timeline | None]:
+    """`function(point, spec)` with the first copy of `point` this worker received (each task
+    arrives with its own unpickled copy)."""
+    shared = _WORKER_POINTS.get(key)
+    if shared is None:
+        if len(_WORKER_POINTS) >= 8:
+            _WORKER_POINTS.clear()
+        shared = _WORKER_POINTS[key] = point
+    return function(shared, spec)
 
 
 def point_document(point: Point, runs: Sequence[RunResult], version: str) -> dict[str, Any]:

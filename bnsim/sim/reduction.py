@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from bnsim.schedule import Box
-from bnsim.trace import Reduction, Trace
+from bnsim.trace import Trace
 
 
 def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float:
@@ -31,9 +31,14 @@ def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float
     element_bytes = machine.dtype_bytes()
     cycles = 0.0
     line = machine.llc.block_bytes
-    holders = max(1, sum(1 for boxes in threads if boxes))
+    working = sum(1 for boxes in threads if boxes)
+    holders = max(1, working)
+    shared_channels = _shared_channels(threads, c_axis) if c_axis is not None else 0
     for reduction in reductions:
-        extra = _extra_partials(reduction, threads, c_axis)
+        if c_axis is None or reduction.channel_axis_elements == 0:
+            extra = (working - 1) * (reduction.channel_axis_elements or 1)
+        else:
+            extra = shared_channels * reduction.channel_axis_elements
         lines = math.ceil(extra * element_bytes / line)
         combine = lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
         combine += extra / machine.cores.simd_lanes
@@ -45,15 +50,9 @@ def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float
     return cycles
 
 
-def _extra_partials(
-    reduction: Reduction, threads: tuple[tuple[Box, ...], ...], c_axis: int | None
-) -> int:
-    """Elements of partial sums beyond the first thread's, summed over the tensor."""
-    if c_axis is None or reduction.channel_axis_elements == 0:
-        working = sum(1 for boxes in threads if boxes)
-        per_unit = reduction.channel_axis_elements or 1
-        return (working - 1) * per_unit
-    # per channel, the threads holding a partial sum of it: a sweep over each thread's channels
+def _shared_channels(threads: tuple[tuple[Box, ...], ...], c_axis: int) -> int:
+    """Partial sums beyond the first thread's, counted in channels and summed over the channels:
+    per channel, the threads whose boxes touch it, less one."""
     events: list[tuple[int, int]] = []
     for boxes in threads:
         merged: list[list[int]] = []
@@ -69,4 +68,4 @@ def _extra_partials(
         extra += max(0, holders - 1) * (position - previous)
         holders += change
         previous = position
-    return extra * reduction.channel_axis_elements
+    return extra
