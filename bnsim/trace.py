@@ -252,7 +252,8 @@ class Trace:
         return work
 
     def boxes(self, index: int) -> tuple[list[BoxWork], list[range]]:
-        """The work of kernel `index`'s boxes, core by core, and each core's range of them."""
+        """The work of kernel `index`'s boxes, core by core, and each core's range of them; for a
+        dynamic split (`self.work(index).dynamic`) the boxes in launch order, as one range."""
         kernel = self.schedule.kernels[index]
         main = kernel.main_op()
         plan = self._plan(index)
@@ -270,7 +271,10 @@ class Trace:
         work = self.work(index)
         found: list[BoxWork] = []
         chunks = []
-        for boxes in work.threads:
+        threads = work.threads
+        if work.dynamic:  # one queue in launch order, which the cores take from as they free up
+            threads = (work.launch_order(),)
+        for boxes in threads:
             first = len(found)
             thread_boxes(
                 boxes,

@@ -31,9 +31,23 @@ ALLOCATE = 3  # a store that allocates its line without reading it (a GPU's sect
 
 @dataclass(frozen=True, slots=True)
 class WorkSplit:
-    """One kernel's work: per core, its boxes in loop order."""
+    """One kernel's work: per core, its boxes in loop order.
+
+    `dynamic`: the boxes are dealt to the cores in launch order as the cores free up (a GPU's block
+    scheduler hands the next CTA to the next free SM), and `threads` deals them round-robin, which
+    is what that gives for equal boxes; otherwise each core runs exactly its boxes (OpenMP's static
+    schedule).
+    """
 
     threads: tuple[tuple[Box, ...], ...]
+    dynamic: bool = False
+
+    def launch_order(self) -> tuple[Box, ...]:
+        """The boxes in the order a dynamic scheduler hands them out: the threads' round-robin."""
+        longest = max((len(thread) for thread in self.threads), default=0)
+        return tuple(
+            thread[turn] for turn in range(longest) for thread in self.threads if turn < len(thread)
+        )
 
     def boxes(self) -> tuple[Box, ...]:
         """Every box, core by core."""

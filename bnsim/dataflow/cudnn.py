@@ -9,8 +9,8 @@ convolutions, and bnsim follows it (docs/model.md, "Kernel dataflow", cites file
   pixels (with the filter's halo) and its channels' weights once, and writing its output tile once;
 - CTAs launch in the order of CUTLASS's default `GemmIdentityThreadblockSwizzle<4>`: strips of up to
   4 N-tiles, M-tile by M-tile, so that concurrent CTAs share their input tiles in the L2 cache; the
-  hardware hands them to SMs as SMs free up, which for equal CTAs is round-robin (bnsim deals them
-  to SMs in turn);
+  hardware hands the next CTA to the SM that frees up first, and so does bnsim while it simulates
+  (the split is dynamic; its threads are the round-robin that equal CTAs would give);
 - the weight gradient is a GEMM over (output channels × input channels·taps) reducing over the
   output pixels; CUTLASS leaves split-K to its caller, and bnsim splits the pixels (images × rows)
   so that every SM has a CTA (partial sums combined at the end), since cuDNN's own choice is not
@@ -131,8 +131,8 @@ def _waves(kernel: Kernel, cores: int, wave_bytes: int, element_bytes: int) -> l
 
 
 def _dealt(order: list[Box], cores: int) -> WorkSplit:
-    """CTAs in launch order dealt to SMs in turn."""
+    """CTAs in launch order, handed out dynamically (threads: dealt to SMs in turn)."""
     threads: list[list[Box]] = [[] for _ in range(cores)]
     for index, box in enumerate(order):
         threads[index % cores].append(box)
-    return WorkSplit(tuple(tuple(thread) for thread in threads))
+    return WorkSplit(tuple(tuple(thread) for thread in threads), dynamic=True)

@@ -1282,7 +1282,8 @@ cdef class MemorySystem:
                         stream.index += 1
 
     def run_kernel(self, list boxes, list chunks, double start, double private_cycles,
-                   double llc_cycles, double dram_cycles, list busy, i64 line, list spans=None):
+                   double llc_cycles, double dram_cycles, list busy, i64 line, list spans=None,
+                   bint dynamic=False):
         """Run a kernel's boxes on the cores from cycle `start` (bnsim.sim.engine._run_boxes).
 
         Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
@@ -1293,9 +1294,13 @@ cdef class MemorySystem:
         hit, LLC hit, DRAM read), the wait for its DRAM reads and for lines it found in the LLC that
         another core's step is still fetching; its own fetches arrive when it ends. Adds each core's busy cycles to
         `busy` and, with `spans`, appends every step's (core, start, end); returns (cycle the last
-        core finishes, FLOPs, compute cycles, memory cycles).
+        core finishes, FLOPs, compute cycles, memory cycles). With `dynamic`, `chunks` is ignored:
+        the boxes are in launch order, and a core that is free takes the next one (the first
+        `len(busy)` go to the cores in order at `start`), as a GPU's block scheduler does.
         """
-        cdef int cores = len(chunks), core, size = 0, i, child, parent, num_boxes = len(boxes)
+        cdef int cores = len(busy) if dynamic else len(chunks), core, size = 0, i, child, parent
+        cdef int num_boxes = len(boxes), next_box = 0
+        cdef bint active
         cdef int num_streams = 0, num_blocks = 0, s, b
         cdef i64 sequence = 0, flops = 0, step, highest = 0, last_address
         cdef double now, finished = start, memory, duration, compute, done
@@ -1354,12 +1359,17 @@ cdef class MemorySystem:
             if highest // self.line > self.max_line_number:
                 raise OverflowError(f"address {highest} is beyond what the compiled line caches hold")
             for core in range(cores):
-                chunk = chunks[core]
-                position[core] = chunk.start
-                stop[core] = chunk.stop
                 steps_done[core] = 0
                 core_busy[core] = busy[core]
-                if chunk.stop > chunk.start:  # all start now, in core order: already a heap
+                if dynamic:  # each free core takes the next box when it is ready
+                    position[core] = stop[core] = 0
+                    active = core < num_boxes
+                else:
+                    chunk = chunks[core]
+                    position[core] = chunk.start
+                    stop[core] = chunk.stop
+                    active = chunk.stop > chunk.start
+                if active:  # all start now, in core order: already a heap
                     ready[size] = start
                     order[size] = sequence
                     who[size] = core
@@ -1367,6 +1377,10 @@ cdef class MemorySystem:
                     size += 1
             while size:
                 now, core = ready[0], who[0]
+                if dynamic and position[core] == stop[core] and next_box < num_boxes:
+                    position[core] = next_box
+                    stop[core] = next_box + 1
+                    next_box += 1
                 if position[core] == stop[core]:
                     finished = now  # cores leave in time order: the last one finishes last
                     size -= 1

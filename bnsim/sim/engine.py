@@ -174,7 +174,8 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tiles_start = env.now
         channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
         boxes, chunks = chip.trace.boxes(index)
-        tiles_done = _run_boxes(chip, boxes, chunks, tally)
+        dynamic = chip.trace.work(index).dynamic
+        tiles_done = _run_boxes(chip, boxes, chunks, tally, dynamic)
         yield env.timeout(tiles_done - env.now)
         reduction = reduction_cycles(chip.trace, chip.memory, index, chip.env.now)
         if reduction:
@@ -201,7 +202,7 @@ def _record_kernel(chip: _Chip, kernel: Kernel, start: float, channels_before: l
 
 
 def _run_boxes(
-    chip: _Chip, boxes: list[BoxWork], chunks: list[range], tally: _KernelTally
+    chip: _Chip, boxes: list[BoxWork], chunks: list[range], tally: _KernelTally, dynamic: bool
 ) -> float:
     """Run a kernel's boxes on the cores from now; return the cycle the last core finishes.
 
@@ -209,7 +210,9 @@ def _run_boxes(
     equal share of each of the box's streams. The core that became ready first runs its next step
     first (ties: the one that became ready earlier in event order), so the shared LLC and the DRAM
     channels see the steps' accesses in time order: exactly the order of one SimPy process per
-    core, each yielding a timeout per step, without the cost of those events (tested equal).
+    core, each yielding a timeout per step, without the cost of those events (tested equal). In a
+    `dynamic` split (a GPU) the boxes are one queue in launch order, and a core that becomes free
+    takes the next.
     """
     machine = chip.machine
     outstanding = machine.cores.max_outstanding_misses
@@ -222,7 +225,7 @@ def _run_boxes(
     tally.num_tiles += sum(box.steps for box in boxes)
     spans: list[tuple[int, float, float]] | None = [] if chip.timeline is not None else None
     finished, flops, compute_cycles, memory_total = chip.memory.run_kernel(
-        boxes, chunks, chip.env.now, *rates, chip.busy, line, spans
+        boxes, chunks, chip.env.now, *rates, chip.busy, line, spans, dynamic
     )
     tally.flops += flops
     tally.compute_cycles += compute_cycles

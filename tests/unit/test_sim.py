@@ -367,9 +367,14 @@ def box_ranges(box: BoxWork, line: int) -> list[tuple[int, int, bool, int]]:
 
 
 def _boxes_as_simpy_processes(
-    chip: engine._Chip, boxes: list, chunks: list[range], tally: engine._KernelTally
+    chip: engine._Chip,
+    boxes: list,
+    chunks: list[range],
+    tally: engine._KernelTally,
+    dynamic: bool,
 ) -> float:
-    """The reference for engine._run_boxes: one SimPy process per core, a timeout per step."""
+    """The reference for engine._run_boxes: one SimPy process per core, a timeout per step; in a
+    dynamic split each process takes the next box of one shared queue when it is free."""
     env = simpy.Environment(initial_time=chip.env.now)
     machine = chip.machine
     line = machine.llc.block_bytes
@@ -378,8 +383,10 @@ def _boxes_as_simpy_processes(
     llc_cycles = machine.llc.latency_cycles / line / outstanding
     dram_cycles = chip.dram_latency_cycles / line / outstanding
 
-    def core_process(core: int, chunk: range):  # type: ignore[no-untyped-def]
-        for index in chunk:
+    queue = iter(range(len(boxes)))
+
+    def core_process(core: int, chunk: range | None):  # type: ignore[no-untyped-def]
+        for index in queue if chunk is None else chunk:
             box = boxes[index]
             cursors = [[0, 0, 0, 0, 0] for _ in box.streams]
             for step in range(box.steps):
@@ -404,19 +411,26 @@ def _boxes_as_simpy_processes(
                 chip.busy[core] += duration
                 yield env.timeout(duration)
 
-    for core, chunk in enumerate(chunks):
-        if chunk:
-            env.process(core_process(core, chunk))
+    if dynamic:
+        for core in range(machine.cores.count):
+            env.process(core_process(core, None))
+    else:
+        for core, chunk in enumerate(chunks):
+            if chunk:
+                env.process(core_process(core, chunk))
     env.run()
     return env.now
 
 
-@pytest.mark.parametrize("workload", ["tiny_cnn", "densenet121"])
+@pytest.mark.parametrize(
+    ("workload", "hw"), [("tiny_cnn", "cmp16"), ("densenet121", "cmp16"), ("resnet50", "v100")]
+)
 def test_the_kernel_loop_orders_steps_as_simpy_processes_per_core(
-    workload: str, monkeypatch: pytest.MonkeyPatch
+    workload: str, hw: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Static splits (cmp16) and the GPU's dynamic hand-out of CTAs (v100) alike."""
     network = build_model(workload, batch=2, image=32)
-    m = load_machine(REPO / "hwconfigs" / "cmp16.yaml").with_overrides(["dram.channels=2"])
+    m = load_machine(REPO / "hwconfigs" / f"{hw}.yaml").with_overrides(["dram.channels=2"])
     options = SimOptions(tiles_per_core=3, step_bytes=8192)
     runs = {}
     for scheme in ("baseline", "bnff"):
