@@ -119,6 +119,12 @@ def thread_boxes(
 
 
 def _add_stream(streams: list[Stream], blocks: list[Block], kind: int, source: int) -> None:
+    if len(blocks) == 1:  # most streams
+        block = blocks[0]
+        total = block[1] * block[2] * block[4]
+        if total:
+            streams.append((kind, source, (block,), total))
+        return
     total = 0
     for block in blocks:
         total += block[1] * block[2] * block[4]

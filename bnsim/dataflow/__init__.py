@@ -147,9 +147,11 @@ def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
     """How many times the library's loop order reads the main op's input (1 for most kernels):
     MKL-DNN's direct convolutions read an image's whole input once per 16-channel block of their
     output (backward-data: of their input gradient); whether the later passes hit in a cache is
-    the simulation's to find."""
+    the simulation's to find. CUTLASS's launch order reads it once per swizzle strip of N-tiles."""
     if machine.compute.library == "cudnn":
-        return 1
+        from bnsim.dataflow import cudnn  # noqa: PLC0415
+
+        return cudnn.input_passes(kernel)
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.input_passes(schedule, kernel)

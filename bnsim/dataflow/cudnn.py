@@ -58,6 +58,18 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine, wave_bytes: int)
     return _dealt(_waves(kernel, cores, wave_bytes, element_bytes), cores)
 
 
+def input_passes(kernel: Kernel) -> int:
+    """Convolutions and fully connected layers: one pass over the input (GEMM A) per swizzle strip
+    of N-tiles, since a strip's CTAs cover every M-tile before the next strip's launch."""
+    if kernel.main_op().kind not in _GEMMS:
+        return 1
+    n_tiles = blocks_of(kernel.space[1].extent, TILE_N)
+    return -(-n_tiles // _strip_width(n_tiles))
+
+
+_GEMMS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.FC_FWD, OpKind.FC_BWD_DATA))
+
+
 def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
     """CTA tiles of an (n, c[, h]) space in swizzled launch order."""
     extents = [axis.extent for axis in kernel.space]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bnsim.dataflow import input_order_is_channel_outer, input_passes
+from bnsim.dataflow import input_order_is_channel_outer, input_passes, prologue_on_every_load
 from bnsim.schedule import Kernel, Placement, Schedule
 from bnsim.sim import stackmodel
 from bnsim.trace import Trace
@@ -39,6 +39,7 @@ class PassReread(NamedTuple):
     access: int  # the stream's access that reads the input
     passes: int
     image_major: bool  # each thread's pass covers one image at a time (else the whole batch)
+    in_sequence: bool  # all cores make each pass together, one pass after the other (a GPU)
 
 
 # per schedule and library: the kernels whose input the library reads in several passes
@@ -61,7 +62,8 @@ def with_rereads(
     of `capacity` bytes. In image-by-image order a thread makes its share of an image's passes in
     turn (all of them when there are at least as many images as cores) and the cores read one
     image each; with channel blocks outermost the cores share the passes, each over the whole
-    batch. Fast fidelity simulates each pass; this is its closed form."""
+    batch; on a GPU all SMs make one swizzle strip's pass over the whole batch before the next.
+    Fast fidelity simulates each pass; this is its closed form."""
     library = trace.machine.compute.library
     known = _REREADS.setdefault(trace.schedule, {})
     rereads = known.get(library)
@@ -72,10 +74,12 @@ def with_rereads(
     read_by_source = flows.read_by_source.copy()
     read_by_kernel = flows.read_by_kernel.copy()
     cores = trace.machine.cores.count
-    for kernel, access, passes, image_major in rereads:
+    for kernel, access, passes, image_major, in_sequence in rereads:
         size = int(stream.size[access])
         images = trace.schedule.kernels[kernel].space[0].extent
-        if image_major:
+        if in_sequence:
+            in_turn, working = float(passes), size
+        elif image_major:
             busy = min(images, cores)  # images the cores work on at once
             in_turn = max(1.0, passes * busy / cores)
             working = min(size, busy * -(-size // images))
@@ -102,7 +106,7 @@ def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
         start, first_op = first_op, first_op + len(kernel.ops)
         passes = input_passes(schedule, kernel, machine)
         if passes > 1:
-            op_index, name, _ = _pass_input(kernel)
+            op_index, name, _ = _pass_input(kernel, prologue_on_every_load(machine))
             candidates.append((index, start + op_index, name, passes))
     if not candidates:
         return []
@@ -126,20 +130,29 @@ def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
         if source is not None:
             kernel = schedule.kernels[index]
             channel_outer = input_order_is_channel_outer(schedule, kernel, machine)
-            found.append(PassReread(index, int(first_access[source]), passes, not channel_outer))
+            found.append(
+                PassReread(
+                    index,
+                    int(first_access[source]),
+                    passes,
+                    not channel_outer,
+                    machine.compute.library == "cudnn",
+                )
+            )
     return found
 
 
-def _pass_input(kernel: Kernel) -> tuple[int, str, bool]:
+def _pass_input(kernel: Kernel, every_load: bool) -> tuple[int, str, bool]:
     """The access a pass over the main op's input repeats, as (op index, tensor, is write): the
     main op's read of its input; where a prologue makes that input, the prologue's read of its
-    own input (recomputed on every load) or its store of the input it makes (reread later)."""
+    own input (recomputed on every load: `per_load` ops, or all prologues with `every_load`) or
+    its store of the input it makes (reread later)."""
     ops = kernel.ops
     main = kernel.main_op()
     name = main.reads[0]
     for index, op in enumerate(ops):
         if op.placement is Placement.PROLOGUE and name in op.writes:
-            if op.attr("per_load"):
+            if op.attr("per_load") or every_load:
                 first = next(i for i, o in enumerate(ops) if o.placement is Placement.PROLOGUE)
                 return first, ops[first].reads[0], False
             return index, name, True

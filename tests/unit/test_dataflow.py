@@ -46,6 +46,18 @@ def test_a_direct_convolution_walks_image_by_image_one_channel_block_at_a_time()
     assert input_passes(schedule, kernel, V100) == 1
 
 
+def test_a_gpu_convolution_reads_its_input_once_per_swizzle_strip() -> None:
+    """DenseNet-121's transition 3 backward-data has 1024 input channels: 8 N-tiles of 128, two
+    strips of four, so its output gradient is read twice; 512 channels are one strip."""
+    schedule = build_schedule(build_model("densenet121", batch=2, image=32), "baseline")
+    wide = kernel_named(schedule, "features.transition3.conv.bwd_data")
+    narrow = kernel_named(schedule, "features.transition3.conv.fwd")
+    assert (wide.space[1].extent, input_passes(schedule, wide, V100)) == (1024, 2)
+    assert (narrow.space[1].extent, input_passes(schedule, narrow, V100)) == (512, 1)
+    assert split_work(schedule, wide, V100).dynamic
+    assert not split_work(schedule, wide, CMP16).dynamic
+
+
 def test_gpu_convolution_tiles_launch_in_strips_dealt_to_sms_in_turn() -> None:
     schedule = build_schedule(build_model("resnet50", batch=2, image=64), "baseline")
     kernel = kernel_named(schedule, "layer4.0.conv2.fwd")  # 512 out channels at 2×2: 4 N-tiles
@@ -56,6 +68,7 @@ def test_gpu_convolution_tiles_launch_in_strips_dealt_to_sms_in_turn() -> None:
         (((0, 2), (start, start + 128), (0, 2)),) for start in (0, 128, 256, 384)
     )
     assert len(boxes) == 4
+    assert work.launch_order() == tuple(boxes)  # one CTA per SM: the launch order itself
 
 
 def test_stores_follow_the_library() -> None:
