@@ -157,6 +157,21 @@ def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
     return onednn.input_passes(schedule, kernel)
 
 
+def weight_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> tuple[int, int]:
+    """How the library's loop order reads the main op's weights, as (passes, strips): the weights
+    fall into `strips` equal parts, each read `passes` times one after the other; whether a
+    cache serves the later passes is the simulation's to find. CUTLASS: each wave of CTAs reads
+    its swizzle strip's weights; MKL-DNN's direct convolutions in image-major order: each image
+    reads every channel block's weights."""
+    if machine.compute.library == "cudnn":
+        from bnsim.dataflow import cudnn  # noqa: PLC0415
+
+        return cudnn.weight_passes(schedule, kernel, machine)
+    from bnsim.dataflow import onednn  # noqa: PLC0415
+
+    return onednn.weight_passes(schedule, kernel), 1
+
+
 def input_order_is_channel_outer(schedule: Schedule, kernel: Kernel, machine: Machine) -> bool:
     """Whether the passes over a kernel's input run over the whole batch each (channel blocks
     outermost) rather than image by image."""

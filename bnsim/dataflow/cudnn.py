@@ -44,11 +44,8 @@ def split(schedule: Schedule, kernel: Kernel, machine: Machine, wave_bytes: int)
     cores = machine.cores.count
     layer = schedule.network.layer(main.layer)
     kind = main.kind
-    if kind in (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA) and isinstance(layer, Conv2d):
-        width = schedule.tensor(main.writes[0]).shape[3]
-        return _dealt(_gemm_tiles(kernel, width), cores)
-    if kind in (OpKind.FC_FWD, OpKind.FC_BWD_DATA):
-        return _dealt(_gemm_tiles(kernel, 1), cores)
+    if kind in _FULLY_CONNECTED or (kind in _GEMMS and isinstance(layer, Conv2d)):
+        return _dealt(_gemm_tiles(kernel, _width(schedule, kernel)), cores)
     if kind in (OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT):
         return _dealt(_weight_gradient_tiles(kernel, cores), cores)
     if kind in (OpKind.BN_STATS, OpKind.BN_GRAD_REDUCE):
@@ -67,7 +64,28 @@ def input_passes(kernel: Kernel) -> int:
     return -(-n_tiles // _strip_width(n_tiles))
 
 
-_GEMMS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.FC_FWD, OpKind.FC_BWD_DATA))
+def weight_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> tuple[int, int]:
+    """Convolutions and fully connected layers: (passes, strips). Every wave of concurrent CTAs
+    reads the weights (GEMM B) of its strip's N-tiles, so each strip's weights are read once per
+    wave of that strip's CTAs, the waves one after the other."""
+    if kernel.main_op().kind not in _GEMMS:
+        return 1, 1
+    n_tiles = blocks_of(kernel.space[1].extent, TILE_N)
+    strip = _strip_width(n_tiles)
+    m_tiles = len(_gemm_tiles(kernel, _width(schedule, kernel))) // n_tiles
+    return -(-m_tiles * strip // machine.cores.count), -(-n_tiles // strip)
+
+
+def _width(schedule: Schedule, kernel: Kernel) -> int:
+    """Columns of the GEMM's output rows (1 for a fully connected layer)."""
+    main = kernel.main_op()
+    if main.kind in _FULLY_CONNECTED:
+        return 1
+    return schedule.tensor(main.writes[0]).shape[3]
+
+
+_FULLY_CONNECTED = frozenset((OpKind.FC_FWD, OpKind.FC_BWD_DATA))
+_GEMMS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA)) | _FULLY_CONNECTED
 
 
 def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
@@ -76,18 +94,14 @@ def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
     n, c = extents[0], extents[1]
     h = extents[2] if len(extents) > 2 else 1
     pixels = h * width
+    # equal shares of about TILE_M pixels, as CUTLASS's M-tiles are equal (unequal tiles would
+    # let the CTAs that share weights drift apart)
     if pixels >= TILE_M:
-        tile_rows = max(1, round(TILE_M / width))
-        m_tiles = [
-            ((image, image + 1), (row, min(row + tile_rows, h)))
-            for image in range(n)
-            for row in range(0, h, tile_rows)
-        ]
+        rows = balance211(h, -(-h // max(1, round(TILE_M / width))))
+        m_tiles = [((image, image + 1), (r.start, r.stop)) for image in range(n) for r in rows]
     else:
-        tile_images = max(1, round(TILE_M / pixels))
-        m_tiles = [
-            ((image, min(image + tile_images, n)), (0, h)) for image in range(0, n, tile_images)
-        ]
+        images = balance211(n, -(-n // max(1, round(TILE_M / pixels))))
+        m_tiles = [((i.start, i.stop), (0, h)) for i in images]
     n_tiles = [(start, min(start + TILE_N, c)) for start in range(0, c, TILE_N)]
     strip = _strip_width(len(n_tiles))
     order: list[Box] = []

@@ -94,6 +94,16 @@ def input_passes(schedule: Schedule, kernel: Kernel) -> int:
     return 1
 
 
+def weight_passes(schedule: Schedule, kernel: Kernel) -> int:
+    """Direct convolutions in image-major order: one pass over the weights per image (each box
+    is one image's 16-channel block and reads that block's weights)."""
+    main = kernel.main_op()
+    layer = schedule.network.layer(main.layer)
+    if main.kind not in _CONV_DATA or not isinstance(layer, Conv2d) or _pointwise_layer(layer):
+        return 1
+    return 1 if channel_outer(schedule, kernel) else kernel.space[0].extent
+
+
 def kernel_store_kinds(schedule: Schedule, kernel: Kernel) -> list[int]:
     """`store_kind` of each op of `kernel`."""
     main = kernel.main_op()

@@ -1454,10 +1454,11 @@ cdef class MemorySystem:
             free(core_busy)
         return finished, flops, compute_total, memory_total
 
-    def write(self, int core, i64 start, i64 stop, int source, double now):
-        """One write access outside a tile (a reduced tensor written after the tiles)."""
+    def write(self, int core, i64 start, i64 stop, int source, double now, int kind=1):
+        """One store of `kind` (bnsim.dataflow's FETCH, STREAM, ALLOCATE) outside a tile (a
+        reduced tensor written after the tiles)."""
         self._begin(now)
-        self._access(core, start, stop, 1, source)
+        self._access(core, start, stop, kind, source)
         self._end(now)
 
     def flush(self, double now):

@@ -1,8 +1,10 @@
-"""The closed form of a kernel reading its input in several passes (analytic fidelity).
+"""The closed form of a kernel reading an operand in several passes (analytic fidelity).
 
-Some libraries' loop orders read a kernel's input more than once (bnsim.dataflow.input_passes:
-MKL-DNN's direct convolutions, once per 16-channel output block). Fast fidelity simulates each
-pass; the analytic model adds, per such kernel, the DRAM reads of the passes the LLC cannot serve.
+Some libraries' loop orders read a kernel's input or weights more than once
+(bnsim.dataflow.input_passes: MKL-DNN's direct convolutions read the input once per 16-channel
+output block; weight_passes: CUTLASS's waves of CTAs each read their strip's weights). Fast
+fidelity simulates each pass; the analytic model adds, per such operand, the DRAM reads of the
+passes the LLC cannot serve.
 Imports bnsim.dataflow, bnsim.schedule, bnsim.trace, bnsim.sim.stackmodel; numpy on first use.
 """
 
@@ -11,7 +13,12 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bnsim.dataflow import input_order_is_channel_outer, input_passes, prologue_on_every_load
+from bnsim.dataflow import (
+    input_order_is_channel_outer,
+    input_passes,
+    prologue_on_every_load,
+    weight_passes,
+)
 from bnsim.schedule import Kernel, Placement, Schedule
 from bnsim.sim import stackmodel
 from bnsim.trace import Trace
@@ -33,17 +40,20 @@ class SourceColumns(NamedTuple):
 
 
 class PassReread(NamedTuple):
-    """A kernel whose loop order reads its main input in several passes (bnsim.dataflow)."""
+    """A kernel whose loop order reads an operand in several passes (bnsim.dataflow)."""
 
     kernel: int
-    access: int  # the stream's access that reads the input
+    access: int  # the stream's access that reads the operand
     passes: int
     image_major: bool  # each thread's pass covers one image at a time (else the whole batch)
-    in_sequence: bool  # all cores make each pass together, one pass after the other (a GPU)
+    # the passes come one after the other, each over the whole operand (a GPU's passes, which all
+    # cores make together; the weights' passes, one per image or per wave)
+    in_sequence: bool
+    strips: int = 1  # the operand falls into this many parts, each read in its own passes
 
 
-# per schedule and library: the kernels whose input the library reads in several passes
-_REREADS: weakref.WeakKeyDictionary[Schedule, dict[str, list[PassReread]]] = (
+# per schedule, library and core count: the kernels whose operands are read in several passes
+_REREADS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, int], list[PassReread]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -62,23 +72,25 @@ def with_rereads(
     of `capacity` bytes. In image-by-image order a thread makes its share of an image's passes in
     turn (all of them when there are at least as many images as cores) and the cores read one
     image each; with channel blocks outermost the cores share the passes, each over the whole
-    batch; on a GPU all SMs make one swizzle strip's pass over the whole batch before the next.
-    Fast fidelity simulates each pass; this is its closed form."""
-    library = trace.machine.compute.library
+    batch; on a GPU all SMs make one swizzle strip's pass over the whole batch before the next,
+    and each wave of CTAs reads its strip's weights. Fast fidelity simulates each pass; this is
+    its closed form."""
+    # the passes follow from the library and, for a GPU's waves, the number of cores
+    key = (trace.machine.compute.library, trace.machine.cores.count)
     known = _REREADS.setdefault(trace.schedule, {})
-    rereads = known.get(library)
+    rereads = known.get(key)
     if rereads is None:
-        rereads = known[library] = _rereads(trace, plan)
+        rereads = known[key] = _rereads(trace, plan)
     if not rereads:
         return flows
     read_by_source = flows.read_by_source.copy()
     read_by_kernel = flows.read_by_kernel.copy()
     cores = trace.machine.cores.count
-    for kernel, access, passes, image_major, in_sequence in rereads:
+    for kernel, access, passes, image_major, in_sequence, strips in rereads:
         size = int(stream.size[access])
         images = trace.schedule.kernels[kernel].space[0].extent
         if in_sequence:
-            in_turn, working = float(passes), size
+            in_turn, working = float(passes), -(-size // strips)
         elif image_major:
             busy = min(images, cores)  # images the cores work on at once
             in_turn = max(1.0, passes * busy / cores)
@@ -95,23 +107,28 @@ def with_rereads(
 
 
 def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
-    """The kernels of the trace's schedule whose main op reads its input from memory in several
-    passes, with the access of that read."""
+    """The kernels of the trace's schedule whose main op reads its input or its weights from
+    memory in several passes, with the access of that read."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
     schedule, machine = trace.schedule, trace.machine
-    candidates = []  # (kernel, flat index of the op, tensor, passes)
+    candidates = []  # (kernel, flat index of the op, tensor, passes, strips, of the weights)
     first_op = 0
     for index, kernel in enumerate(schedule.kernels):
         start, first_op = first_op, first_op + len(kernel.ops)
         passes = input_passes(schedule, kernel, machine)
         if passes > 1:
             op_index, name, _ = _pass_input(kernel, prologue_on_every_load(machine))
-            candidates.append((index, start + op_index, name, passes))
+            candidates.append((index, start + op_index, name, passes, 1, False))
+        passes, strips = weight_passes(schedule, kernel, machine)
+        if passes > 1:
+            main = kernel.main_op()
+            op_index = kernel.ops.index(main)
+            candidates.append((index, start + op_index, main.reads[1], passes, strips, True))
     if not candidates:
         return []
     tensor_ids = {name: index for index, name in enumerate(plan.names)}
-    wanted = np.array([op for _, op, _, _ in candidates], dtype=np.int64)
+    wanted = np.array([candidate[1] for candidate in candidates], dtype=np.int64)
     chosen = np.flatnonzero(np.isin(plan.source_op, wanted))
     sources = {
         (op, tensor): int(source)
@@ -125,7 +142,8 @@ def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
     first_access = np.full(len(plan.source_op), -1, dtype=np.int64)
     first_access[plan.source[::-1]] = np.arange(len(plan.source) - 1, -1, -1)
     found = []
-    for index, op, name, passes in candidates:
+    gpu = machine.compute.library == "cudnn"
+    for index, op, name, passes, strips, weights in candidates:
         source = sources.get((op, tensor_ids.get(name, -1)))
         if source is not None:
             kernel = schedule.kernels[index]
@@ -136,7 +154,8 @@ def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
                     int(first_access[source]),
                     passes,
                     not channel_outer,
-                    machine.compute.library == "cudnn",
+                    gpu or weights,
+                    strips,
                 )
             )
     return found

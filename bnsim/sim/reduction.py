@@ -1,7 +1,7 @@
 """The combine at a kernel's end of the partial sums its threads made (BN statistics, weight
 gradients, the loss), and the single write of each reduced tensor.
 
-Imports bnsim.trace, bnsim.schedule.
+Imports bnsim.trace, bnsim.schedule, bnsim.dataflow.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bnsim.dataflow import store_kind
 from bnsim.schedule import Box
 from bnsim.trace import Trace
 
@@ -19,13 +20,15 @@ def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float
     A tensor's partial sums come from every thread that ran a box touching it; the combine reads
     the other threads' partials (line by line, at the LLC latency, with the core's outstanding
     misses) and adds them (one element per lane per cycle): one thread alone, or for weight
-    gradients all the threads holding partials, each a share of the tensor.
+    gradients all the threads holding partials, each a share of the tensor. The result is
+    stored as the library stores the op's outputs (a GPU allocates its lines without reading).
     """
     reductions = trace.reductions(index)
     if not reductions:
         return 0.0
     threads = trace.work(index).threads
-    axes = [axis.name for axis in trace.schedule.kernels[index].space]
+    kernel = trace.schedule.kernels[index]
+    axes = [axis.name for axis in kernel.space]
     c_axis = axes.index("c") if "c" in axes else None
     machine = trace.machine
     element_bytes = machine.dtype_bytes()
@@ -33,24 +36,25 @@ def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float
     line = machine.llc.block_bytes
     working = sum(1 for boxes in threads if boxes)
     holders = max(1, working)
-    shared_channels = _shared_channels(threads, c_axis) if c_axis is not None else 0
+    copies = shared_channels(threads, c_axis) if c_axis is not None else 0
     for reduction in reductions:
         if c_axis is None or reduction.channel_axis_elements == 0:
             extra = (working - 1) * (reduction.channel_axis_elements or 1)
         else:
-            extra = shared_channels * reduction.channel_axis_elements
+            extra = copies * reduction.channel_axis_elements
         lines = math.ceil(extra * element_bytes / line)
         combine = lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
         combine += extra / machine.cores.simd_lanes
         cycles += combine / holders if reduction.parallel else combine
+        kind = store_kind(trace.schedule, kernel, trace.sources[reduction.source].op, machine)
         for start, stop in trace.runs(reduction.tensor, {}):
-            memory.write(0, start, stop, reduction.source, now)
+            memory.write(0, start, stop, reduction.source, now, kind)
     if cycles:
         cycles += machine.compute.kernel_overhead_cycles / 2  # the barrier before the combine
     return cycles
 
 
-def _shared_channels(threads: tuple[tuple[Box, ...], ...], c_axis: int) -> int:
+def shared_channels(threads: tuple[tuple[Box, ...], ...], c_axis: int) -> int:
     """Partial sums beyond the first thread's, counted in channels and summed over the channels:
     per channel, the threads whose boxes touch it, less one."""
     events: list[tuple[int, int]] = []

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from bnsim._tiles import _first_touch, stream_ranges
-from bnsim.dataflow import ALLOCATE, FETCH, STREAM, input_passes, split_work, store_kind
+from bnsim.dataflow import (
+    ALLOCATE,
+    FETCH,
+    STREAM,
+    input_passes,
+    split_work,
+    store_kind,
+    weight_passes,
+)
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.schedule import OpKind, Placement
@@ -69,6 +77,25 @@ def test_gpu_convolution_tiles_launch_in_strips_dealt_to_sms_in_turn() -> None:
     )
     assert len(boxes) == 4
     assert work.launch_order() == tuple(boxes)  # one CTA per SM: the launch order itself
+
+
+def test_gpu_m_tiles_are_equal_and_each_wave_reads_its_strips_weights() -> None:
+    """ResNet-50's layer4.0.conv2 backward-data at batch 32: 14 × 14 input-gradient pixels per
+    image, two M-tiles of 7 rows each (not 9 and 5), 4 N-tiles of 128 channels in one strip: 256
+    CTAs on 80 SMs, 4 waves, each reading the strip's weights."""
+    schedule = build_schedule(build_model("resnet50", batch=32), "baseline")
+    kernel = kernel_named(schedule, "layer4.0.conv2.bwd_data")
+    order = split_work(schedule, kernel, V100).launch_order()
+    assert len(order) == 256
+    assert {box[2] for box in order} == {(0, 7), (7, 14)}
+    assert weight_passes(schedule, kernel, V100) == (4, 1)
+    # MKL-DNN's direct convolution: at most 14 × 14 it walks channel blocks outermost, each
+    # block's weights once; larger, image by image, every block's weights once per image
+    assert weight_passes(schedule, kernel, CMP16) == (1, 1)
+    larger = kernel_named(schedule, "layer2.1.conv2.fwd")  # 28 × 28
+    assert weight_passes(schedule, larger, CMP16) == (32, 1)
+    pointwise = kernel_named(schedule, "layer4.0.conv3.fwd")
+    assert weight_passes(schedule, pointwise, CMP16) == (1, 1)
 
 
 def test_stores_follow_the_library() -> None:

@@ -139,3 +139,16 @@ def test_the_compiled_dominance_sum_equals_numpys() -> None:
         total = np.zeros(count, dtype=np.int64)
         earlier_and_later_into(keys, weights, total)
         assert total.tolist() == earlier_and_later(keys, weights, compiled=False).tolist()
+
+
+@pytest.mark.parametrize("caches", ["range", "line"])
+def test_a_write_after_the_tiles_stores_as_its_kind_says(caches: str) -> None:
+    """A reduced tensor's write: an ordinary store reads its lines first, an allocating one
+    (a GPU) does not, a non-temporal one goes straight to DRAM."""
+    fetched, allocated, streamed = machine(caches=caches), machine(caches=caches), machine()
+    fetched.write(0, 0, 128, 5, 0.0, FETCH)
+    allocated.write(0, 0, 128, 5, 0.0, ALLOCATE)
+    streamed.write(0, 0, 128, 5, 0.0, STREAM)
+    assert fetched.source_bytes() == ({5: 128}, {})
+    assert allocated.source_bytes() == ({}, {})
+    assert streamed.source_bytes() == ({}, {5: 128})
