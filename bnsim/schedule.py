@@ -178,7 +178,7 @@ class Kernel:
 
     def main_op(self) -> Op:
         """The op whose iteration space the kernel has."""
-        return next(op for op in self.ops if op.placement is Placement.MAIN)
+        return next(op for op in self.ops if op.placement is _MAIN)
 
     def layers(self) -> tuple[str, ...]:
         """Forward layers whose work this kernel does, in op order, without repeats."""

@@ -97,11 +97,11 @@ def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
     # equal shares of about TILE_M pixels, as CUTLASS's M-tiles are equal (unequal tiles would
     # let the CTAs that share weights drift apart)
     if pixels >= TILE_M:
-        rows = balance211(h, -(-h // max(1, round(TILE_M / width))))
-        m_tiles = [((image, image + 1), (r.start, r.stop)) for image in range(n) for r in rows]
+        shares = balance211(h, -(-h // max(1, round(TILE_M / width))))
+        m_tiles = [((image, image + 1), (r.start, r.stop)) for image in range(n) for r in shares]
     else:
-        images = balance211(n, -(-n // max(1, round(TILE_M / pixels))))
-        m_tiles = [((i.start, i.stop), (0, h)) for i in images]
+        shares = balance211(n, -(-n // max(1, round(TILE_M / pixels))))
+        m_tiles = [((i.start, i.stop), (0, h)) for i in shares]
     n_tiles = [(start, min(start + TILE_N, c)) for start in range(0, c, TILE_N)]
     strip = _strip_width(len(n_tiles))
     order: list[Box] = []
