@@ -281,23 +281,19 @@ class Machine(_Config):
     @model_validator(mode="before")
     @classmethod
     def _refuse_per_level_private_caches(cls, raw: Any) -> Any:
-        if isinstance(raw, dict):
-            for key in ("l1", "l2"):
-                if key in raw:
-                    raise ValueError(
-                        f"{key}: bnsim simulates one private cache per core, the chip's last "
-                        "private level: give it as 'private' (e.g. a Skylake-SP core's L2, a V100 "
-                        "SM's L1); docs/hardware.md"
-                    )
+        for key in ("l1", "l2") if isinstance(raw, dict) else ():
+            if key in raw:
+                raise ValueError(
+                    f"{key}: bnsim simulates one private cache per core, the chip's last private "
+                    "level: give it as 'private' (e.g. a Skylake-SP core's L2, a V100 SM's L1); "
+                    "docs/hardware.md"
+                )
         return raw
 
     @model_validator(mode="after")
     def _check_one_line_size(self) -> Machine:
         # the memory system moves whole lines between levels: one line size for all of them
-        sizes = {
-            name: level.block_bytes
-            for name, level in (("private", self.private), ("llc", self.llc))
-        }
+        sizes = {"private": self.private.block_bytes, "llc": self.llc.block_bytes}
         if len(set(sizes.values())) > 1:
             spelled = ", ".join(f"{name}.block {units.bytes_text(b)}" for name, b in sizes.items())
             raise ValueError(f"every cache level must have the same block size, got {spelled}")
