@@ -1,0 +1,177 @@
+"""The reference DRAM model, worked by hand on DDR4-2666 timing.
+
+Timing of a DDR4-2666V (19-19-19) x8 8 Gb device, in clocks of 0.75 ns (JEDEC JESD79-4 speed bins,
+Micron MT40A1G8 datasheet): CL 19, CWL 14, tRCD 19, tRP 19, tRAS 43, tRRD_S/L 4/7, tFAW 28,
+tCCD_S/L 4/7, tWTR_S/L 4/10, tWR 20, tRTP 10, tRFC 467 (350 ns), tREFI 10398 (7.8 us). A 64-bit
+rank of eight x8 devices: 8 KiB rows, 64-byte bursts (BL8: 4 clocks of the data bus).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bnsim.sim.dram import Request, simulate_requests
+from bnsim.sim.dramdevice import DRAMDevice, Location, address_decoder
+
+DDR4_2666 = DRAMDevice(
+    tck_s=0.75e-9,
+    bus_bytes=8,
+    burst_length=8,
+    row_bytes=8192,
+    ranks=1,
+    bank_groups=4,
+    banks_per_group=4,
+    cl=19,
+    cwl=14,
+    trcd=19,
+    trp=19,
+    tras=43,
+    trrd_s=4,
+    trrd_l=7,
+    tfaw=28,
+    tccd_s=4,
+    tccd_l=7,
+    twtr_s=4,
+    twtr_l=10,
+    twr=20,
+    trtp=10,
+    trfc=467,
+    trefi=10398,
+)
+NO_REFRESH = dataclasses.replace(DDR4_2666, trefi=0)
+# bank groups outermost below the row: consecutive 8 KiB rows of the address space are in
+# different bank groups, then banks; a row's 128 bursts are consecutive
+ROW_MAJOR = ("row", "rank", "bank", "bankgroup", "channel", "column")
+# bursts dealt over the bank groups: a stream's consecutive bursts alternate groups
+GROUP_INTERLEAVED = ("row", "rank", "bank", "column", "bankgroup", "channel")
+ROW = 128 * 16 * 64  # bytes of address space from one row of a bank to the next (ROW_MAJOR)
+
+
+def run(requests: list[Request], device: DRAMDevice = NO_REFRESH, mapping=ROW_MAJOR, **options):  # type: ignore[no-untyped-def]
+    return simulate_requests(device, 1, mapping, requests, **options)
+
+
+def test_the_address_mapping_peels_fields_from_the_low_bits() -> None:
+    decode = address_decoder(DDR4_2666, 2, ROW_MAJOR)
+    # burst 5 of the row, channel 1, bank group 2, bank 3, row 7
+    burst = 5 + 128 * (1 + 2 * (2 + 4 * (3 + 4 * (0 + 1 * 7))))
+    assert decode(burst * 64 + 17) == Location(
+        channel=1, rank=0, bankgroup=2, bank=3, row=7, column=5
+    )
+    with pytest.raises(ValueError, match="address mapping: row,bank"):
+        address_decoder(DDR4_2666, 1, ("row", "bank"))
+
+
+def test_a_read_to_a_closed_bank_takes_trcd_cl_and_its_burst() -> None:
+    outcome = run([Request(0, 0, False)])
+    assert outcome.done == (19 + 19 + 4,)  # ACT at 0, RD at 19, data 38..42
+    assert (outcome.channels[0].row_misses, outcome.channels[0].reads) == (1, 1)
+
+
+def test_a_second_read_to_the_open_row_waits_tccd_l_only() -> None:
+    outcome = run([Request(0, 0, False), Request(0, 64, False)])
+    assert outcome.done == (42, 26 + 19 + 4)  # RD at 19, then 7 later (same bank group)
+    stats = outcome.channels[0]
+    assert (stats.row_misses, stats.row_hits, stats.row_conflicts) == (1, 1, 0)
+
+
+def test_another_row_of_the_same_bank_waits_tras_then_trp() -> None:
+    outcome = run([Request(0, 0, False), Request(0, ROW, False)])
+    # PRE at max(tRAS 43, RD 19 + tRTP 10) = 43, ACT at 62, RD at 81, data until 104
+    assert outcome.done == (42, 104)
+    assert outcome.channels[0].row_conflicts == 1
+
+
+def test_the_fifth_activate_in_a_rank_waits_for_tfaw() -> None:
+    # five closed banks in turn over the four bank groups: ACT at 0, 4, 8, 12, then 28 (tFAW)
+    outcome = run([Request(0, k * 8192, False) for k in range(5)])
+    assert outcome.done[:4] == (42, 46, 50, 54)
+    assert outcome.done[4] == 28 + 19 + 19 + 4
+
+
+def test_a_read_after_a_write_waits_twtr_after_the_write_data() -> None:
+    # drain the write at once: ACT 0, WR 19, data 33..37; the read (other bank group) may not
+    # issue before 37 + tWTR_S = 41
+    outcome = run([Request(0, 0, True), Request(0, 8192, False)], write_high=1, write_low=0)
+    assert outcome.done == (37, 41 + 19 + 4)
+    assert outcome.channels[0].turnarounds == 1
+
+
+def test_bank_groups_decide_a_stream_s_bandwidth() -> None:
+    """Reads of whole rows, all in one bank group: the column commands go every tCCD_L = 7 clocks,
+    4 of them data (57 % of the bus). The same addresses dealt over the bank groups: every
+    tCCD_S = 4, a full bus. Row major, consecutive rows: mostly one group at a time, the next row's
+    group joining as its requests enter the 32-deep queue."""
+    one_group = [
+        Request(0, 4 * row * 8192 + 64 * burst, False) for row in range(16) for burst in range(128)
+    ]
+    consecutive = [Request(0, 64 * k, False) for k in range(2048)]
+    for stream, mapping, low, high in (
+        (one_group, ROW_MAJOR, 0.56, 0.58),
+        (one_group, GROUP_INTERLEAVED, 0.97, 1.0),
+        (consecutive, ROW_MAJOR, 0.65, 0.75),
+    ):
+        outcome = run(stream, mapping=mapping)
+        stats = outcome.channels[0]
+        assert low <= stats.busy_clocks / outcome.clocks <= high, mapping
+        assert stats.row_hits + stats.row_misses + stats.row_conflicts == 2048
+
+
+def test_refresh_takes_about_trfc_of_every_trefi() -> None:
+    stream = [Request(0, 64 * k, False) for k in range(12_000)]
+    without = run(stream, mapping=GROUP_INTERLEAVED)
+    with_refresh = run(stream, DDR4_2666, mapping=GROUP_INTERLEAVED)
+    assert with_refresh.channels[0].refreshes == with_refresh.clocks // DDR4_2666.trefi
+    loss = with_refresh.clocks / without.clocks - 1
+    assert 0.03 <= loss <= 0.07  # tRFC / tREFI = 4.5 %, plus reopening rows
+
+
+def test_the_same_requests_give_the_same_clocks() -> None:
+    requests = [Request(3 * k, (k * 7919 * 64) % (1 << 24), k % 3 == 0) for k in range(500)]
+    assert run(requests, DDR4_2666) == run(requests, DDR4_2666)
+    outcome = run(requests, DDR4_2666)
+    assert all(
+        done >= request.arrival for done, request in zip(outcome.done, requests, strict=True)
+    )
+    stats = outcome.channels[0]
+    assert stats.reads + stats.writes == 500
+    assert stats.row_hits + stats.row_misses + stats.row_conflicts == 500
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tras": 10}, "tras: 10 clocks is shorter than trcd"),
+        ({"bank_groups": 0}, "bank_groups: must be at least 1"),
+        ({"row_bytes": 100}, "row_bytes: 100 is not a whole number"),
+        ({"trefi": 400}, "trefi: 400 is not longer than trfc"),
+        ({"cl": -1}, "cl: must be at least 0"),
+        ({"tck_s": 0.0}, "tck_s: must be positive"),
+    ],
+)
+def test_contradictory_timing_is_refused_naming_the_key(
+    change: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(DDR4_2666, **change)
+
+
+def test_permuted_banks_keep_two_streams_out_of_each_other_s_rows() -> None:
+    """A copy (read A, write B) whose arrays lie a multiple of the bank stride apart: plainly
+    mapped, A's and B's bursts fall in the same banks, in different rows, and close each other's
+    rows; with the row's low bits offsetting the bank, they fall in different banks."""
+    decode = address_decoder(DDR4_2666, 1, GROUP_INTERLEAVED, permute_banks=True)
+    # row 512 = 2·16²: its digits sum to 2, two banks on
+    assert (decode(1 << 26).row, decode(1 << 26).bankgroup, decode(1 << 26).bank) == (512, 0, 2)
+    copy = [
+        Request(k, address, write)
+        for k in range(2048)
+        for address, write in ((64 * k, False), ((1 << 26) + 64 * k, True))
+    ]
+    plain = run(copy, mapping=GROUP_INTERLEAVED)
+    permuted = run(copy, mapping=GROUP_INTERLEAVED, permute_banks=True)
+    assert plain.channels[0].row_conflicts > 1000
+    assert permuted.channels[0].row_conflicts < 100
+    assert permuted.clocks < 0.8 * plain.clocks
