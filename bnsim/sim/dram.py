@@ -127,6 +127,7 @@ def simulate_requests(
             remaining -= _step(
                 device, channel, clock, requests, where, done, kind, write_high, write_low
             )
+        for channel in state:
             channel.stats.queued += len(channel.reads) + len(channel.writes)
         clock += 1
     return DRAMOutcome(tuple(done), tuple(channel.stats for channel in state), max(done, default=0))
@@ -164,7 +165,7 @@ def _step(
         spot = where[index]
         bank = channel.banks[_bank(device, spot)]
         write = requests[index].write
-        if bank.open_row == spot.row and _column_ready(device, channel, bank, spot, clock, write):
+        if bank.open_row == spot.row and _column_at(device, channel, bank, spot, write) <= clock:
             found = kind[index] or "hit"
             stats = channel.stats
             stats.row_hits += found == "hit"
@@ -181,7 +182,9 @@ def _step(
         number = _bank(device, spot)
         bank = channel.banks[number]
         if bank.open_row is None:
-            if _activate_ready(device, channel, bank, spot, clock):
+            if _activate_at(device, channel, bank, spot) <= clock and not _refresh_due(
+                channel, spot.rank, clock
+            ):
                 kind[index] = kind[index] or "miss"
                 _activate(device, channel, bank, spot, clock)
                 return 0
@@ -195,6 +198,12 @@ def _step(
             bank.act_ready = max(bank.act_ready, clock + device.trp)
             return 0
     return 0
+
+
+def _refresh_due(channel: _Channel, rank: int, clock: int) -> bool:
+    """Whether `rank` owes a refresh at `clock` (no row may open until it is done)."""
+    due = channel.refresh_due[rank]
+    return 0 <= due <= clock
 
 
 def _refresh(device: DRAMDevice, channel: _Channel, clock: int) -> bool:
@@ -220,21 +229,16 @@ def _refresh(device: DRAMDevice, channel: _Channel, clock: int) -> bool:
     return False
 
 
-def _activate_ready(
-    device: DRAMDevice, channel: _Channel, bank: _Bank, spot: Location, clock: int
-) -> bool:
-    if clock < bank.act_ready:  # after a PRE, or a refresh of its rank
-        return False
-    if channel.refresh_due[spot.rank] >= 0 and clock >= channel.refresh_due[spot.rank]:
-        return False  # a refresh is due: no new rows until it is done
+def _activate_at(device: DRAMDevice, channel: _Channel, bank: _Bank, spot: Location) -> int:
+    """The earliest clock an ACT to `spot`'s bank may issue, as far as the state now tells."""
+    at = bank.act_ready  # after a PRE, or a refresh of its rank
     recent = channel.activates[spot.rank]
     if recent:
         same = channel.last_act_group[spot.rank] == spot.bankgroup
-        if clock < recent[-1] + (device.trrd_l if same else device.trrd_s):
-            return False
-        if len(recent) >= 4 and clock < recent[-4] + device.tfaw:
-            return False
-    return True
+        at = max(at, recent[-1] + (device.trrd_l if same else device.trrd_s))
+        if len(recent) >= 4:
+            at = max(at, recent[-4] + device.tfaw)
+    return at
 
 
 def _activate(
@@ -249,24 +253,18 @@ def _activate(
     channel.last_act_group[spot.rank] = spot.bankgroup
 
 
-def _column_ready(
-    device: DRAMDevice,
-    channel: _Channel,
-    bank: _Bank,
-    spot: Location,
-    clock: int,
-    write: bool,
-) -> bool:
+def _column_at(
+    device: DRAMDevice, channel: _Channel, bank: _Bank, spot: Location, write: bool
+) -> int:
+    """The earliest clock a RD or WR to `spot`'s open row may issue, as far as the state now
+    tells (the data bus included)."""
     group = spot.rank * device.bank_groups + spot.bankgroup
-    if clock < bank.column_ready or clock < channel.column_ready_s:
-        return False
-    if clock < channel.column_ready_l.get(group, 0):
-        return False
-    if not write and (clock < channel.read_ready_s or clock < channel.read_ready_l.get(group, 0)):
-        return False
-    start = clock + (device.cwl if write else device.cl)
+    at = max(bank.column_ready, channel.column_ready_s, channel.column_ready_l.get(group, 0))
+    if not write:
+        at = max(at, channel.read_ready_s, channel.read_ready_l.get(group, 0))
     switch = write != channel.bus_write or spot.rank != channel.bus_rank
-    return start >= channel.bus_free + (device.turnaround if switch else 0)
+    bus = channel.bus_free + (device.turnaround if switch else 0)
+    return max(at, bus - (device.cwl if write else device.cl))
 
 
 def _column(
