@@ -8,7 +8,8 @@ precharge (PRE) can. Writes are drained in bursts: from the moment the write que
 watermark (or no read waits) until it falls to its low one. Every command waits for the device's
 timing constraints (tRCD, tRP, tRAS, tRRD_S/L, tFAW, tCCD_S/L, tWTR_S/L, tWR, tRTP), column
 commands also for the shared data bus, which a burst holds for BL/2 clocks and which turns around
-between reads and writes; each rank is refreshed every tREFI for tRFC, its banks precharged first.
+between reads and writes (tWTR within a rank); the ranks are refreshed in turn, each every tREFI
+for tRFC, its banks precharged first and no column command sent to it while it owes one.
 
 This is the plain reference: one Python loop over DRAM clocks, simple enough to check by hand
 (tests/unit/test_dram.py). A faster path must give identical cycles and statistics. The parameters'
@@ -75,8 +76,9 @@ class _Channel:
     last_act_group: list[int] = field(default_factory=list)  # per rank: bank group of last ACT
     column_ready_s: int = 0  # earliest column command, other bank group
     column_ready_l: dict[int, int] = field(default_factory=dict)  # per (rank, group) key
-    read_ready_l: dict[int, int] = field(default_factory=dict)  # after writes, same group
-    read_ready_s: int = 0  # after writes, any group
+    # tWTR holds within a rank: per (rank, group) key and per rank, the earliest RD after writes
+    read_ready_l: dict[int, int] = field(default_factory=dict)
+    read_ready_s: dict[int, int] = field(default_factory=dict)
     bus_free: int = 0  # first clock the data bus is free
     bus_write: bool = False  # direction of the last burst
     bus_rank: int = 0
@@ -105,7 +107,11 @@ def simulate_requests(
             banks=[_Bank() for _ in range(device.ranks * banks_per_rank)],
             activates=[[] for _ in range(device.ranks)],
             last_act_group=[-1] * device.ranks,
-            refresh_due=[device.trefi if device.trefi else -1] * device.ranks,
+            # ranks take turns, one refresh every tREFI / ranks (staggered)
+            refresh_due=[
+                device.trefi * (rank + 1) // device.ranks if device.trefi else -1
+                for rank in range(device.ranks)
+            ],
         )
         for _ in range(channels)
     ]
@@ -160,12 +166,17 @@ def _step(
             bool(channel.writes) and not channel.reads
         )
     queue = channel.writes if channel.draining else channel.reads
-    # first ready: the oldest request whose column command can go now
+    # first ready: the oldest request whose column command can go now (none to a rank that owes
+    # a refresh, lest its rows never close)
     for position, index in enumerate(queue):
         spot = where[index]
         bank = channel.banks[_bank(device, spot)]
         write = requests[index].write
-        if bank.open_row == spot.row and _column_at(device, channel, bank, spot, write) <= clock:
+        if (
+            bank.open_row == spot.row
+            and _column_at(device, channel, bank, spot, write) <= clock
+            and not _refresh_due(channel, spot.rank, clock)
+        ):
             found = kind[index] or "hit"
             stats = channel.stats
             stats.row_hits += found == "hit"
@@ -261,7 +272,7 @@ def _column_at(
     group = spot.rank * device.bank_groups + spot.bankgroup
     at = max(bank.column_ready, channel.column_ready_s, channel.column_ready_l.get(group, 0))
     if not write:
-        at = max(at, channel.read_ready_s, channel.read_ready_l.get(group, 0))
+        at = max(at, channel.read_ready_s.get(spot.rank, 0), channel.read_ready_l.get(group, 0))
     switch = write != channel.bus_write or spot.rank != channel.bus_rank
     bus = channel.bus_free + (device.turnaround if switch else 0)
     return max(at, bus - (device.cwl if write else device.cl))
@@ -282,7 +293,8 @@ def _column(
     channel.column_ready_l[group] = clock + device.tccd_l
     if write:
         bank.pre_ready = max(bank.pre_ready, end + device.twr)
-        channel.read_ready_s = max(channel.read_ready_s, end + device.twtr_s)
+        ready = channel.read_ready_s.get(spot.rank, 0)
+        channel.read_ready_s[spot.rank] = max(ready, end + device.twtr_s)
         channel.read_ready_l[group] = max(channel.read_ready_l.get(group, 0), end + device.twtr_l)
         stats.writes += 1
     else:

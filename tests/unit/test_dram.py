@@ -99,6 +99,17 @@ def test_a_read_after_a_write_waits_twtr_after_the_write_data() -> None:
     assert outcome.channels[0].turnarounds == 1
 
 
+def test_twtr_holds_within_a_rank_only() -> None:
+    """The write of the test above on rank 0, the read on rank 1 (other rank, no tWTR): the read's
+    ACT waits for the drain (clock 20), its RD for tRCD (39), its data only for the bus (58 after
+    37 + 2 of turnaround)."""
+    two_ranks = dataclasses.replace(NO_REFRESH, ranks=2)
+    outcome = run(
+        [Request(0, 0, True), Request(0, ROW, False)], two_ranks, write_high=1, write_low=0
+    )
+    assert outcome.done == (37, 20 + 19 + 19 + 4)
+
+
 def test_bank_groups_decide_a_stream_s_bandwidth() -> None:
     """Reads of whole rows, all in one bank group: the column commands go every tCCD_L = 7 clocks,
     4 of them data (57 % of the bus). The same addresses dealt over the bank groups: every
@@ -117,6 +128,14 @@ def test_bank_groups_decide_a_stream_s_bandwidth() -> None:
         stats = outcome.channels[0]
         assert low <= stats.busy_clocks / outcome.clocks <= high, mapping
         assert stats.row_hits + stats.row_misses + stats.row_conflicts == 2048
+
+
+def test_ranks_take_turns_to_refresh() -> None:
+    stream = [Request(0, 64 * k, False) for k in range(12_000)]
+    outcome = run(stream, dataclasses.replace(DDR4_2666, ranks=2), mapping=GROUP_INTERLEAVED)
+    # rank 0 due at tREFI/2, rank 1 at tREFI, then each every tREFI
+    clocks, trefi = outcome.clocks, DDR4_2666.trefi
+    assert outcome.channels[0].refreshes == (clocks + trefi // 2) // trefi + clocks // trefi
 
 
 def test_refresh_takes_about_trfc_of_every_trefi() -> None:
