@@ -12,8 +12,8 @@ between reads and writes (tWTR within a rank); the ranks are refreshed in turn, 
 for tRFC, its banks precharged first and no column command sent to it while it owes one.
 
 This is the plain reference: one Python loop over DRAM clocks, simple enough to check by hand
-(tests/unit/test_dram.py). A faster path must give identical cycles and statistics. The parameters'
-meaning and sources are in docs/model.md (DRAM). Imports bnsim.sim.dramdevice.
+(tests/unit/test_dram.py, which cites the DDR4-2666 datasheet values it uses). A faster path must
+give identical cycles and statistics. Imports bnsim.sim.dramdevice.
 """
 
 from __future__ import annotations
