@@ -27,8 +27,8 @@ against one SimPy process per core (tests/unit/test_sim.py).
 # a large cost per line
 cimport cython
 from libc.math cimport INFINITY
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memmove
+from libc.stdlib cimport abort, calloc, free, malloc, realloc
+from libc.string cimport memcpy, memmove, memset
 
 ctypedef long long i64
 
@@ -653,6 +653,10 @@ cdef extern from "_linescan.h":
     int bnsim_find_tag(const u32* tags, int padded_ways, u32 tag) nogil
 
 cdef u32 EMPTY_TAG = 0xFFFFFFFF
+# a LineCache counts the lines it holds per granule of 2**GRANULE_SHIFT line numbers, so that an
+# invalidation skips the granules it holds nothing of (a non-temporal store invalidates its range in
+# every cache, which mostly hold none of it)
+cdef int GRANULE_SHIFT = 10
 
 
 cdef inline void _to_front(u32* tags, u32* meta, u32* arrivals, u16* header, int ways, int way,
@@ -713,6 +717,8 @@ cdef class LineCache(_Cache):
     cdef i64 set_bytes
     cdef u8* blocks
     cdef public i64 max_line_number  # tags must stay below EMPTY_TAG
+    cdef u16* granules  # lines held per granule of line numbers (GRANULE_SHIFT)
+    cdef i64 num_granules
 
     def __cinit__(self, i64 capacity_bytes, int ways, i64 line, bint report_clean=True):
         cdef i64 lines = capacity_bytes // line, set_index
@@ -740,6 +746,23 @@ cdef class LineCache(_Cache):
 
     def __dealloc__(self):
         free(self.blocks)
+        free(self.granules)
+
+    cdef inline void _held(self, i64 number) noexcept:
+        """Count line `number` as held (growing the granule counts to reach it)."""
+        cdef i64 granule = number >> GRANULE_SHIFT, size
+        cdef u16* grown
+        if granule >= self.num_granules:
+            size = granule + 1 if granule + 1 > 2 * self.num_granules else 2 * self.num_granules
+            grown = <u16*> realloc(self.granules, size * sizeof(u16))
+            if grown == NULL:
+                abort()
+            memset(grown + self.num_granules, 0, (size - self.num_granules) * sizeof(u16))
+            self.granules, self.num_granules = grown, size
+        self.granules[granule] += 1
+
+    cdef inline void _released(self, i64 number) noexcept:
+        self.granules[number >> GRANULE_SHIFT] -= 1
 
     cdef inline u8* _block(self, i64 number) noexcept:
         if self.set_mask >= 0:
@@ -820,6 +843,7 @@ cdef class LineCache(_Cache):
             if header[1] == ways:  # full: the least recent line leaves
                 victim_meta = meta[slot]
                 victim_number = <i64> tags[slot] * num_sets + set_index
+                self._released(victim_number)
                 if victim_meta & 1:
                     writebacks += 1
                 if victim_meta & 1 or report_clean:
@@ -836,6 +860,7 @@ cdef class LineCache(_Cache):
             meta[slot] = state
             arrivals[slot] = arrival
             header[0] = slot
+            self._held(number)
         if miss_stop >= 0 and misses is not None:
             misses.push_merged(miss_start, miss_stop, 0, owner)
         if victim_stop >= 0:
@@ -876,6 +901,7 @@ cdef class LineCache(_Cache):
             if misses is not None:
                 misses.push_merged((first + capacity) * line, end * line, 0, owner)
         for number in range(first, first + capacity):  # the victims the exact part installed
+            self._released(number)
             block = self._block(number)
             way = bnsim_find_tag(<u32*> block, padded, self._tag(number))
             victim_meta = (<u32*> (block + 4 * padded))[way]
@@ -891,6 +917,7 @@ cdef class LineCache(_Cache):
                 evictions.push_merged((first + capacity) * line, (end - capacity) * line,
                                       write != 0, owner)
         for number in range(end - capacity, end):  # each set's oldest first, newest at slot 0
+            self._held(number)
             block = self._block(number)
             way = ways - 1 - <int> ((number - (end - capacity)) // self.num_sets)
             (<u32*> block)[way] = self._tag(number)
@@ -902,6 +929,18 @@ cdef class LineCache(_Cache):
         return missed
 
     cdef void invalidate(self, i64 start, i64 stop, _Evictions dropped) noexcept:
+        cdef i64 number = start // self.line, last = (stop + self.line - 1) // self.line
+        cdef i64 granule, span_end
+        while number < last:
+            granule = number >> GRANULE_SHIFT
+            span_end = (granule + 1) << GRANULE_SHIFT
+            if span_end > last:
+                span_end = last
+            if granule < self.num_granules and self.granules[granule]:
+                self._invalidate_lines(number, span_end, dropped)
+            number = span_end
+
+    cdef void _invalidate_lines(self, i64 first, i64 end, _Evictions dropped) noexcept:
         cdef i64 number
         cdef int way, dst, src, k, position, padded = self.padded, ways = self.ways
         cdef u8* block
@@ -909,7 +948,7 @@ cdef class LineCache(_Cache):
         cdef u32* meta
         cdef u32* arrivals
         cdef u16* header
-        for number in range(start // self.line, (stop + self.line - 1) // self.line):
+        for number in range(first, end):
             block = self._block(number)
             tags = <u32*> block
             way = bnsim_find_tag(tags, padded, self._tag(number))
@@ -920,6 +959,7 @@ cdef class LineCache(_Cache):
             header = self._header(block)
             dropped.push_merged(number * self.line, (number + 1) * self.line, meta[way] & 1,
                                 meta[way] >> 1)
+            self._released(number)
             position = way - header[0]
             if position < 0:
                 position += ways
@@ -952,6 +992,8 @@ cdef class LineCache(_Cache):
                 dropped.push_merged(number * self.line, (number + 1) * self.line, meta[way] & 1,
                                     meta[way] >> 1)
             self._clear(block)
+        if self.num_granules:
+            memset(self.granules, 0, self.num_granules * sizeof(u16))
 
     cdef i64 held_bytes(self) noexcept:
         cdef i64 set_index, held = 0
