@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bnsim.sim.dram import Request, simulate_requests
 from bnsim.sim.dramdevice import DRAMDevice, Location, address_decoder
@@ -194,3 +196,34 @@ def test_permuted_banks_keep_two_streams_out_of_each_other_s_rows() -> None:
     assert plain.channels[0].row_conflicts > 1000
     assert permuted.channels[0].row_conflicts < 100
     assert permuted.clocks < 0.8 * plain.clocks
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.integers(0, 1 << 22), st.booleans()),
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(1, 2),
+    st.booleans(),
+)
+def test_no_stream_beats_the_bus_or_the_device(requests, ranks: int, permute: bool) -> None:
+    """Random streams: each burst completes no sooner than its command's latency after it
+    arrives, the bus moves one burst per BL/2 clocks at most, and every request is counted once."""
+    device = dataclasses.replace(DDR4_2666, ranks=ranks)
+    stream = [
+        Request(arrival, address // 64 * 64, write) for arrival, address, write in sorted(requests)
+    ]
+    outcome = run(stream, device, mapping=GROUP_INTERLEAVED, permute_banks=permute)
+    stats = outcome.channels[0]
+    for request, done in zip(stream, outcome.done, strict=True):
+        latency = device.cwl if request.write else device.cl
+        assert done >= request.arrival + latency + device.burst_clocks
+    assert stats.busy_clocks == len(stream) * device.burst_clocks
+    assert outcome.clocks >= stats.busy_clocks
+    assert (stats.reads, stats.writes) == (
+        sum(not r.write for r in stream),
+        sum(r.write for r in stream),
+    )
+    assert stats.row_hits + stats.row_misses + stats.row_conflicts == len(stream)
