@@ -19,9 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bnsim.hw import Machine
-from bnsim.schedule import Box, Kernel, Schedule
+from bnsim.schedule import Box, Kernel, OpKind, Schedule
 
 CHANNEL_BLOCK = 16  # nChw16c: oneDNN's channel block, and the unit every split keeps to
+# the kernels (by main op) whose loop order may read an operand in several passes
+# (`input_passes`, `weight_passes`); every other kernel reads each operand once
+PASS_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.FC_FWD, OpKind.FC_BWD_DATA))
 
 # How a store reaches memory (the access kinds of bnsim._tiles streams; 0 is a read):
 FETCH = 1  # an ordinary store: a line it misses is read first (read for ownership)

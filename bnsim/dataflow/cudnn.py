@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 
-from bnsim.dataflow import WorkSplit, balance211, blocks_of, linear_boxes
+from bnsim.dataflow import PASS_KINDS, WorkSplit, balance211, blocks_of, linear_boxes
 from bnsim.graph.layer import Conv2d
 from bnsim.hw import Machine
 from bnsim.schedule import Box, Kernel, OpKind, Schedule
@@ -72,7 +72,7 @@ def weight_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> tuple
         return 1, 1
     n_tiles = blocks_of(kernel.space[1].extent, TILE_N)
     strip = _strip_width(n_tiles)
-    m_tiles = len(_gemm_tiles(kernel, _width(schedule, kernel))) // n_tiles
+    m_tiles = len(_m_tiles(kernel, _width(schedule, kernel)))
     return -(-m_tiles * strip // machine.cores.count), -(-n_tiles // strip)
 
 
@@ -85,23 +85,14 @@ def _width(schedule: Schedule, kernel: Kernel) -> int:
 
 
 _FULLY_CONNECTED = frozenset((OpKind.FC_FWD, OpKind.FC_BWD_DATA))
-_GEMMS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA)) | _FULLY_CONNECTED
+_GEMMS = PASS_KINDS  # implicit GEMMs: convolutions and fully connected layers
 
 
 def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
     """CTA tiles of an (n, c[, h]) space in swizzled launch order."""
     extents = [axis.extent for axis in kernel.space]
-    n, c = extents[0], extents[1]
-    h = extents[2] if len(extents) > 2 else 1
-    pixels = h * width
-    # equal shares of about TILE_M pixels, as CUTLASS's M-tiles are equal (unequal tiles would
-    # let the CTAs that share weights drift apart)
-    if pixels >= TILE_M:
-        shares = balance211(h, -(-h // max(1, round(TILE_M / width))))
-        m_tiles = [((image, image + 1), (r.start, r.stop)) for image in range(n) for r in shares]
-    else:
-        shares = balance211(n, -(-n // max(1, round(TILE_M / pixels))))
-        m_tiles = [((i.start, i.stop), (0, h)) for i in shares]
+    c = extents[1]
+    m_tiles = _m_tiles(kernel, width)
     n_tiles = [(start, min(start + TILE_N, c)) for start in range(0, c, TILE_N)]
     strip = _strip_width(len(n_tiles))
     order: list[Box] = []
@@ -110,6 +101,20 @@ def _gemm_tiles(kernel: Kernel, width: int) -> list[Box]:
             for channels in n_tiles[first : first + strip]:
                 order.append((images, channels, rows) if len(extents) > 2 else (images, channels))
     return order
+
+
+def _m_tiles(kernel: Kernel, width: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The (images, rows) of each M-tile: equal shares of about TILE_M pixels, as CUTLASS's
+    M-tiles are equal (unequal tiles would let the CTAs that share weights drift apart)."""
+    extents = [axis.extent for axis in kernel.space]
+    n = extents[0]
+    h = extents[2] if len(extents) > 2 else 1
+    pixels = h * width
+    if pixels >= TILE_M:
+        shares = balance211(h, -(-h // max(1, round(TILE_M / width))))
+        return [((image, image + 1), (r.start, r.stop)) for image in range(n) for r in shares]
+    shares = balance211(n, -(-n // max(1, round(TILE_M / pixels))))
+    return [((i.start, i.stop), (0, h)) for i in shares]
 
 
 def _strip_width(n_tiles: int) -> int:

@@ -14,12 +14,13 @@ import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bnsim.dataflow import (
+    PASS_KINDS,
     input_order_is_channel_outer,
     input_passes,
     prologue_on_every_load,
     weight_passes,
 )
-from bnsim.schedule import Kernel, OpKind, Placement, Schedule
+from bnsim.schedule import Kernel, Placement, Schedule
 from bnsim.sim import stackmodel
 from bnsim.trace import Trace
 
@@ -106,12 +107,6 @@ def with_rereads(
     return flows._replace(read_by_source=read_by_source, read_by_kernel=read_by_kernel)
 
 
-# the only kernels whose loop orders read an operand in several passes (bnsim.dataflow)
-_READ_IN_PASSES = frozenset(
-    (OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.FC_FWD, OpKind.FC_BWD_DATA)
-)
-
-
 def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
     """The kernels of the trace's schedule whose main op reads its input or its weights from
     memory in several passes, with the access of that read."""
@@ -122,7 +117,7 @@ def _rereads(trace: Trace, plan: SourceColumns) -> list[PassReread]:
     first_op = 0
     for index, kernel in enumerate(schedule.kernels):
         start, first_op = first_op, first_op + len(kernel.ops)
-        if kernel.main_op().kind not in _READ_IN_PASSES:
+        if kernel.main_op().kind not in PASS_KINDS:
             continue
         passes = input_passes(schedule, kernel, machine)
         if passes > 1:
