@@ -11,7 +11,7 @@ from setuptools import setup
 
 setup(
     ext_modules=cythonize(
-        ["bnsim/sim/_memory.pyx", "bnsim/_tiles.py"],
+        ["bnsim/sim/_memory.pyx", "bnsim/sim/_dram.pyx", "bnsim/_tiles.py"],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )

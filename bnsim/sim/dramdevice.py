@@ -1,15 +1,17 @@
 """A DRAM channel's devices: organisation, datasheet timing, and where an address lives.
 
 `DRAMDevice` holds one channel's organisation (ranks, bank groups, banks, row and burst size) and
-its timing in DRAM clocks, checked for contradictions; `address_decoder` maps a byte address to its
-channel, rank, bank group, bank, row and column by a mapping of address fields. Shared by the DRAM
-timing models (bnsim.sim.dram). Imports nothing from bnsim.
+its timing in DRAM clocks, checked for contradictions; `locate` maps byte addresses to their
+channel, rank, bank group, bank, row and column by a mapping of address fields (`address_decoder`:
+one at a time). Shared by the DRAM timing model (bnsim.sim.dram) and its reference in the tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 ADDRESS_FIELDS = ("row", "rank", "bankgroup", "bank", "channel", "column")
 _COUNTS = frozenset(("ranks", "bank_groups", "banks_per_group", "bus_bytes", "burst_length"))
@@ -84,11 +86,28 @@ class Location:
     column: int
 
 
-def address_decoder(
-    device: DRAMDevice, channels: int, mapping: Sequence[str], *, permute_banks: bool = False
-) -> Callable[[int], Location]:
-    """A function from byte address to Location: `mapping` names the fields from the most to the
-    least significant (ADDRESS_FIELDS, each once); the row takes whatever the others leave.
+@dataclass(frozen=True, slots=True)
+class Locations:
+    """Where many bursts live: one array per field of Location."""
+
+    channel: np.ndarray
+    rank: np.ndarray
+    bankgroup: np.ndarray
+    bank: np.ndarray
+    row: np.ndarray
+    column: np.ndarray
+
+
+def locate(
+    device: DRAMDevice,
+    channels: int,
+    mapping: Sequence[str],
+    addresses: np.ndarray,
+    *,
+    permute_banks: bool = False,
+) -> Locations:
+    """Where each byte address lives: `mapping` names the fields from the most to the least
+    significant (ADDRESS_FIELDS, each once); the row takes whatever the others leave.
 
     `permute_banks`: the row's digits in base B (B the banks of a rank), summed, offset the bank: a
     hash of every row bit, as controllers XOR row bits into the bank bits (permutation-based
@@ -106,21 +125,37 @@ def address_decoder(
         "channel": channels,
         "column": device.row_bytes // device.burst_bytes,
     }
-    low_first = [name for name in reversed(mapping) if name != "row"]
-    banks = device.bank_groups * device.banks_per_group
+    index = np.asarray(addresses, dtype=np.int64) // device.burst_bytes
+    found = {}
+    for name in reversed(mapping):
+        if name != "row":
+            index, found[name] = np.divmod(index, counts[name])
+    if permute_banks:
+        banks = device.bank_groups * device.banks_per_group
+        offset, row = np.zeros_like(index), index
+        while row.any():
+            row, digit = np.divmod(row, banks)
+            offset += digit
+        bank = (found["bankgroup"] * device.banks_per_group + found["bank"] + offset) % banks
+        found["bankgroup"], found["bank"] = np.divmod(bank, device.banks_per_group)
+    return Locations(row=index, **found)
+
+
+def address_decoder(
+    device: DRAMDevice, channels: int, mapping: Sequence[str], *, permute_banks: bool = False
+) -> Callable[[int], Location]:
+    """`locate` for one address at a time."""
+    locate(device, channels, mapping, np.zeros(0, dtype=np.int64))  # refuse a bad mapping now
 
     def decode(address: int) -> Location:
-        index = address // device.burst_bytes
-        found = {}
-        for name in low_first:
-            index, found[name] = divmod(index, counts[name])
-        if permute_banks:
-            offset, row = 0, index
-            while row:
-                row, digit = divmod(row, banks)
-                offset += digit
-            bank = (found["bankgroup"] * device.banks_per_group + found["bank"] + offset) % banks
-            found["bankgroup"], found["bank"] = divmod(bank, device.banks_per_group)
-        return Location(row=index, **found)
+        found = locate(device, channels, mapping, np.array([address]), permute_banks=permute_banks)
+        return Location(
+            channel=int(found.channel[0]),
+            rank=int(found.rank[0]),
+            bankgroup=int(found.bankgroup[0]),
+            bank=int(found.bank[0]),
+            row=int(found.row[0]),
+            column=int(found.column[0]),
+        )
 
     return decode

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import dram_reference  # tests/unit: the same rules, clock by clock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnsim.sim.dram import Request, simulate_requests
+from bnsim.sim.dram import Controller, DRAMOutcome, Request, simulate_requests
 from bnsim.sim.dramdevice import DRAMDevice, Location, address_decoder
 
 DDR4_2666 = DRAMDevice(
@@ -51,8 +52,24 @@ GROUP_INTERLEAVED = ("row", "rank", "bank", "column", "bankgroup", "channel")
 ROW = 128 * 16 * 64  # bytes of address space from one row of a bank to the next (ROW_MAJOR)
 
 
-def run(requests: list[Request], device: DRAMDevice = NO_REFRESH, mapping=ROW_MAJOR, **options):  # type: ignore[no-untyped-def]
-    return simulate_requests(device, 1, mapping, requests, **options)
+def run(  # type: ignore[no-untyped-def]
+    requests: list[Request],
+    device: DRAMDevice = NO_REFRESH,
+    mapping=ROW_MAJOR,
+    channels: int = 1,
+    permute_banks: bool = False,
+    **controller,
+) -> DRAMOutcome:
+    """The compiled model's outcome, checked identical to the reference's."""
+    options = Controller(**controller)
+    outcome = simulate_requests(
+        device, channels, mapping, requests, options, permute_banks=permute_banks
+    )
+    expected = dram_reference.simulate_requests(
+        device, channels, mapping, requests, options, permute_banks=permute_banks
+    )
+    assert outcome == expected
+    return outcome
 
 
 def test_the_address_mapping_peels_fields_from_the_low_bits() -> None:
@@ -227,3 +244,68 @@ def test_no_stream_beats_the_bus_or_the_device(requests, ranks: int, permute: bo
         sum(r.write for r in stream),
     )
     assert stats.row_hits + stats.row_misses + stats.row_conflicts == len(stream)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 300), st.integers(0, 1 << 21), st.booleans(), st.integers(0, 3)),
+        min_size=1,
+        max_size=150,
+    ),
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.sampled_from([(32, 24, 8), (4, 3, 1), (8, 2, 0)]),
+    st.integers(0, 5),
+    st.integers(0, 40),
+    st.booleans(),
+)
+def test_the_compiled_model_times_random_streams_as_the_reference_does(
+    requests, ranks: int, channels: int, queues, window: int, loop_clocks: int, refresh: bool
+) -> None:
+    """Sources with windows, small queues that fill, two ranks, three channels and refreshes
+    every few hundred clocks: every completion clock and statistic is the reference's."""
+    device = dataclasses.replace(DDR4_2666, ranks=ranks, trfc=60, trefi=300 if refresh else 0)
+    depth, high, low = queues
+    stream = [Request(arrival, address // 64 * 64, write, source)
+              for arrival, address, write, source in requests]  # fmt: skip
+    run(
+        stream, device, GROUP_INTERLEAVED, channels,
+        queue_depth=depth, write_high=high, write_low=low, window=window, loop_clocks=loop_clocks,
+    )  # fmt: skip
+
+
+def cnn_like(cores: int, lines: int, arrays: int) -> list[Request]:
+    """Each core streams its share of `arrays` input arrays and writes one output, line by line,
+    as an element-wise kernel does (the arrays 16 MiB apart, in the same banks unless permuted)."""
+    requests = []
+    for core in range(cores):
+        for line in range(core * lines, (core + 1) * lines):
+            for array in range(arrays + 1):
+                address = (array << 24) + 64 * line
+                requests.append(Request(0, address, array == arrays, core))
+    return requests
+
+
+@pytest.mark.parametrize(("window", "permute"), [(10, False), (10, True), (4, True)])
+def test_the_compiled_model_times_cnn_like_streams_as_the_reference_does(
+    window: int, permute: bool
+) -> None:
+    outcome = run(
+        cnn_like(cores=4, lines=300, arrays=2), DDR4_2666, GROUP_INTERLEAVED, 2,
+        permute_banks=permute, window=window, loop_clocks=60,
+    )  # fmt: skip
+    assert sum(stats.reads for stats in outcome.channels) == 4 * 300 * 2
+
+
+def test_a_window_bounds_a_source_s_bandwidth_by_little_s_law() -> None:
+    """One source reading a stream with W requests in flight and a loop of L clocks: each request
+    is released about tRCD/CL + burst after it arrives, so W bursts go per (L + latency) clocks."""
+    stream = [Request(0, 64 * k, False) for k in range(4000)]
+    for window in (1, 4):
+        outcome = simulate_requests(
+            NO_REFRESH, 1, GROUP_INTERLEAVED, stream, Controller(window=window, loop_clocks=100)
+        )
+        per_burst = outcome.clocks / len(stream)
+        # row hits: CL + burst = 23 clocks to release, 100 back to the next arrival
+        assert per_burst == pytest.approx((100 + 19 + 4) / window, rel=0.02)

@@ -120,6 +120,8 @@ THIRD_PARTY = {
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
+    "bnsim.sim.dram": {"numpy"},  # request streams as arrays for the compiled model
+    "bnsim.sim.dramdevice": {"numpy"},  # addresses decoded as arrays
     "bnsim.sim.stackmodel": {"numpy"},
     "bnsim.sim.passes": {"numpy"},
     "bnsim.report": {"matplotlib"},
