@@ -29,6 +29,8 @@ cdef struct Bank:
     i64 act_ready
     i64 column_ready
     i64 pre_ready
+    int wanted_reads  # queued reads to the open row
+    int wanted_writes  # queued writes to the open row
 
 
 cdef struct Channel:
@@ -97,6 +99,7 @@ cdef bint refresh(Timing* t, Channel* channel, i64 clock) noexcept:
         for b in range(rank * t.banks_per_rank, (rank + 1) * t.banks_per_rank):
             bank = &channel.banks[b]
             bank.open_row = -1
+            bank.wanted_reads = bank.wanted_writes = 0
             bank.act_ready = imax(bank.act_ready, start + t.trfc)
         channel.refresh_due[rank] = due + t.trefi
         channel.refreshes += 1
@@ -177,12 +180,22 @@ cdef inline bint drains(Channel* channel, int write_high, int write_low) noexcep
     return channel.num_writes >= write_high or (channel.num_writes > 0 and channel.num_reads == 0)
 
 
-cdef bint row_still_wanted(Requests* r, int* queue, int length, int bank, i64 row) noexcept:
+cdef inline bint row_still_wanted(Bank* bank, bint writes) noexcept:
+    """Whether a queued request of this direction hits the bank's open row."""
+    return (bank.wanted_writes if writes else bank.wanted_reads) > 0
+
+
+cdef void count_wanted(Channel* channel, Requests* r, int number) noexcept:
+    """Count the queued requests that hit bank `number`'s newly opened row."""
+    cdef Bank* bank = &channel.banks[number]
     cdef int i
-    for i in range(length):
-        if r.bank[queue[i]] == bank and r.row[queue[i]] == row:
-            return True
-    return False
+    bank.wanted_reads = bank.wanted_writes = 0
+    for i in range(channel.num_reads):
+        if r.bank[channel.reads[i]] == number and r.row[channel.reads[i]] == bank.open_row:
+            bank.wanted_reads += 1
+    for i in range(channel.num_writes):
+        if r.bank[channel.writes[i]] == number and r.row[channel.writes[i]] == bank.open_row:
+            bank.wanted_writes += 1
 
 
 cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_high,
@@ -215,6 +228,10 @@ cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_hig
             else:
                 channel.row_conflicts += 1
             r.done[index] = column(t, channel, bank, r.rank[index], r.group[index], clock, write)
+            if write:
+                bank.wanted_writes -= 1
+            else:
+                bank.wanted_reads -= 1
             for i in range(position, length - 1):
                 queue[i] = queue[i + 1]
             if channel.draining:
@@ -232,13 +249,15 @@ cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_hig
                     r.kind[index] = 2
                 activate(t, channel, bank, r.row[index], r.rank[index],
                          r.group[index] % t.groups, clock)
+                count_wanted(channel, r, r.bank[index])
                 return 0
         elif (bank.open_row != r.row[index]
-                and not row_still_wanted(r, queue, length, r.bank[index], bank.open_row)
+                and not row_still_wanted(bank, channel.draining)
                 and clock >= bank.pre_ready):
             if r.kind[index] == 0:
                 r.kind[index] = 3
             bank.open_row = -1
+            bank.wanted_reads = bank.wanted_writes = 0
             bank.act_ready = imax(bank.act_ready, clock + t.trp)
             return 0
     return 0
@@ -271,7 +290,7 @@ cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int writ
             at = column_at(t, channel, bank, r.rank[index], r.group[index], r.write[index])
         elif bank.open_row < 0:
             at = activate_at(t, channel, bank, r.rank[index], r.group[index] % t.groups)
-        elif not row_still_wanted(r, queue, length, r.bank[index], bank.open_row):
+        elif not row_still_wanted(bank, queue == channel.writes):
             at = bank.pre_ready
         else:
             continue  # the open row's requests go first: they are candidates themselves
@@ -293,8 +312,9 @@ cdef i64 ready_at(Requests* r, int* program, int position, int window, i64 loop_
     return at
 
 
-def serve(device, int channels, controller, arrival, source, channel, rank, bankgroup, bank, row,
-          write):
+def serve(device, int channels, controller, const i64[::1] arrival, const i64[::1] source,
+          const i64[::1] channel, const i64[::1] rank, const i64[::1] bankgroup,
+          const i64[::1] bank, const i64[::1] row, const signed char[::1] write):
     """Serve decoded requests (arrays, each source's in its order) as the reference does.
 
     Returns (done clocks as a list, per-channel statistics as tuples in ChannelStats field order).
@@ -303,7 +323,7 @@ def serve(device, int channels, controller, arrival, source, channel, rank, bank
     cdef Requests r
     cdef Channel* state
     cdef Channel* ch
-    cdef int n = len(arrival), i, c, s, num_sources = 0, position, index
+    cdef int n = arrival.shape[0], i, c, s, num_sources = 0, position, index
     cdef int queue_depth = controller.queue_depth, window = controller.window
     cdef int write_high = controller.write_high, write_low = controller.write_low
     cdef i64 loop_clocks = controller.loop_clocks
@@ -386,11 +406,15 @@ def serve(device, int channels, controller, arrival, source, channel, rank, bank
                             break  # in order: the source's later requests wait behind this one
                         ch.writes[ch.num_writes] = index
                         ch.num_writes += 1
+                        if ch.banks[r.bank[index]].open_row == r.row[index]:
+                            ch.banks[r.bank[index]].wanted_writes += 1
                     else:
                         if ch.num_reads >= queue_depth:
                             break
                         ch.reads[ch.num_reads] = index
                         ch.num_reads += 1
+                        if ch.banks[r.bank[index]].open_row == r.row[index]:
+                            ch.banks[r.bank[index]].wanted_reads += 1
                     r.admitted[index] = clock
                     issued[s] += 1
             for c in range(channels):

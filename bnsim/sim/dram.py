@@ -129,7 +129,7 @@ def simulate_arrays(
         device, channels, controller,
         np.ascontiguousarray(arrival, dtype=np.int64),
         np.ascontiguousarray(source, dtype=np.int64),
-        where.channel, where.rank, where.bankgroup, where.bank, where.row,
+        where.channel, where.rank, where.bankgroup, where.bank, where.row,  # int64, contiguous
         np.ascontiguousarray(write, dtype=np.int8),
     )  # fmt: skip
     return DRAMOutcome(
