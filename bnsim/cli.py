@@ -231,12 +231,39 @@ def _hw_keys(args: argparse.Namespace) -> int:
             doc.path,
             doc.type_name,
             doc.unit,
-            "yes" if doc.required else f"no (default {doc.default})",
+            "yes"
+            if doc.required
+            else f"with {doc.section}"
+            if doc.section
+            else f"no (default {doc.default})",
             doc.description,
         ]
         for doc in describe_keys()
     ]
     print(markdown_table(header, rows) if args.markdown else text_table(header, rows))
+    return EXIT_OK
+
+
+def _membench(args: argparse.Namespace) -> int:
+    from bnsim.hw import load_machine
+    from bnsim.report.membench import describe_membench, membench_document
+    from bnsim.sim.membench import KERNELS, run_kernel
+
+    machine = load_machine(args.hw, args.set)
+    if machine.dram.device is None:
+        raise ConfigError(
+            f"{args.hw}: dram.device: not given; membench times the DRAM devices, give their "
+            "organisation and timing (docs/hardware.md, DRAM timing)"
+        )
+    kernels = args.kernel or list(KERNELS)
+    try:
+        results = [run_kernel(machine, kernel, args.array_size, args.cores) for kernel in kernels]
+    except ValueError as error:
+        raise ConfigError(f"membench: {error}") from None
+    peak = machine.dram.peak_bandwidth_bytes_per_second()
+    print(describe_membench(machine.name, peak, results))
+    if args.json:
+        _write_text(Path(args.json), json.dumps(membench_document(machine.name, results), indent=2))
     return EXIT_OK
 
 
@@ -889,6 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands)
     _add_plot(commands)
     _add_schemes_and_verify(commands)
+    _add_membench(commands)
     _add_hw(commands)
     return parser
 
@@ -1128,6 +1156,41 @@ def _add_schemes_and_verify(commands: Any) -> None:
     )
     check.add_argument("--json", metavar="FILE", help="write the reports as JSON")
     check.set_defaults(handler=_verify)
+
+
+def _add_membench(commands: Any) -> None:
+    """`bnsim membench`."""
+    from bnsim.sim.membench import KERNELS
+
+    bench = commands.add_parser(
+        "membench", help="STREAM's kernels on the simulated machine's DRAM (GB/s, row hits, bus)"
+    )
+    bench.add_argument("--hw", required=True, help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
+    bench.add_argument(
+        "--kernel",
+        action="append",
+        choices=list(KERNELS),
+        help="a kernel to run (repeatable; default: all)",
+    )
+    bench.add_argument(
+        "--array-size",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="bytes per array, e.g. 64MiB (default: four times the LLC, STREAM's rule)",
+    )
+    bench.add_argument(
+        "--cores", type=_positive_int, default=None, help="cores that run it (default: all)"
+    )
+    bench.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hardware key, e.g. --set cores.prefetch.distance=0 (repeatable)",
+    )
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.set_defaults(handler=_membench)
 
 
 def _add_hw(commands: Any) -> None:

@@ -4,102 +4,51 @@ A Machine is a frozen, validated value. YAML files (hwconfigs/*.yaml) spell ever
 quantity with its unit ("22MiB", "2.6GHz", "21.33GB/s", "90ns", "14cycles"); in Python the fields
 carry the unit in their name (`size_bytes`, `clock_hz`, `latency_s`). Key paths (`llc.size`,
 `cores.count`, ...) are the YAML spellings and serve the file, `--set key=value` overrides and sweep
-grids alike; docs/hardware.md lists them all. Imports bnsim.errors, bnsim.units, bnsim.datafile;
-pydantic and yaml.
+grids alike; docs/hardware.md lists them all. The DRAM section is bnsim.hwdram's.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    ValidationInfo,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from bnsim import units
 from bnsim.datafile import describe_errors, read_yaml
 from bnsim.errors import ConfigError
+from bnsim.hwdram import DRAMConfig
+from bnsim.hwtypes import (
+    Bytes,
+    ConfigModel,
+    Count,
+    Cycles,
+    CyclesPerElement,
+    Fraction,
+    Hertz,
+    is_power_of_two,
+)
 
 SCHEMA_VERSION = 1
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """Marks a dimensioned field: YAML spells it with a unit, Python holds the canonical number."""
+class PrefetchConfig(ConfigModel):
+    """A stream prefetcher that runs ahead of a core's demand misses (as Skylake's L2 streamer)."""
 
-    name: str  # what docs/hardware.md prints in its unit column
-    example: str
-
-
-def _dimensioned(parse: Any, spell: Any, unit: Unit) -> tuple[Any, ...]:
-    def validate(value: object, info: ValidationInfo) -> object:
-        if isinstance(value, str):
-            return parse(value)
-        units_required = bool(info.context and info.context.get("units_required"))
-        if units_required or isinstance(value, bool):
-            parse(value)  # raises with the "has no unit" message
-        return value
-
-    return (BeforeValidator(validate), PlainSerializer(spell, when_used="json"), unit)
-
-
-_STRICT = {"strict": True}
-Bytes = Annotated[
-    int,
-    *_dimensioned(units.parse_bytes, units.bytes_text, Unit("bytes", "64KiB")),
-    Field(gt=0, **_STRICT),
-]
-Hertz = Annotated[
-    float,
-    *_dimensioned(units.parse_frequency, units.frequency_text, Unit("Hz", "2.6GHz")),
-    Field(gt=0),
-]
-BytesPerSecond = Annotated[
-    float,
-    *_dimensioned(units.parse_bandwidth, units.bandwidth_text, Unit("bytes/s", "21.33GB/s")),
-    Field(gt=0),
-]
-Seconds = Annotated[
-    float, *_dimensioned(units.parse_duration, units.duration_text, Unit("s", "90ns")), Field(ge=0)
-]
-Cycles = Annotated[
-    int,
-    *_dimensioned(units.parse_cycles, units.cycles_text, Unit("cycles", "14cycles")),
-    Field(ge=0, **_STRICT),
-]
-Count = Annotated[int, Field(gt=0, **_STRICT)]
-Fraction = Annotated[float, Unit("fraction (0, 1]", "0.85"), Field(gt=0, le=1, **_STRICT)]
-CyclesPerElement = Annotated[float, Unit("cycles/element", "0.0625"), Field(gt=0, **_STRICT)]
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
+    distance: int = Field(
+        ge=0, strict=True, description="lines it runs ahead of the demand stream (0: switched off)"
+    )
+    queue: Count = Field(
+        description="line requests the prefetching level keeps in flight, demand and prefetch "
+        "together (Skylake: the L2 superqueue)"
     )
 
 
-def _is_power_of_two(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
-
-
-class CoreConfig(_Config):
+class CoreConfig(ConfigModel):
     """Identical cores; peak FP throughput = count × clock × simd_lanes × fma_units × 2."""
 
     count: Count = Field(description="number of cores (SMs on a GPU)")
@@ -113,12 +62,16 @@ class CoreConfig(_Config):
         "how much memory time overlaps"
     )
 
+    prefetch: PrefetchConfig | None = Field(
+        default=None, description="the core's stream prefetcher (omit: none)"
+    )
+
     def flops_per_cycle(self) -> int:
         """Peak FLOPs per cycle per core (an FMA counts as two)."""
         return self.simd_lanes * self.fma_units * 2
 
 
-class CacheConfig(_Config):
+class CacheConfig(ConfigModel):
     """A set-associative, LRU, write-back, write-allocate cache."""
 
     size_bytes: Bytes = Field(alias="size", description="capacity (per core for private caches)")
@@ -128,7 +81,7 @@ class CacheConfig(_Config):
 
     @model_validator(mode="after")
     def _check_geometry(self) -> CacheConfig:
-        if not _is_power_of_two(self.block_bytes):
+        if not is_power_of_two(self.block_bytes):
             raise ValueError(f"block {units.bytes_text(self.block_bytes)} is not a power of two")
         set_bytes = self.ways * self.block_bytes
         if self.size_bytes % set_bytes:
@@ -154,40 +107,7 @@ class SharedCacheConfig(CacheConfig):
     )
 
 
-class DRAMConfig(_Config):
-    """Address-interleaved DRAM channels."""
-
-    channels: Count = Field(description="independent channels (HBM: pseudo-channels)")
-    channel_bandwidth_bytes_per_second: BytesPerSecond = Field(
-        alias="channel_bandwidth", description="peak transfer rate of one channel"
-    )
-    efficiency: Fraction = Field(
-        description="fraction of peak bandwidth that streaming access sustains (refresh, "
-        "read/write turnarounds, row misses); from STREAM-type measurements"
-    )
-    latency_s: Seconds = Field(alias="latency", description="loaded access latency")
-    interleave_bytes: Bytes = Field(
-        alias="interleave", description="consecutive bytes mapped to one channel before the next"
-    )
-
-    @model_validator(mode="after")
-    def _check_interleave(self) -> DRAMConfig:
-        if not _is_power_of_two(self.interleave_bytes):
-            raise ValueError(
-                f"interleave {units.bytes_text(self.interleave_bytes)} is not a power of two"
-            )
-        return self
-
-    def peak_bandwidth_bytes_per_second(self) -> float:
-        """All channels at their peak rate."""
-        return self.channels * self.channel_bandwidth_bytes_per_second
-
-    def sustained_bandwidth_bytes_per_second(self) -> float:
-        """All channels at the sustained (streaming) rate."""
-        return self.peak_bandwidth_bytes_per_second() * self.efficiency
-
-
-class ElementwiseCosts(_Config):
+class ElementwiseCosts(ConfigModel):
     """Core cycles per element for the element-wise and reduction ops of the kernel library."""
 
     bn_stats: CyclesPerElement = Field(
@@ -222,7 +142,7 @@ def _store_setting(value: object) -> object:
     return value
 
 
-class ComputeConfig(_Config):
+class ComputeConfig(ConfigModel):
     """Compute throughput and kernel library of this machine (docs/hardware.md)."""
 
     source: str = Field(min_length=1, description="where the rates come from (free text, required)")
@@ -262,7 +182,7 @@ class ComputeConfig(_Config):
     )
 
 
-class Machine(_Config):
+class Machine(ConfigModel):
     """A chip multiprocessor: identical cores with private caches, one shared LLC, DRAM channels."""
 
     schema_version: Literal[1] = Field(description="format version of this file (1)")

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from bnsim.hw import Machine, Unit
+from bnsim.hw import Machine
+from bnsim.hwtypes import Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,15 @@ class KeyDoc:
     required: bool
     default: str
     description: str
+    section: str = ""  # the optional section that requires it, if any ("dram.device")
 
 
 def describe_keys(
-    model: type[BaseModel] = Machine, prefix: str = "", *, section_required: bool = True
+    model: type[BaseModel] = Machine,
+    prefix: str = "",
+    *,
+    section_required: bool = True,
+    section: str = "",
 ) -> Iterator[KeyDoc]:
     """Every key path of the hardware config, in file order, with its type, unit and meaning."""
     for name, field in model.model_fields.items():
@@ -36,7 +42,10 @@ def describe_keys(
         nested = _nested_model(field.annotation)
         if nested is not None:
             required = section_required and field.is_required()
-            yield from describe_keys(nested, f"{key}.", section_required=required)
+            optional_section = section or ("" if field.is_required() else key)
+            yield from describe_keys(
+                nested, f"{key}.", section_required=required, section=optional_section
+            )
             continue
         unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
         annotation = field.annotation
@@ -51,6 +60,7 @@ def describe_keys(
             required=section_required and field.is_required(),
             default=default,
             description=field.description or "",
+            section=section if field.is_required() else "",
         )
 
 

@@ -22,6 +22,7 @@ cdef struct Timing:
     i64 cl, cwl, trcd, trp, tras, trrd_s, trrd_l, tfaw, tccd_s, tccd_l
     i64 twtr_s, twtr_l, twr, trtp, trfc, trefi, turnaround, burst
     int ranks, groups, banks_per_group, banks_per_rank
+    bint split_commands
 
 
 cdef struct Bank:
@@ -200,14 +201,25 @@ cdef void count_wanted(Channel* channel, Requests* r, int number) noexcept:
 
 cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_high,
               int write_low) noexcept:
-    """The reference's `_step`: at most one command; returns the requests completed (0 or 1)."""
+    """The reference's `_step`: at most one command (split buses: one row and one column
+    command); returns the requests completed (0 or 1)."""
+    cdef bint refreshed = refresh(t, channel, clock)
+    cdef int completed
+    if refreshed and not t.split_commands:
+        return 0
+    channel.draining = drains(channel, write_high, write_low)
+    completed = column_command(t, channel, r, clock)
+    if not refreshed and (t.split_commands or not completed):
+        row_command(t, channel, r, clock)
+    return completed
+
+
+cdef int column_command(Timing* t, Channel* channel, Requests* r, i64 clock) noexcept:
+    """The oldest request of the queue being served whose column command can go now."""
     cdef int* queue
     cdef int length, position, index, i
     cdef Bank* bank
     cdef bint write
-    if refresh(t, channel, clock):
-        return 0
-    channel.draining = drains(channel, write_high, write_low)
     if channel.draining:
         queue, length = channel.writes, channel.num_writes
     else:
@@ -239,6 +251,18 @@ cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_hig
             else:
                 channel.num_reads -= 1
             return 1
+    return 0
+
+
+cdef void row_command(Timing* t, Channel* channel, Requests* r, i64 clock) noexcept:
+    """The oldest request of the queue being served whose ACT or PRE can go now."""
+    cdef int* queue
+    cdef int length, position, index
+    cdef Bank* bank
+    if channel.draining:
+        queue, length = channel.writes, channel.num_writes
+    else:
+        queue, length = channel.reads, channel.num_reads
     for position in range(length):
         index = queue[position]
         bank = &channel.banks[r.bank[index]]
@@ -250,7 +274,7 @@ cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_hig
                 activate(t, channel, bank, r.row[index], r.rank[index],
                          r.group[index] % t.groups, clock)
                 count_wanted(channel, r, r.bank[index])
-                return 0
+                return
         elif (bank.open_row != r.row[index]
                 and not row_still_wanted(bank, channel.draining)
                 and clock >= bank.pre_ready):
@@ -259,8 +283,7 @@ cdef int step(Timing* t, Channel* channel, Requests* r, i64 clock, int write_hig
             bank.open_row = -1
             bank.wanted_reads = bank.wanted_writes = 0
             bank.act_ready = imax(bank.act_ready, clock + t.trp)
-            return 0
-    return 0
+            return
 
 
 cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int write_high,
@@ -324,7 +347,8 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     cdef Channel* state
     cdef Channel* ch
     cdef int n = arrival.shape[0], i, c, s, num_sources = 0, position, index
-    cdef int queue_depth = controller.queue_depth, window = controller.window
+    cdef int read_queue = controller.read_queue, write_queue = controller.write_queue
+    cdef int window = controller.window
     cdef int write_high = controller.write_high, write_low = controller.write_low
     cdef i64 loop_clocks = controller.loop_clocks
     cdef i64 clock = 0, next_clock, at, remaining = n
@@ -338,6 +362,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     t.turnaround, t.burst = device.turnaround, device.burst_clocks
     t.ranks, t.groups, t.banks_per_group = device.ranks, device.bank_groups, device.banks_per_group
     t.banks_per_rank = t.groups * t.banks_per_group
+    t.split_commands = device.split_commands
     for i in range(n):
         if source[i] + 1 > num_sources:
             num_sources = source[i] + 1
@@ -377,8 +402,8 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
             issued[s] = 0
         for c in range(channels):
             ch = &state[c]
-            ch.reads = <int*> calloc(queue_depth + 1, sizeof(int))
-            ch.writes = <int*> calloc(queue_depth + 1, sizeof(int))
+            ch.reads = <int*> calloc(read_queue + 1, sizeof(int))
+            ch.writes = <int*> calloc(write_queue + 1, sizeof(int))
             ch.banks = <Bank*> calloc(t.ranks * t.banks_per_rank, sizeof(Bank))
             ch.activates = <i64*> calloc(4 * t.ranks, sizeof(i64))
             ch.num_activates = <int*> calloc(t.ranks, sizeof(int))
@@ -402,14 +427,14 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
                     if r.write[index]:
-                        if ch.num_writes >= queue_depth:
+                        if ch.num_writes >= write_queue:
                             break  # in order: the source's later requests wait behind this one
                         ch.writes[ch.num_writes] = index
                         ch.num_writes += 1
                         if ch.banks[r.bank[index]].open_row == r.row[index]:
                             ch.banks[r.bank[index]].wanted_writes += 1
                     else:
-                        if ch.num_reads >= queue_depth:
+                        if ch.num_reads >= read_queue:
                             break
                         ch.reads[ch.num_reads] = index
                         ch.num_reads += 1
@@ -433,7 +458,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         continue
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
-                    if (ch.num_writes if r.write[index] else ch.num_reads) >= queue_depth:
+                    if (ch.num_writes >= write_queue if r.write[index] else ch.num_reads >= read_queue):
                         continue  # it waits for a command of that channel
                     at = ready_at(&r, &programs[first[s]], position, window, loop_clocks)
                     at = imax(at, clock + 1)

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bnsim.dramdevice import Controller, DRAMDevice, locate
 from bnsim.sim import _dram
-from bnsim.sim.dramdevice import DRAMDevice, locate
+
+DEFAULTS = Controller()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,28 +41,6 @@ class Request:
     address: int
     write: bool
     source: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Controller:
-    """A channel controller's queues, and the sources' windows."""
-
-    queue_depth: int = 32  # requests each of the read and the write queue holds
-    write_high: int = 24  # a write drain starts at this many queued writes ...
-    write_low: int = 8  # ... and ends at this many
-    window: int = 0  # requests a source keeps in flight (0: no limit)
-    loop_clocks: int = 0  # from a release to the arrival of the request it lets go
-
-    def __post_init__(self) -> None:
-        if self.queue_depth < 1:
-            raise ValueError(f"queue_depth: must be at least 1, got {self.queue_depth}")
-        if not 0 <= self.write_low < self.write_high <= self.queue_depth:
-            raise ValueError(
-                f"write_high: need 0 <= write_low ({self.write_low}) < write_high "
-                f"({self.write_high}) <= queue_depth ({self.queue_depth})"
-            )
-        if self.window < 0 or self.loop_clocks < 0:
-            raise ValueError("window, loop_clocks: must be at least 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +73,7 @@ def simulate_requests(
     channels: int,
     mapping: Sequence[str],
     requests: Sequence[Request],
-    controller: Controller = Controller(),
+    controller: Controller = DEFAULTS,
     *,
     permute_banks: bool = False,
 ) -> DRAMOutcome:
@@ -117,7 +97,7 @@ def simulate_arrays(
     address: np.ndarray,
     write: np.ndarray,
     source: np.ndarray,
-    controller: Controller = Controller(),
+    controller: Controller = DEFAULTS,
     *,
     permute_banks: bool = False,
 ) -> DRAMOutcome:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bnsim.sim.dram import ChannelStats, Controller, DRAMOutcome, Request
-from bnsim.sim.dramdevice import DRAMDevice, Location, address_decoder
+from bnsim.dramdevice import Controller, DRAMDevice, Location, address_decoder
+from bnsim.sim.dram import ChannelStats, DRAMOutcome, Request
 
 DEFAULTS = Controller()
 
@@ -90,7 +90,7 @@ def simulate_requests(
         programs.setdefault(request.source, []).append(index)
     sources = [programs[source] for source in sorted(programs)]
     issued = [0] * len(sources)  # per source, how many of its requests are queued
-    window, depth = controller.window, controller.queue_depth
+    window = controller.window
 
     def ready(program: list[int], position: int) -> float:
         """The earliest clock the source's request at `position` may enter a queue."""
@@ -109,6 +109,7 @@ def simulate_requests(
                 index = program[issued[number]]
                 channel = state[where[index].channel]
                 queue = channel.writes if requests[index].write else channel.reads
+                depth = controller.write_queue if requests[index].write else controller.read_queue
                 if len(queue) >= depth:
                     break  # in order: the source's later requests wait behind this one
                 queue.append(index)
@@ -141,8 +142,10 @@ def _step(
     write_high: int,
     write_low: int,
 ) -> int:
-    """Issue at most one command on `channel` at `clock`; return how many requests completed."""
-    if _refresh(device, channel, clock):
+    """Issue at most one command on `channel` at `clock` (with split command buses, one row and
+    one column command); return how many requests completed."""
+    refreshed = _refresh(device, channel, clock)
+    if refreshed and not device.split_commands:
         return 0
     if channel.draining:
         channel.draining = bool(channel.writes) and (
@@ -153,8 +156,24 @@ def _step(
             bool(channel.writes) and not channel.reads
         )
     queue = channel.writes if channel.draining else channel.reads
-    # first ready: the oldest request whose column command can go now (none to a rank that owes
-    # a refresh, lest its rows never close)
+    completed = _column_command(device, channel, clock, queue, requests, where, done, kind)
+    if not refreshed and (device.split_commands or not completed):
+        _row_command(device, channel, clock, queue, where, kind)
+    return completed
+
+
+def _column_command(
+    device: DRAMDevice,
+    channel: _Channel,
+    clock: int,
+    queue: list[int],
+    requests: Sequence[Request],
+    where: Sequence[Location],
+    done: list[int],
+    kind: list[str],
+) -> int:
+    """First ready: the oldest request whose column command can go now (none to a rank that owes
+    a refresh, lest its rows never close)."""
     for position, index in enumerate(queue):
         spot = where[index]
         bank = channel.banks[_bank(device, spot)]
@@ -172,8 +191,19 @@ def _step(
             done[index] = _column(device, channel, bank, spot, clock, write)
             del queue[position]
             return 1
-    # then the oldest request whose ACT or PRE can go now; a PRE never closes a row that a
-    # queued request of this direction still hits
+    return 0
+
+
+def _row_command(
+    device: DRAMDevice,
+    channel: _Channel,
+    clock: int,
+    queue: list[int],
+    where: Sequence[Location],
+    kind: list[str],
+) -> None:
+    """The oldest request whose ACT or PRE can go now; a PRE never closes a row that a queued
+    request of this direction still hits."""
     open_rows = {(_bank(device, where[index]), where[index].row) for index in queue}
     for index in queue:
         spot = where[index]
@@ -185,7 +215,7 @@ def _step(
             ):
                 kind[index] = kind[index] or "miss"
                 _activate(device, channel, bank, spot, clock)
-                return 0
+                return
         elif (
             bank.open_row != spot.row
             and (number, bank.open_row) not in open_rows
@@ -194,8 +224,7 @@ def _step(
             kind[index] = kind[index] or "conflict"
             bank.open_row = None
             bank.act_ready = max(bank.act_ready, clock + device.trp)
-            return 0
-    return 0
+            return
 
 
 def _refresh_due(channel: _Channel, rank: int, clock: int) -> bool:

@@ -14,8 +14,18 @@ ALLOWED = {
     "bnsim.errors": set(),
     "bnsim.units": {"bnsim.errors"},
     "bnsim.datafile": {"bnsim.errors"},
-    "bnsim.hw": {"bnsim.errors", "bnsim.units", "bnsim.datafile"},
-    "bnsim.hwkeys": {"bnsim.hw"},
+    "bnsim.dramdevice": set(),
+    "bnsim.hwtypes": {"bnsim.units"},
+    "bnsim.hwdram": {"bnsim.units", "bnsim.hwtypes", "bnsim.dramdevice"},
+    "bnsim.hw": {
+        "bnsim.errors",
+        "bnsim.units",
+        "bnsim.datafile",
+        "bnsim.hwtypes",
+        "bnsim.hwdram",
+        "bnsim.dramdevice",
+    },
+    "bnsim.hwkeys": {"bnsim.hw", "bnsim.hwtypes"},
     "bnsim.graph": {"bnsim.errors", "bnsim.units", "bnsim.datafile", "bnsim.graph"},
     "bnsim.schedule": {"bnsim.errors", "bnsim.graph"},
     "bnsim.footprint": {"bnsim.schedule", "bnsim.graph"},
@@ -98,6 +108,7 @@ ALLOWED = {
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.hw",
+        "bnsim.dramdevice",
         "bnsim.schedule",
         "bnsim.trace",
         "bnsim.result",
@@ -105,12 +116,15 @@ ALLOWED = {
         "bnsim.heap",
     },
     "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
+    "bnsim.report.membench": {"bnsim.units", "bnsim.report", "bnsim.sim.membench"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},
     "bnsim.__main__": {"bnsim.cli"},
 }
 THIRD_PARTY = {
     "bnsim.hw": {"yaml", "pydantic"},
+    "bnsim.hwtypes": {"pydantic"},
+    "bnsim.hwdram": {"pydantic"},
     "bnsim.hwkeys": {"pydantic"},
     "bnsim.datafile": {"yaml", "pydantic"},
     "bnsim.graph": {"yaml", "pydantic", "networkx"},
@@ -120,8 +134,9 @@ THIRD_PARTY = {
     "bnsim.verify": {"numpy"},
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
+    "bnsim.sim.membench": {"numpy"},  # request streams built as arrays
     "bnsim.sim.dram": {"numpy"},  # request streams as arrays for the compiled model
-    "bnsim.sim.dramdevice": {"numpy"},  # addresses decoded as arrays
+    "bnsim.dramdevice": {"numpy"},  # addresses decoded as arrays
     "bnsim.sim.stackmodel": {"numpy"},
     "bnsim.sim.passes": {"numpy"},
     "bnsim.report": {"matplotlib"},

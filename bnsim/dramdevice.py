@@ -1,9 +1,10 @@
-"""A DRAM channel's devices: organisation, datasheet timing, and where an address lives.
+"""A DRAM channel: its devices' organisation and timing, its controller's queues, address mapping.
 
 `DRAMDevice` holds one channel's organisation (ranks, bank groups, banks, row and burst size) and
-its timing in DRAM clocks, checked for contradictions; `locate` maps byte addresses to their
-channel, rank, bank group, bank, row and column by a mapping of address fields (`address_decoder`:
-one at a time). Shared by the DRAM timing model (bnsim.sim.dram) and its reference in the tests.
+its timing in DRAM clocks, checked for contradictions; `Controller` its queues; `locate` maps byte
+addresses to their channel, rank, bank group, bank, row and column by a mapping of address fields
+(`address_decoder`: one at a time). Shared by the hardware config (bnsim.hwdram), the DRAM timing
+model (bnsim.sim.dram) and its reference in the tests.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class DRAMDevice:
     trfc: int  # refresh: the rank is busy this long
     trefi: int  # one refresh per rank every this many clocks (0: no refresh)
     turnaround: int = 2  # idle clocks on the data bus when it changes direction or rank
+    split_commands: bool = False  # row and column commands on buses of their own (HBM)
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -75,6 +77,32 @@ class DRAMDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class Controller:
+    """A channel controller's queues, and the sources' windows."""
+
+    read_queue: int = 32  # requests the read queue holds
+    write_queue: int = 64  # requests the write queue holds
+    write_high: int = 54  # a write drain starts at this many queued writes ...
+    write_low: int = 32  # ... and ends at this many
+    window: int = 0  # requests a source keeps in flight (0: no limit)
+    loop_clocks: int = 0  # from a release to the arrival of the request it lets go
+
+    def __post_init__(self) -> None:
+        if min(self.read_queue, self.write_queue) < 1:
+            raise ValueError(
+                f"read_queue, write_queue: must be at least 1, got {self.read_queue}, "
+                f"{self.write_queue}"
+            )
+        if not 0 <= self.write_low < self.write_high <= self.write_queue:
+            raise ValueError(
+                f"write_high: need 0 <= write_low ({self.write_low}) < write_high "
+                f"({self.write_high}) <= write_queue ({self.write_queue})"
+            )
+        if self.window < 0 or self.loop_clocks < 0:
+            raise ValueError("window, loop_clocks: must be at least 0")
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a burst lives (column: in bursts)."""
 
@@ -98,6 +126,73 @@ class Locations:
     column: np.ndarray
 
 
+def address_pieces(
+    device: DRAMDevice, channels: int, mapping: Sequence[str]
+) -> tuple[tuple[str, int], ...]:
+    """The mapping's pieces from the least significant, each (field, how many values it takes).
+
+    `mapping` names the fields from the most to the least significant (ADDRESS_FIELDS, each at
+    least once); a field may be split over several places, each but one written `name:bits` (that
+    many of its low bits, taken from the lowest place up); the row takes whatever the others leave.
+    """
+    counts = {
+        "rank": device.ranks,
+        "bankgroup": device.bank_groups,
+        "bank": device.banks_per_group,
+        "channel": channels,
+        "column": device.row_bytes // device.burst_bytes,
+    }
+    names = [entry.partition(":")[0].strip() for entry in mapping]
+    shown = ",".join(mapping)
+    if sorted(set(names)) != sorted(ADDRESS_FIELDS):
+        raise ValueError(f"address mapping: {shown} must name each of {', '.join(ADDRESS_FIELDS)}")
+    whole: dict[str, int] = {}
+    sized: list[tuple[str, int | None]] = []
+    for entry, name in zip(mapping, names, strict=True):
+        bits = entry.partition(":")[2].strip()
+        if not bits:
+            if name in whole:
+                raise ValueError(f"address mapping: {shown} gives {name} twice without bits")
+            whole[name] = 1
+            sized.append((name, None))
+        elif name == "row" or not bits.isdigit() or int(bits) < 1:
+            raise ValueError(f"address mapping: {entry} (expected a field name or field:bits)")
+        else:
+            sized.append((name, 1 << int(bits)))
+    pieces = []
+    for name, given in reversed(sized):
+        if name == "row":
+            continue
+        size = given if given is not None else counts[name] // _product(sized, name)
+        pieces.append((name, size))
+    for name, count in counts.items():
+        product = _product(pieces, name)
+        if product != count:
+            raise ValueError(
+                f"address mapping: {shown} gives {name} {product} values, the device has {count}"
+            )
+    return tuple(pieces)
+
+
+def _product(pieces: Sequence[tuple[str, int | None]], name: str) -> int:
+    """How many values `name`'s sized pieces take together."""
+    product = 1
+    for other, size in pieces:
+        if other == name and size is not None:
+            product *= size
+    return product
+
+
+def channel_interleave_bytes(device: DRAMDevice, channels: int, mapping: Sequence[str]) -> int:
+    """Consecutive bytes that map to one channel before the next channel's."""
+    below = device.burst_bytes
+    for name, size in address_pieces(device, channels, mapping):
+        if name == "channel":
+            return below
+        below *= size
+    return below
+
+
 def locate(
     device: DRAMDevice,
     channels: int,
@@ -106,30 +201,19 @@ def locate(
     *,
     permute_banks: bool = False,
 ) -> Locations:
-    """Where each byte address lives: `mapping` names the fields from the most to the least
-    significant (ADDRESS_FIELDS, each once); the row takes whatever the others leave.
+    """Where each byte address lives, by `mapping` (address_pieces).
 
     `permute_banks`: the row's digits in base B (B the banks of a rank), summed, offset the bank: a
     hash of every row bit, as controllers XOR row bits into the bank bits (permutation-based
     interleaving, Zhang, Zhu and Zhang, MICRO 2000), so that arrays a multiple of the bank stride
     apart fall in different banks."""
-    if sorted(mapping) != sorted(ADDRESS_FIELDS):
-        raise ValueError(
-            f"address mapping: {','.join(mapping)} must name each of "
-            f"{', '.join(ADDRESS_FIELDS)} once"
-        )
-    counts = {
-        "rank": device.ranks,
-        "bankgroup": device.bank_groups,
-        "bank": device.banks_per_group,
-        "channel": channels,
-        "column": device.row_bytes // device.burst_bytes,
-    }
     index = np.asarray(addresses, dtype=np.int64) // device.burst_bytes
-    found = {}
-    for name in reversed(mapping):
-        if name != "row":
-            index, found[name] = np.divmod(index, counts[name])
+    found = {name: np.zeros_like(index) for name in ADDRESS_FIELDS if name != "row"}
+    scale = dict.fromkeys(found, 1)
+    for name, size in address_pieces(device, channels, mapping):
+        index, digit = np.divmod(index, size)
+        found[name] += digit * scale[name]
+        scale[name] *= size
     if permute_banks:
         banks = device.bank_groups * device.banks_per_group
         offset, row = np.zeros_like(index), index
@@ -145,7 +229,7 @@ def address_decoder(
     device: DRAMDevice, channels: int, mapping: Sequence[str], *, permute_banks: bool = False
 ) -> Callable[[int], Location]:
     """`locate` for one address at a time."""
-    locate(device, channels, mapping, np.zeros(0, dtype=np.int64))  # refuse a bad mapping now
+    address_pieces(device, channels, mapping)  # refuse a bad mapping now
 
     def decode(address: int) -> Location:
         found = locate(device, channels, mapping, np.array([address]), permute_banks=permute_banks)
