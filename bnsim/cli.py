@@ -142,13 +142,18 @@ def _workloads_export(args: argparse.Namespace) -> int:
 
 def _hw_show(args: argparse.Namespace) -> int:
     from bnsim.hw import load_machine
+    from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 
     machine = load_machine(args.file, args.set)
     if args.json:
+        channels = machine.dram.channels
         derived = {
             "peak_flops_per_second": machine.peak_flops_per_second(),
             "dram_peak_bytes_per_second": machine.dram.peak_bandwidth_bytes_per_second(),
-            "dram_sustained_bytes_per_second": machine.dram.sustained_bandwidth_bytes_per_second(),
+            "dram_sustained_bytes_per_second": {
+                f"writes {share:.0%}": channels * rate
+                for share, rate in zip(WRITE_SHARES, channel_rates(machine), strict=True)
+            },
         }
         print(json.dumps({**machine.to_dict(), "derived": derived}, indent=2))
         return EXIT_OK
@@ -164,7 +169,13 @@ def describe_machine(machine: Machine) -> str:
             "cores",
             f"{cores.count} × {units.format_frequency(cores.clock_hz)}, {cores.simd_lanes} "
             f"{machine.dtype} lanes × {cores.fma_units} FMA units = {cores.flops_per_cycle()} "
-            f"FLOP/cycle/core, {cores.max_outstanding_misses} outstanding misses/core",
+            f"FLOP/cycle/core, {cores.max_outstanding_misses} outstanding misses/core"
+            + (
+                f", a stream prefetcher {cores.prefetch.distance} lines ahead "
+                f"({cores.prefetch.queue} in flight)"
+                if cores.prefetch and cores.prefetch.distance
+                else ""
+            ),
         ],
         [
             "peak compute",
@@ -185,21 +196,39 @@ def describe_machine(machine: Machine) -> str:
                 f"{cache.latency_cycles} cycles{extra}",
             ]
         )
-    sustained = dram.sustained_bandwidth_bytes_per_second()
+    from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
+
+    device = dram.device
+    peak = dram.peak_bandwidth_bytes_per_second()
+    rates = [dram.channels * rate for rate in channel_rates(machine)]
+    sustained = rates[0]
     rows += [
         [
             "dram",
             f"{dram.channels} channels × "
-            f"{units.format_bandwidth(dram.channel_bandwidth_bytes_per_second)}"
-            f" = {units.format_bandwidth(dram.peak_bandwidth_bytes_per_second())} peak, "
-            f"{units.format_bandwidth(sustained)} sustained ({dram.efficiency:.0%}), "
-            f"{units.format_duration(dram.latency_s)} latency, "
-            f"{units.format_bytes(dram.interleave_bytes, binary=True)} interleave",
+            f"{units.format_bandwidth(dram.channel_peak_bytes_per_second())}"
+            f" = {units.format_bandwidth(peak)} peak, "
+            f"{units.format_duration(dram.latency_s)} idle latency, "
+            f"{units.format_bytes(dram.interleave_bytes(), binary=True)} per channel in turn",
+        ],
+        [
+            "dram devices",
+            f"{device.ranks} rank(s) × {device.bank_groups} bank groups × "
+            f"{device.banks_per_group} banks, {units.format_bytes(device.row_bytes, binary=True)} "
+            f"rows, {units.format_frequency(device.clock_hz)}, CL-tRCD-tRP "
+            f"{device.timing.cl}-{device.timing.trcd}-{device.timing.trp}",
+        ],
+        [
+            "dram sustained",
+            ", ".join(
+                f"{units.format_bandwidth(rate)} ({rate / peak:.0%}) at {share:.0%} writes"
+                for share, rate in zip(WRITE_SHARES, rates, strict=True)
+            ),
         ],
         [
             "machine balance",
             f"{machine.peak_flops_per_second() / sustained:.1f} FLOP/byte "
-            "(peak compute / sustained DRAM bandwidth)",
+            "(peak compute / DRAM bandwidth sustained for reads)",
         ],
         [
             "conv / fc",
@@ -250,11 +279,6 @@ def _membench(args: argparse.Namespace) -> int:
     from bnsim.sim.membench import KERNELS, run_kernel
 
     machine = load_machine(args.hw, args.set)
-    if machine.dram.device is None:
-        raise ConfigError(
-            f"{args.hw}: dram.device: not given; membench times the DRAM devices, give their "
-            "organisation and timing (docs/hardware.md, DRAM timing)"
-        )
     kernels = args.kernel or list(KERNELS)
     try:
         results = [run_kernel(machine, kernel, args.array_size, args.cores) for kernel in kernels]
@@ -714,11 +738,13 @@ def _plot(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{path}: --kind layers compares two schemes; it holds one")
             figure = plots.layer_traffic(runs[0], runs[1])
         else:
+            from bnsim.sim.dramrate import sustained_bandwidth
+
             machine = machine_from_dict(document["hardware"], source=f"{path} (hardware)")
             figure = plots.roofline(
                 runs,
                 machine.peak_flops_per_second(),
-                machine.dram.sustained_bandwidth_bytes_per_second(),
+                sustained_bandwidth(machine),
                 title=f"{title}: kernels on the roofline",
             )
     plots.save(figure, args.out)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 ADDRESS_FIELDS = ("row", "rank", "bankgroup", "bank", "channel", "column")
+MAX_BANK_FIELD = 64  # ranks, bank groups, banks per group: beyond any device (and its state's size)
+MAX_QUEUE = 4096
 _COUNTS = frozenset(("ranks", "bank_groups", "banks_per_group", "bus_bytes", "burst_length"))
 
 
@@ -55,6 +57,9 @@ class DRAMDevice:
             if value < least or (spec.name == "tck_s" and value <= 0):
                 wanted = "positive" if spec.name == "tck_s" else f"at least {least}"
                 raise ValueError(f"{spec.name}: must be {wanted}, got {value}")
+        for name in ("ranks", "bank_groups", "banks_per_group"):
+            if getattr(self, name) > MAX_BANK_FIELD:
+                raise ValueError(f"{name}: at most {MAX_BANK_FIELD}, got {getattr(self, name)}")
         if self.tras < self.trcd:
             raise ValueError(f"tras: {self.tras} clocks is shorter than trcd ({self.trcd})")
         if self.row_bytes % self.burst_bytes or self.row_bytes < self.burst_bytes:
@@ -88,6 +93,11 @@ class Controller:
     loop_clocks: int = 0  # from a release to the arrival of the request it lets go
 
     def __post_init__(self) -> None:
+        if max(self.read_queue, self.write_queue) > MAX_QUEUE:
+            raise ValueError(
+                f"read_queue, write_queue: at most {MAX_QUEUE}, got {self.read_queue}, "
+                f"{self.write_queue}"
+            )
         if min(self.read_queue, self.write_queue) < 1:
             raise ValueError(
                 f"read_queue, write_queue: must be at least 1, got {self.read_queue}, "

@@ -7,20 +7,19 @@ come from.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from bnsim import units
-from bnsim.dramdevice import Controller, DRAMDevice, channel_interleave_bytes
+from bnsim.dramdevice import MAX_QUEUE, Controller, DRAMDevice, channel_interleave_bytes
 from bnsim.hwtypes import (
     Bytes,
-    BytesPerSecond,
     ConfigModel,
     Count,
     Cycles,
-    Fraction,
     Hertz,
     Seconds,
-    is_power_of_two,
 )
 
 # DRAMDevice's fields as the config spells them, for its messages
@@ -84,31 +83,25 @@ class ControllerConfig(ConfigModel):
     )
 
 
+_REMOVED = {
+    "efficiency": "the bandwidth a channel sustains now follows from dram.device's timing",
+    "channel_bandwidth": "a channel's peak is 2 × dram.device.clock × dram.device.bus",
+    "interleave": "the bytes each channel takes in turn follow from dram.mapping",
+}
+
+
 class DRAMConfig(ConfigModel):
-    """Address-interleaved DRAM channels."""
+    """DRAM channels: their devices and datasheet timing, the address mapping, the controllers."""
 
     channels: Count = Field(description="independent channels (HBM: pseudo-channels)")
-    channel_bandwidth_bytes_per_second: BytesPerSecond = Field(
-        alias="channel_bandwidth", description="peak transfer rate of one channel"
-    )
-    efficiency: Fraction = Field(
-        description="fraction of peak bandwidth that streaming access sustains (refresh, "
-        "read/write turnarounds, row misses); from STREAM-type measurements"
-    )
     latency_s: Seconds = Field(
         alias="latency",
-        description="idle load-to-use latency of a DRAM access (pointer chase); with a device, "
-        "what its timing does not explain (tRCD + CL + a burst) is the path between core and "
+        description="idle load-to-use latency of a DRAM access (a pointer chase); what the "
+        "device's timing does not explain (tRCD + CL + a burst) is the path between core and "
         "controller",
     )
-    interleave_bytes: Bytes = Field(
-        alias="interleave", description="consecutive bytes mapped to one channel before the next"
-    )
-    device: DRAMDeviceConfig | None = Field(
-        default=None, description="the devices and their datasheet timing (bnsim membench)"
-    )
+    device: DRAMDeviceConfig = Field(description="one channel's devices and their timing")
     mapping: tuple[str, ...] = Field(
-        default=("row", "rank", "bank", "bankgroup", "column", "channel"),
         description="address fields from the most to the least significant (row, rank, "
         "bankgroup, bank, column, channel); `field:bits` places that many of a field's low bits",
     )
@@ -120,38 +113,30 @@ class DRAMConfig(ConfigModel):
     )
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_removed_keys(cls, raw: Any) -> Any:
+        for key, why in _REMOVED.items() if isinstance(raw, dict) else ():
+            if key in raw:
+                raise ValueError(f"{key}: no longer a key: {why} (docs/hardware.md, DRAM timing)")
+        return raw
+
     @model_validator(mode="after")
-    def _check_interleave(self) -> DRAMConfig:
-        if not is_power_of_two(self.interleave_bytes):
-            raise ValueError(
-                f"interleave {units.bytes_text(self.interleave_bytes)} is not a power of two"
-            )
-        if self.device is None:
-            return self
+    def _check_consistency(self) -> DRAMConfig:
         device = self.dram_device()
-        peak = self.device.clock_hz * 2 * self.device.bus_bytes
-        if abs(peak / self.channel_bandwidth_bytes_per_second - 1) > 1e-3:
-            raise ValueError(
-                f"channel_bandwidth {units.bandwidth_text(self.channel_bandwidth_bytes_per_second)}"
-                f" is not the device's 2 × clock × bus = {peak / 1e9:.4g}GB/s"
-            )
         try:
-            interleave = channel_interleave_bytes(device, self.channels, self.mapping)
+            channel_interleave_bytes(device, self.channels, self.mapping)
         except ValueError as error:
             raise ValueError(str(error).replace("address mapping", "mapping", 1)) from None
-        if interleave != self.interleave_bytes:
-            raise ValueError(
-                f"interleave {units.bytes_text(self.interleave_bytes)} is not what the mapping "
-                f"puts on one channel ({units.bytes_text(interleave)})"
-            )
         device_read_s = (device.trcd + device.cl + device.burst_clocks) * device.tck_s
         if self.latency_s < device_read_s:
             raise ValueError(
                 f"latency {units.duration_text(self.latency_s)} is shorter than the device's own "
-                f"read from a closed bank (tRCD + CL + a burst = "
-                f"{device_read_s * 1e9:.4g}ns)"
+                f"read from a closed bank (tRCD + CL + a burst = {device_read_s * 1e9:.4g}ns)"
             )
         controller = self.controller
+        if max(controller.read_queue, controller.write_queue) > MAX_QUEUE:
+            raise ValueError(f"controller: queues of at most {MAX_QUEUE} requests, please")
         if not controller.write_low < controller.write_high <= controller.write_queue:
             raise ValueError(
                 f"controller: need write_low ({controller.write_low}) < write_high "
@@ -159,10 +144,20 @@ class DRAMConfig(ConfigModel):
             )
         return self
 
+    def channel_peak_bytes_per_second(self) -> float:
+        """One channel's peak: a burst's bytes every half clock."""
+        return 2 * self.device.clock_hz * self.device.bus_bytes
+
+    def peak_bandwidth_bytes_per_second(self) -> float:
+        """All channels at their peak rate."""
+        return self.channels * self.channel_peak_bytes_per_second()
+
+    def interleave_bytes(self) -> int:
+        """Consecutive bytes that map to one channel before the next channel's."""
+        return channel_interleave_bytes(self.dram_device(), self.channels, self.mapping)
+
     def dram_device(self) -> DRAMDevice:
         """The device the timing model takes; ValueError naming the key if it contradicts itself."""
-        if self.device is None:
-            raise ValueError("device: this machine's DRAM has no device and timing (dram.device)")
         config = self.device
         try:
             return DRAMDevice(
@@ -202,11 +197,3 @@ class DRAMConfig(ConfigModel):
             window=window,
             loop_clocks=loop_clocks,
         )
-
-    def peak_bandwidth_bytes_per_second(self) -> float:
-        """All channels at their peak rate."""
-        return self.channels * self.channel_bandwidth_bytes_per_second
-
-    def sustained_bandwidth_bytes_per_second(self) -> float:
-        """All channels at the sustained (streaming) rate."""
-        return self.peak_bandwidth_bytes_per_second() * self.efficiency

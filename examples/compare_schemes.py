@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bnsim
 from bnsim.report import plots
+from bnsim.sim.dramrate import sustained_bandwidth
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMES = ["baseline", "fission", "bnff", "recompute", "bnff+sampling"]
@@ -56,7 +57,7 @@ def main() -> None:
         "compare_roofline.png": plots.roofline(
             runs,
             machine.peak_flops_per_second(),
-            machine.dram.sustained_bandwidth_bytes_per_second(),
+            sustained_bandwidth(machine),
         ),
     }
     for name, figure in figures.items():

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import bnsim
 from bnsim.graph.zoo import MODELS
+from bnsim.sim.dramrate import sustained_bandwidth
 
 REPO = Path(__file__).resolve().parent.parent
 
 machine = bnsim.load_machine(REPO / "hwconfigs" / "cmp16.yaml")
-balance = machine.peak_flops_per_second() / machine.dram.sustained_bandwidth_bytes_per_second()
+balance = machine.peak_flops_per_second() / sustained_bandwidth(machine)  # streaming reads
 print(f"{machine.name}: {balance:.1f} FLOP per DRAM byte to stay compute-bound")
 print(f"{'model':14s} {'params':>12s} {'GMAC/sample':>12s} {'BN input MB/sample':>19s}")
 for name in MODELS:

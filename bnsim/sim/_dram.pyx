@@ -381,6 +381,10 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     issued = <int*> calloc(num_sources + 1, sizeof(int))
     state = <Channel*> calloc(channels, sizeof(Channel))
     try:
+        if not (r.arrival and r.row and r.done and r.admitted and r.channel and r.rank
+                and r.group and r.bank and r.write and r.kind and programs and first and issued
+                and state):
+            raise MemoryError("the DRAM model's request arrays")
         for i in range(n):
             r.arrival[i] = arrival[i]
             r.channel[i] = channel[i]
@@ -412,6 +416,10 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
             ch.read_ready_l = <i64*> calloc(t.ranks * t.groups, sizeof(i64))
             ch.read_ready_s = <i64*> calloc(t.ranks, sizeof(i64))
             ch.refresh_due = <i64*> calloc(t.ranks, sizeof(i64))
+            if not (ch.reads and ch.writes and ch.banks and ch.activates and ch.num_activates
+                    and ch.last_act_group and ch.column_ready_l and ch.read_ready_l
+                    and ch.read_ready_s and ch.refresh_due):
+                raise MemoryError("the DRAM model's channel state")
             for i in range(t.ranks * t.banks_per_rank):
                 ch.banks[i].open_row = -1
             for i in range(t.ranks):
@@ -481,7 +489,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
         ]
         return done, stats
     finally:
-        for c in range(channels):
+        for c in range(channels if state else 0):
             ch = &state[c]
             free(ch.reads)
             free(ch.writes)

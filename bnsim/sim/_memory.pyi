@@ -1,6 +1,6 @@
 """Type stub of the compiled memory model (bnsim/sim/_memory.pyx)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from numpy.typing import NDArray
@@ -53,7 +53,7 @@ class MemorySystem:
         line: int,
         channels: int,
         interleave: int,
-        bytes_per_cycle: float,
+        rates: Sequence[float],
         latency_cycles: float,
         caches: str = "range",
         private_ways: int = 0,

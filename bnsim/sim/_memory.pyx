@@ -16,7 +16,8 @@ and is exactly a fully associative LRU cache of lines at the cost of ranges; Lin
 fidelity) holds set-associative lines. Fast fidelity spreads a DRAM transfer of a whole interleaving
 period or more evenly over the channels; line fidelity maps every byte to its channel. Each step's
 DRAM reads queue on their channels first come, first served, then its writes (posted: they occupy
-the channels, nobody waits for them). `MemorySystem.run_kernel` is the engine's loop over a kernel's
+the channels, nobody waits for them), at the rate each channel sustains for the step's mix of reads
+and writes (bnsim.sim.dramrate works the rates out with the DRAM timing model). `MemorySystem.run_kernel` is the engine's loop over a kernel's
 boxes and steps. `earlier_and_later_into` is the analytic fidelity's dominance sum
 (bnsim.sim.stackmodel.earlier_and_later) as a Fenwick tree. Tests check the caches against
 line-by-line LRU references (tests/unit/test_cache.py, test_linecache.py) and the kernel loop
@@ -1041,7 +1042,8 @@ cdef class MemorySystem:
     cdef int sources_capacity
     cdef double* channel_totals
     cdef double* channel_free
-    cdef double bytes_per_cycle, latency_cycles
+    cdef double rates[5]  # bytes per cycle one channel sustains, by the share of writes
+    cdef double latency_cycles
     cdef double* tile_reads
     cdef double* tile_writes
     cdef double spread_reads, spread_writes
@@ -1050,9 +1052,11 @@ cdef class MemorySystem:
     cdef _Evictions install_evictions, dropped
 
     def __cinit__(self, int cores, i64 private_bytes, i64 llc_bytes, bint inclusive,
-                  bint nontemporal, i64 line, int channels, i64 interleave, double bytes_per_cycle,
+                  bint nontemporal, i64 line, int channels, i64 interleave, rates,
                   double latency_cycles, str caches="range", int private_ways=0, int llc_ways=0):
         cdef int i
+        if len(rates) != 5 or min(rates) <= 0:
+            raise ValueError(f"rates: need five positive rates (writes 0, 1/4, 1/2, 3/4, all), got {rates}")
         self.max_line_number = 1LL << 60
         if caches == "line":
             self.private = [LineCache(private_bytes, private_ways, line, False)
@@ -1078,7 +1082,8 @@ cdef class MemorySystem:
             self.writes_by_source[i] = 0
         self.channel_totals = <double*> malloc(channels * sizeof(double))
         self.channel_free = <double*> malloc(channels * sizeof(double))
-        self.bytes_per_cycle = bytes_per_cycle
+        for i in range(5):
+            self.rates[i] = rates[i]
         self.latency_cycles = latency_cycles
         self.tile_reads = <double*> malloc(channels * sizeof(double))
         self.tile_writes = <double*> malloc(channels * sizeof(double))
@@ -1245,26 +1250,33 @@ cdef class MemorySystem:
             self.tile_reads[i] = 0
             self.tile_writes[i] = 0
 
+    cdef double _rate(self, double reads, double writes) noexcept:
+        """What a channel sustains for this mix: the rates at the nearest shares of writes, mixed."""
+        cdef double position = 4.0 * writes / (reads + writes)
+        cdef int low = <int> position
+        if low >= 4:
+            return self.rates[4]
+        return self.rates[low] + (position - low) * (self.rates[low + 1] - self.rates[low])
+
     cdef double _end(self, double now) noexcept:
-        """Queue the reads, then the writes (posted), since `_begin`; returns when the reads arrive."""
+        """Queue the reads, then the writes (posted), since `_begin`, each channel serving them at
+        the rate it sustains for their mix; returns when the reads arrive."""
         cdef int i
-        cdef double amount, done = now
+        cdef double reads, writes, rate, done = now
         for i in range(self.channels):
-            amount = self.tile_reads[i] + self.spread_reads / self.channels
-            if amount:
-                if self.channel_free[i] < now:
-                    self.channel_free[i] = now
-                self.channel_free[i] += amount / self.bytes_per_cycle
+            reads = self.tile_reads[i] + self.spread_reads / self.channels
+            writes = self.tile_writes[i] + self.spread_writes / self.channels
+            if not reads and not writes:
+                continue
+            rate = self._rate(reads, writes)
+            if self.channel_free[i] < now:
+                self.channel_free[i] = now
+            if reads:
+                self.channel_free[i] += reads / rate
                 if self.channel_free[i] + self.latency_cycles > done:
                     done = self.channel_free[i] + self.latency_cycles
-            self.channel_totals[i] += amount
-        for i in range(self.channels):
-            amount = self.tile_writes[i] + self.spread_writes / self.channels
-            if amount:
-                if self.channel_free[i] < now:
-                    self.channel_free[i] = now
-                self.channel_free[i] += amount / self.bytes_per_cycle
-            self.channel_totals[i] += amount
+            self.channel_free[i] += writes / rate
+            self.channel_totals[i] += reads + writes
         self.llc.settle(done)  # unless the caller knows better (run_kernel)
         return done
 

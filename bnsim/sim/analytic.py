@@ -40,6 +40,7 @@ from bnsim.schedule import (
     check_schedule,
 )
 from bnsim.sim import passes, stackmodel
+from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 from bnsim.trace import SimOptions, Trace
 
 if TYPE_CHECKING:
@@ -525,13 +526,14 @@ def _kernel_results(
     compute = _take(cycles, plan.first_op)
     for index, start, end in plan.fused:
         compute[index] = sum(cycles[start:end])
-    dram = machine.dram
-    bytes_per_cycle = (
-        dram.channels * dram.channel_bandwidth_bytes_per_second * dram.efficiency
-    ) / machine.cores.clock_hz
     cores = machine.cores.count
     reads, writes = flows.read_by_kernel, flows.write_by_kernel
-    memory = (reads + writes).astype(np.float64) / bytes_per_cycle
+    moved = (reads + writes).astype(np.float64)
+    # every channel at the rate it sustains for the kernel's mix of reads and writes
+    share = np.divide(writes, moved, out=np.zeros_like(moved), where=moved > 0)
+    rates = np.interp(share, WRITE_SHARES, channel_rates(machine))
+    bytes_per_cycle = machine.dram.channels * rates / machine.cores.clock_hz
+    memory = moved / bytes_per_cycle
     compute_cycles = np.array(compute, dtype=np.float64)
     spread = compute_cycles / cores
     duration = np.maximum(np.maximum(spread, memory), 1.0)

@@ -31,6 +31,7 @@ from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.memory import CacheModel, memory_system
+from bnsim.sim.mlp import core_window
 from bnsim.sim.reduction import reduction_cycles
 from bnsim.trace import BoxWork, SimOptions, Trace
 
@@ -215,12 +216,14 @@ def _run_boxes(
     takes the next.
     """
     machine = chip.machine
-    outstanding = machine.cores.max_outstanding_misses
     line = machine.llc.block_bytes
-    # per byte that hits the private cache, hits the LLC, or is read from DRAM
-    private_cycles = machine.private.latency_cycles / line / outstanding
-    llc_cycles = machine.llc.latency_cycles / line / outstanding
-    dram_cycles = chip.dram_latency_cycles / line / outstanding
+    # per byte that hits the private cache, hits the LLC, or is read from DRAM: a private hit is
+    # one of the core's own misses in flight; beyond the private cache a stream prefetcher keeps
+    # more (bnsim.sim.mlp)
+    private_cycles = machine.private.latency_cycles / line / machine.cores.max_outstanding_misses
+    window = core_window(machine)
+    llc_cycles = machine.llc.latency_cycles / line / window
+    dram_cycles = chip.dram_latency_cycles / line / window
     rates = (private_cycles, llc_cycles, dram_cycles)
     tally.num_tiles += sum(box.steps for box in boxes)
     spans: list[tuple[int, float, float]] | None = [] if chip.timeline is not None else None

@@ -2,8 +2,8 @@
 
 `memory_system(machine, caches)` builds bnsim.sim._memory.MemorySystem (the model itself, compiled
 from Cython) from a hardware config: the last private cache level, the LLC, the DRAM channels'
-interleaving and sustained bandwidth, and the store policy; "range" caches for fast fidelity,
-set-associative "line" caches for line fidelity.
+interleaving and the rates they sustain (bnsim.sim.dramrate), and the store policy; "range" caches
+for fast fidelity, set-associative "line" caches for line fidelity.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Literal
 from bnsim.errors import InfeasibleError
 from bnsim.hw import Machine
 from bnsim.sim._memory import MemorySystem
+from bnsim.sim.dramrate import channel_rates
 
 CacheModel = Literal["range", "line"]
 
@@ -49,10 +50,8 @@ def memory_system(machine: Machine, caches: CacheModel = "range") -> MemorySyste
         machine.compute.nontemporal_stores == "always",
         machine.llc.block_bytes,
         machine.dram.channels,
-        machine.dram.interleave_bytes,
-        machine.dram.channel_bandwidth_bytes_per_second
-        * machine.dram.efficiency
-        / machine.cores.clock_hz,
+        machine.dram.interleave_bytes(),
+        [rate / machine.cores.clock_hz for rate in channel_rates(machine)],
         machine.dram.latency_s * machine.cores.clock_hz,
         caches,
         machine.private.ways,

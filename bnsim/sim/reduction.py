@@ -11,6 +11,7 @@ from typing import Any
 
 from bnsim.dataflow import store_kind
 from bnsim.schedule import Box
+from bnsim.sim.mlp import core_window
 from bnsim.trace import Trace
 
 
@@ -43,7 +44,7 @@ def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float
         else:
             extra = copies * reduction.channel_axis_elements
         lines = math.ceil(extra * element_bytes / line)
-        combine = lines * machine.llc.latency_cycles / machine.cores.max_outstanding_misses
+        combine = lines * machine.llc.latency_cycles / core_window(machine)
         combine += extra / machine.cores.simd_lanes
         cycles += combine / holders if reduction.parallel else combine
         kind = store_kind(trace.schedule, kernel, trace.sources[reduction.source].op, machine)

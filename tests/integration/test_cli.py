@@ -82,9 +82,9 @@ def test_hw_show_prints_units_and_derived_peaks(capsys: pytest.CaptureFixture[st
     assert "16 × 2.6 GHz" in out
     assert "2.662 TFLOP/s" in out
     assert "22 MiB shared, 11-way, 64 B blocks, 32768 sets, 77 cycles, non-inclusive" in out
-    assert (
-        "6 channels × 21.33 GB/s = 128 GB/s peak, 99.84 GB/s sustained (78%), 90 ns latency" in out
-    )
+    assert "6 channels × 21.33 GB/s = 128 GB/s peak, 90 ns idle latency, 256 B per channel" in out
+    assert "2 rank(s) × 4 bank groups × 4 banks, 8 KiB rows, 1.333 GHz, CL-tRCD-tRP 19-19-19" in out
+    assert "at 0% writes" in out
 
 
 def test_hw_show_applies_set_and_prints_json(capsys: pytest.CaptureFixture[str]) -> None:

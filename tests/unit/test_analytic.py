@@ -28,6 +28,7 @@ from bnsim.sim.analytic import (
     tensor_accesses,
     traffic_by_capacity,
 )
+from bnsim.sim.dramrate import channel_rates
 from bnsim.sim.stackmodel import earlier_and_later
 from bnsim.trace import SimOptions, Trace
 
@@ -145,10 +146,7 @@ def test_analytic_results_add_up_and_respect_the_roofline() -> None:
     assert sum(row["dram_write_bytes"] for row in rows) == run.dram_write_bytes
     assert sum(kernel.dram_read_bytes for kernel in run.kernels) == run.dram_read_bytes
     assert run.cycles == run.kernels[-1].end_cycle
-    dram = machine.dram
-    bytes_per_cycle = (
-        dram.channels * dram.channel_bandwidth_bytes_per_second * dram.efficiency
-    ) / machine.cores.clock_hz
+    bytes_per_cycle = machine.dram.channels * max(channel_rates(machine)) / machine.cores.clock_hz
     assert run.cycles >= run.dram_bytes() / bytes_per_cycle
     peak = machine.cores.count * machine.cores.flops_per_cycle()
     assert run.cycles >= run.flops / peak

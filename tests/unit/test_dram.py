@@ -209,6 +209,7 @@ def test_the_same_requests_give_the_same_clocks() -> None:
         ({"trefi": 400}, "trefi: 400 is not longer than trfc"),
         ({"cl": -1}, "cl: must be at least 0"),
         ({"tck_s": 0.0}, "tck_s: must be positive"),
+        ({"ranks": 65}, "ranks: at most 64, got 65"),
     ],
 )
 def test_contradictory_timing_is_refused_naming_the_key(

@@ -108,6 +108,7 @@ ALLOWED = {
         "bnsim.errors",
         "bnsim.graph",
         "bnsim.hw",
+        "bnsim.hwdram",
         "bnsim.dramdevice",
         "bnsim.schedule",
         "bnsim.trace",
@@ -135,6 +136,7 @@ THIRD_PARTY = {
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
     "bnsim.sim.membench": {"numpy"},  # request streams built as arrays
+    "bnsim.sim.dramrate": {"numpy"},  # request streams built as arrays
     "bnsim.sim.dram": {"numpy"},  # request streams as arrays for the compiled model
     "bnsim.dramdevice": {"numpy"},  # addresses decoded as arrays
     "bnsim.sim.stackmodel": {"numpy"},

@@ -94,13 +94,3 @@ def test_the_cli_prints_stream_s_table_and_writes_the_numbers(tmp_path: Path) ->
     copy = document["kernels"][0]
     assert copy["dram_read_bytes"] == copy["dram_write_bytes"] == 2 << 20
     assert len(copy["channels"]) == 6
-
-
-def test_a_machine_without_dram_timing_is_refused_in_one_line() -> None:
-    shown = subprocess.run(
-        [sys.executable, "-m", "bnsim", "membench", "--hw", "hwconfigs/tiny.yaml"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-    )  # fmt: skip
-    assert shown.returncode == 2
-    assert shown.stderr.count("\n") == 1
-    assert "dram.device: not given" in shown.stderr

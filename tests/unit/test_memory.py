@@ -18,7 +18,8 @@ def machine(
     caches: str = "range",
     channels: int = 2,
 ) -> MemorySystem:
-    """Two cores; 2 channels interleaved every 128 B, 1 B/cycle each, 100 cycles latency."""
+    """Two cores; 2 channels interleaved every 128 B, 1 B/cycle each whatever the mix of reads and
+    writes, 100 cycles latency."""
     return MemorySystem(
         2,
         private_lines * LINE,
@@ -28,7 +29,7 @@ def machine(
         LINE,
         channels,
         128,
-        1.0,
+        (1.0,) * 5,
         100.0,
         caches,
         private_lines,

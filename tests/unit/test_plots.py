@@ -17,6 +17,7 @@ from bnsim.report.plotdata import breakdown_table, scheme_color, sweep_table
 from bnsim.result import RunResult
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
+from bnsim.sim.dramrate import sustained_bandwidth
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMES = ("baseline", "bnff", "recompute")
@@ -130,9 +131,7 @@ def test_roofline_places_every_kernel_with_work_and_traffic(
     runs: list[RunResult], tmp_path: Path
 ) -> None:
     machine = load_machine(REPO / "hwconfigs" / "tiny.yaml")
-    figure = plots.roofline(
-        runs, machine.peak_flops_per_second(), machine.dram.sustained_bandwidth_bytes_per_second()
-    )
+    figure = plots.roofline(runs, machine.peak_flops_per_second(), sustained_bandwidth(machine))
     scatters = [c for c in figure.axes[0].collections if isinstance(c, PathCollection)]
     for run, scatter in zip(runs, scatters, strict=True):
         kernels = [k for k in run.kernels if k.flops and k.dram_read_bytes + k.dram_write_bytes]

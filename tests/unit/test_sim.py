@@ -7,6 +7,7 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import simpy
 from hypothesis import given, settings
@@ -23,6 +24,8 @@ from bnsim.result import KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import engine, simulate
+from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
+from bnsim.sim.mlp import core_window
 from bnsim.trace import BoxWork, SimOptions, Trace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,9 +69,10 @@ def relu_schedule(channels: int, size: int, batch: int = 1) -> Schedule:
 
 
 def test_one_tile_on_an_idle_channel_takes_transfer_plus_latency() -> None:
-    """A 1-core machine with one 8 B/cycle channel reads 64 KiB: 8192 cycles of transfer, then 50
-    cycles of latency. Outputs stream out (non-temporal) and are posted; compute is 0.25 cycles per
-    element × 16384 elements = 4096 cycles; the kernel adds its 100-cycle overhead."""
+    """A 1-core machine with one channel reads 64 KiB and writes 64 KiB (non-temporal, posted): the
+    reads take 64 KiB at the rate the channel sustains for half reads, half writes, then 50 cycles
+    of latency; compute is 0.25 cycles per element × 16384 elements = 4096 cycles; the kernel adds
+    its 100-cycle overhead."""
     m = machine(
         **{
             "cores.count": 1,
@@ -78,17 +82,20 @@ def test_one_tile_on_an_idle_channel_takes_transfer_plus_latency() -> None:
         }
     )
     result = simulate(relu_schedule(channels=16, size=32), m)
-    transfer = 64 * 1024 / 8
-    assert result.cycles == transfer + 50 + 100
+    bytes_per_cycle = np.interp(0.5, WRITE_SHARES, channel_rates(m)) / m.cores.clock_hz
+    transfer = 64 * 1024 / bytes_per_cycle
+    assert 4096 < transfer < 64 * 1024 / 6  # slower than the 8 B/cycle peak, faster than 75 %
+    assert result.cycles == round(transfer + 50 + 100)
     assert result.dram_read_bytes == 64 * 1024
     assert result.dram_write_bytes == 64 * 1024
     assert result.kernels[0].bound() == "memory"
 
 
 def test_two_cores_contending_for_one_channel_serialise() -> None:
-    """Two 64 KiB tiles start together on two cores and share one 8 B/cycle channel, first come
-    first served: core 0's reads take cycles 0-8192, its posted writes 8192-16384, core 1's reads
-    16384-24576; core 1 then waits the 50-cycle latency, and the kernel adds its 100 cycles."""
+    """Two 64 KiB tiles start together on two cores and share one channel, first come first served,
+    each at the rate the channel sustains for half reads, half writes (T per 64 KiB): core 0's
+    reads take 0-T, its posted writes T-2T, core 1's reads 2T-3T; core 1 then waits the 50-cycle
+    latency, and the kernel adds its 100 cycles."""
     m = machine(
         **{
             "dram.channels": 1,
@@ -98,8 +105,10 @@ def test_two_cores_contending_for_one_channel_serialise() -> None:
     )
     result = simulate(relu_schedule(channels=16, size=32, batch=2), m)
     assert result.kernels[0].num_tiles == 2
-    assert result.cycles == 3 * 8192 + 50 + 100
-    assert result.core_busy_cycles == (8192 + 50, 3 * 8192 + 50)
+    bytes_per_cycle = np.interp(0.5, WRITE_SHARES, channel_rates(m)) / m.cores.clock_hz
+    transfer = 64 * 1024 / bytes_per_cycle
+    assert result.cycles == round(3 * transfer + 50 + 100)
+    assert result.core_busy_cycles == pytest.approx((transfer + 50, 3 * transfer + 50), abs=1)
 
 
 def test_a_compute_bound_tile_takes_its_compute_time() -> None:
@@ -233,8 +242,9 @@ def test_a_one_line_llc_misses_everything() -> None:
 def test_cycles_never_beat_the_compute_or_bandwidth_bounds(tiny_runs: dict[str, RunResult]) -> None:
     m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
     for run in tiny_runs.values():
-        bandwidth = m.dram.sustained_bandwidth_bytes_per_second() / m.cores.clock_hz
-        assert run.cycles >= run.dram_read_bytes / bandwidth
+        # no mix of reads and writes goes faster than the fastest a channel sustains
+        bandwidth = m.dram.channels * max(channel_rates(m)) / m.cores.clock_hz
+        assert run.cycles >= run.dram_bytes() / bandwidth
         compute = sum(k.compute_cycles for k in run.kernels) / m.cores.count
         assert run.cycles >= compute
 
@@ -378,10 +388,10 @@ def _boxes_as_simpy_processes(
     env = simpy.Environment(initial_time=chip.env.now)
     machine = chip.machine
     line = machine.llc.block_bytes
-    outstanding = machine.cores.max_outstanding_misses
-    private_cycles = machine.private.latency_cycles / line / outstanding
-    llc_cycles = machine.llc.latency_cycles / line / outstanding
-    dram_cycles = chip.dram_latency_cycles / line / outstanding
+    private_cycles = machine.private.latency_cycles / line / machine.cores.max_outstanding_misses
+    window = core_window(machine)
+    llc_cycles = machine.llc.latency_cycles / line / window
+    dram_cycles = chip.dram_latency_cycles / line / window
 
     queue = iter(range(len(boxes)))
 

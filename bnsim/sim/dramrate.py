@@ -1,0 +1,81 @@
+"""What a DRAM channel sustains under load, by the share of writes, as the timing model has it.
+
+Runs of a network move tens of gigabytes, too many bursts to time one by one; they time each step's
+traffic at the rate its channel sustains for that mix of reads and writes, and bound each core by
+its own requests in flight separately (bnsim.sim.mlp, Little's law in the engine). The rates come
+from the DRAM timing model itself (bnsim.sim.dram) on the machine's own devices, mapping and
+controllers: every core streams through memory, reading one array and writing another in the given
+ratio, offering a quarter more than the channels' peak so that their queues stay full. The rate is
+the steady state: bursts completed between a tenth and nine tenths of the run, over the time
+between. Nothing here is measured on a real machine or chosen to match one.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from bnsim.hw import Machine
+from bnsim.hwdram import DRAMConfig
+from bnsim.sim.dram import simulate_arrays
+
+WRITE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the bursts; rates in between are interpolated
+BURSTS_PER_CHANNEL = 6000  # per write share: the steady state is reached in a few hundred
+
+
+def channel_rates(machine: Machine) -> tuple[float, ...]:
+    """Bytes per second one channel sustains at each of WRITE_SHARES."""
+    channels = min(machine.dram.channels, MAX_CHANNELS)
+    cores = max(1, machine.cores.count * channels // machine.dram.channels)
+    dram = machine.dram.model_copy(update={"channels": channels})
+    return _rates(dram, cores, machine.llc.block_bytes)
+
+
+def sustained_bandwidth(machine: Machine, write_share: float = 0.0) -> float:
+    """Bytes per second all channels sustain for this share of writes (default: reads only)."""
+    rate = float(np.interp(write_share, WRITE_SHARES, channel_rates(machine)))
+    return machine.dram.channels * rate
+
+
+OVERLOAD = 1.25  # offered load over the channels' peak
+# channels are alike: a machine with more is worked out on this many, with its cores in proportion
+MAX_CHANNELS = 64
+
+
+@cache
+def _rates(dram: DRAMConfig, cores: int, line: int) -> tuple[float, ...]:
+    device = dram.dram_device()
+    bursts_per_line = -(-line // device.burst_bytes)
+    lines_per_core = -(-BURSTS_PER_CHANNEL * dram.channels // (cores * bursts_per_line))
+    controller = dram.controller_settings()
+    # a core's k-th burst arrives at k × (clocks per burst of the whole machine's offered load)
+    spacing = cores * device.burst_clocks / (OVERLOAD * dram.channels)
+    arrival = np.tile(
+        (np.arange(lines_per_core * bursts_per_line) * spacing).astype(np.int64), cores
+    )
+    rates = []
+    for share in WRITE_SHARES:
+        # core k streams lines k·L ... (k+1)·L − 1 of its region; line j is a write if the
+        # writes so far fall behind the share (an even mix), reading array 0 or writing array 1
+        line_index = np.arange(lines_per_core, dtype=np.int64)
+        writes = np.floor((line_index + 1) * share) > np.floor(line_index * share)
+        core = np.repeat(np.arange(cores, dtype=np.int64), lines_per_core * bursts_per_line)
+        own = np.repeat(line_index, bursts_per_line)
+        burst = np.tile(np.arange(bursts_per_line, dtype=np.int64), lines_per_core)
+        write = np.tile(np.repeat(writes, bursts_per_line), cores)
+        region = cores * lines_per_core * line  # each array
+        address = (
+            write.astype(np.int64) * region
+            + (core * lines_per_core + np.tile(own, cores)) * line
+            + np.tile(burst, cores) * device.burst_bytes
+        )
+        outcome = simulate_arrays(
+            device, dram.channels, dram.mapping, arrival, address,
+            write.astype(np.int8), core, controller, permute_banks=dram.bank_hash,
+        )  # fmt: skip
+        done = np.sort(np.array(outcome.done, dtype=np.int64))
+        first, last = len(done) // 10, len(done) * 9 // 10
+        clocks = max(1, int(done[last] - done[first]))
+        rates.append((last - first) * device.burst_bytes / (clocks * device.tck_s) / dram.channels)
+    return tuple(rates)
