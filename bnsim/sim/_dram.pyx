@@ -53,6 +53,10 @@ cdef struct Channel:
     i64* refresh_due  # per rank (-1: never)
     i64 stat_reads, stat_writes, row_hits, row_misses, row_conflicts
     i64 turnarounds, refreshes, busy_clocks, queued
+    # the loop steps a channel only when it may act: the clock it last did, the clocks its queues
+    # are counted up to, the earliest it may act again, whether a request joined it since
+    i64 stepped, counted, next_at
+    bint settled, joined
 
 
 cdef struct Requests:
@@ -322,6 +326,17 @@ cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int writ
     return imax(soonest, clock + 1)
 
 
+cdef inline void catch_up(Channel* channel, i64 clock, int write_high, int write_low) noexcept:
+    """Do what the reference does to a channel in the clocks since its last step, where it issues
+    nothing: count its queues, and decide again whether to drain writes (the same decision each
+    clock, the queues unchanged)."""
+    channel.queued += (channel.num_reads + channel.num_writes) * (clock - channel.counted)
+    channel.counted = clock
+    if clock > channel.stepped + 1 and not channel.settled:
+        channel.draining = drains(channel, write_high, write_low)
+        channel.settled = True
+
+
 cdef i64 ready_at(Requests* r, int* program, int position, int window, i64 loop_clocks) noexcept:
     """The earliest clock a source's request at `position` of its program may enter a queue."""
     cdef int index = program[position], released
@@ -420,6 +435,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                     and ch.last_act_group and ch.column_ready_l and ch.read_ready_l
                     and ch.read_ready_s and ch.refresh_due):
                 raise MemoryError("the DRAM model's channel state")
+            ch.stepped = -1
             for i in range(t.ranks * t.banks_per_rank):
                 ch.banks[i].open_row = -1
             for i in range(t.ranks):
@@ -434,16 +450,17 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         break
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
+                    if (ch.num_writes >= write_queue if r.write[index]
+                            else ch.num_reads >= read_queue):
+                        break  # in order: the source's later requests wait behind this one
+                    catch_up(ch, clock, write_high, write_low)
+                    ch.joined = True
                     if r.write[index]:
-                        if ch.num_writes >= write_queue:
-                            break  # in order: the source's later requests wait behind this one
                         ch.writes[ch.num_writes] = index
                         ch.num_writes += 1
                         if ch.banks[r.bank[index]].open_row == r.row[index]:
                             ch.banks[r.bank[index]].wanted_writes += 1
                     else:
-                        if ch.num_reads >= read_queue:
-                            break
                         ch.reads[ch.num_reads] = index
                         ch.num_reads += 1
                         if ch.banks[r.bank[index]].open_row == r.row[index]:
@@ -451,15 +468,23 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                     r.admitted[index] = clock
                     issued[s] += 1
             for c in range(channels):
-                remaining -= step(&t, &state[c], &r, clock, write_high, write_low)
+                ch = &state[c]
+                if not ch.joined and ch.next_at > clock:
+                    continue  # the reference's step would issue nothing
+                catch_up(ch, clock, write_high, write_low)
+                remaining -= step(&t, ch, &r, clock, write_high, write_low)
+                ch.stepped = clock
+                ch.settled = ch.joined = False
+                ch.queued += ch.num_reads + ch.num_writes
+                ch.counted = clock + 1
+                ch.next_at = next_move(&t, ch, &r, clock, write_high, write_low)
             if not remaining:
                 next_clock = clock + 1
             else:
                 next_clock = NEVER
                 for c in range(channels):
-                    at = next_move(&t, &state[c], &r, clock, write_high, write_low)
-                    if at < next_clock:
-                        next_clock = at
+                    if state[c].next_at < next_clock:
+                        next_clock = state[c].next_at
                 for s in range(num_sources):
                     position = issued[s]
                     if position == first[s + 1] - first[s]:
@@ -474,11 +499,6 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         next_clock = at
                 if next_clock == NEVER:
                     next_clock = clock + 1
-            for c in range(channels):
-                ch = &state[c]
-                ch.queued += (ch.num_reads + ch.num_writes) * (next_clock - clock)
-                if next_clock > clock + 1:  # the reference decides again in the clocks skipped
-                    ch.draining = drains(ch, write_high, write_low)
             clock = next_clock
         done = [r.done[i] for i in range(n)]
         stats = [

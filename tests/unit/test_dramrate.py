@@ -10,7 +10,7 @@ import pytest
 from bnsim.graph.zoo import build_model
 from bnsim.hw import Machine, load_machine
 from bnsim.schemes import build_schedule
-from bnsim.sim import simulate
+from bnsim.sim import dramrate, simulate
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.dramrate import WRITE_SHARES, channel_rates, sustained_bandwidth
 
@@ -86,3 +86,19 @@ def test_a_step_is_served_at_the_rate_of_its_mix() -> None:
     # the next step finds the channel busy until 1024
     *_, done_next, _ = memory.run_tile(0, [(4096, 4096 + 64, 0, 0)], 0.0)
     assert done_next == 1024 + 64 + 100
+
+
+@pytest.mark.parametrize("name", ["tiny", "cmp16"])
+def test_longer_streams_leave_the_rates_within_five_percent(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rates are a steady state: four times as many bursts move none of them by more than
+    5 % (docs/performance.md has 8,000 against 64,000)."""
+    machine = config(name)
+    rates = channel_rates(machine)
+    monkeypatch.setattr(dramrate, "BURSTS_PER_CHANNEL", 4 * dramrate.BURSTS_PER_CHANNEL)
+    dramrate._rates.cache_clear()
+    longer = channel_rates(machine)
+    dramrate._rates.cache_clear()
+    for rate, reference in zip(rates, longer, strict=True):
+        assert rate == pytest.approx(reference, rel=0.05)
