@@ -21,7 +21,7 @@ from bnsim.hwdram import DRAMConfig
 from bnsim.sim.dram import simulate_arrays
 
 WRITE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the bursts; rates in between are interpolated
-BURSTS_PER_CHANNEL = 8000  # per write share: within 5 % of longer runs (tests/unit/test_dramrate.py)
+BURSTS_PER_CHANNEL = 8000  # per write share: within 5 % of longer runs (test_dramrate.py)
 
 
 def channel_rates(machine: Machine) -> tuple[float, ...]:
