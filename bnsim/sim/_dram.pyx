@@ -185,6 +185,15 @@ cdef inline bint drains(Channel* channel, int write_high, int write_low) noexcep
     return channel.num_writes >= write_high or (channel.num_writes > 0 and channel.num_reads == 0)
 
 
+cdef inline int* served(Channel* channel, bint writes, int* length) noexcept:
+    """The queue of the direction being served, and its length."""
+    if writes:
+        length[0] = channel.num_writes
+        return channel.writes
+    length[0] = channel.num_reads
+    return channel.reads
+
+
 cdef inline bint row_still_wanted(Bank* bank, bint writes) noexcept:
     """Whether a queued request of this direction hits the bank's open row."""
     return (bank.wanted_writes if writes else bank.wanted_reads) > 0
@@ -224,10 +233,7 @@ cdef int column_command(Timing* t, Channel* channel, Requests* r, i64 clock) noe
     cdef int length, position, index, i
     cdef Bank* bank
     cdef bint write
-    if channel.draining:
-        queue, length = channel.writes, channel.num_writes
-    else:
-        queue, length = channel.reads, channel.num_reads
+    queue = served(channel, channel.draining, &length)
     for position in range(length):
         index = queue[position]
         bank = &channel.banks[r.bank[index]]
@@ -263,10 +269,7 @@ cdef void row_command(Timing* t, Channel* channel, Requests* r, i64 clock) noexc
     cdef int* queue
     cdef int length, position, index
     cdef Bank* bank
-    if channel.draining:
-        queue, length = channel.writes, channel.num_writes
-    else:
-        queue, length = channel.reads, channel.num_reads
+    queue = served(channel, channel.draining, &length)
     for position in range(length):
         index = queue[position]
         bank = &channel.banks[r.bank[index]]
@@ -306,10 +309,7 @@ cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int writ
                         at = imax(at, channel.banks[b].pre_ready)
             if at < soonest:
                 soonest = at
-    if drains(channel, write_high, write_low):
-        queue, length = channel.writes, channel.num_writes
-    else:
-        queue, length = channel.reads, channel.num_reads
+    queue = served(channel, drains(channel, write_high, write_low), &length)
     for position in range(length):
         index = queue[position]
         bank = &channel.banks[r.bank[index]]

@@ -7,12 +7,13 @@ must give identical clocks and statistics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from bnsim.dramdevice import Controller, DRAMDevice, Location, address_decoder
 from bnsim.sim.dram import ChannelStats, DRAMOutcome, Request
 
 DEFAULTS = Controller()
+STAT_FIELDS = tuple(spec.name for spec in fields(ChannelStats))
 
 
 @dataclass
@@ -21,19 +22,6 @@ class _Bank:
     act_ready: int = 0  # earliest ACT
     column_ready: int = 0  # earliest RD/WR to the open row
     pre_ready: int = 0  # earliest PRE
-
-
-@dataclass
-class _Stats:
-    reads: int = 0
-    writes: int = 0
-    row_hits: int = 0
-    row_misses: int = 0
-    row_conflicts: int = 0
-    turnarounds: int = 0
-    refreshes: int = 0
-    busy_clocks: int = 0
-    queued: int = 0
 
 
 @dataclass
@@ -53,7 +41,8 @@ class _Channel:
     bus_write: bool = False  # direction of the last burst
     bus_rank: int = 0
     refresh_due: list[int] = field(default_factory=list)  # per rank (-1: never)
-    stats: _Stats = field(default_factory=_Stats)
+    # ChannelStats' counters, counted up
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_FIELDS, 0))
 
 
 def simulate_requests(
@@ -121,9 +110,9 @@ def simulate_requests(
                 controller.write_high, controller.write_low,
             )  # fmt: skip
         for channel in state:
-            channel.stats.queued += len(channel.reads) + len(channel.writes)
+            channel.stats["queued"] += len(channel.reads) + len(channel.writes)
         clock += 1
-    stats = tuple(ChannelStats(**vars(channel.stats)) for channel in state)
+    stats = tuple(ChannelStats(**channel.stats) for channel in state)
     return DRAMOutcome(tuple(done), stats, max(done, default=0))
 
 
@@ -185,9 +174,9 @@ def _column_command(
         ):
             found = kind[index] or "hit"
             stats = channel.stats
-            stats.row_hits += found == "hit"
-            stats.row_misses += found == "miss"
-            stats.row_conflicts += found == "conflict"
+            stats["row_hits"] += found == "hit"
+            stats["row_misses"] += found == "miss"
+            stats["row_conflicts"] += found == "conflict"
             done[index] = _column(device, channel, bank, spot, clock, write)
             del queue[position]
             return 1
@@ -251,7 +240,7 @@ def _refresh(device: DRAMDevice, channel: _Channel, clock: int) -> bool:
             bank.open_row = None
             bank.act_ready = max(bank.act_ready, start + device.trfc)
         channel.refresh_due[rank] = due + device.trefi
-        channel.stats.refreshes += 1
+        channel.stats["refreshes"] += 1
         return True
     return False
 
@@ -303,7 +292,7 @@ def _column(
     end = start + device.burst_clocks
     stats = channel.stats
     if channel.bus_free and write != channel.bus_write:
-        stats.turnarounds += 1
+        stats["turnarounds"] += 1
     channel.bus_free, channel.bus_write, channel.bus_rank = end, write, spot.rank
     channel.column_ready_s = clock + device.tccd_s
     channel.column_ready_l[group] = clock + device.tccd_l
@@ -312,9 +301,9 @@ def _column(
         ready = channel.read_ready_s.get(spot.rank, 0)
         channel.read_ready_s[spot.rank] = max(ready, end + device.twtr_s)
         channel.read_ready_l[group] = max(channel.read_ready_l.get(group, 0), end + device.twtr_l)
-        stats.writes += 1
+        stats["writes"] += 1
     else:
         bank.pre_ready = max(bank.pre_ready, clock + device.trtp)
-        stats.reads += 1
-    stats.busy_clocks += device.burst_clocks
+        stats["reads"] += 1
+    stats["busy_clocks"] += device.burst_clocks
     return end

@@ -303,11 +303,20 @@ def test_the_compiled_model_times_random_streams_as_the_reference_does(
     depth, high, low = queues
     stream = [Request(arrival, address // 64 * 64, write, source)
               for arrival, address, write, source in requests]  # fmt: skip
-    run(
-        stream, device, GROUP_INTERLEAVED, channels,
-        read_queue=depth, write_queue=depth, write_high=high, write_low=low,
-        window=window, loop_clocks=loop_clocks,
-    )  # fmt: skip
+    outcome = run(
+        stream,
+        device,
+        GROUP_INTERLEAVED,
+        channels,
+        read_queue=depth,
+        write_queue=depth,
+        write_high=high,
+        write_low=low,
+        window=window,
+        loop_clocks=loop_clocks,
+    )  # fmt: skip  (run checks the two models identical)
+    assert sum(stats.reads + stats.writes for stats in outcome.channels) == len(stream)
+    assert min(outcome.done) >= min(request.arrival for request in stream)
 
 
 def cnn_like(cores: int, lines: int, arrays: int) -> list[Request]:
