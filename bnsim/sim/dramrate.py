@@ -22,6 +22,11 @@ from bnsim.sim.dram import simulate_arrays
 
 WRITE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the bursts; rates in between are interpolated
 BURSTS_PER_CHANNEL = 8000  # per write share: within 5 % of longer runs (test_dramrate.py)
+OVERLOAD = 1.25  # offered load over the channels' peak
+# channels are alike: a machine with more is worked out on this many, with its cores in proportion
+MAX_CHANNELS = 64
+SEED = 0  # of where the streams start
+SPACE_BYTES = 64 << 30  # where they may start
 
 
 def channel_rates(machine: Machine) -> tuple[float, ...]:
@@ -36,13 +41,6 @@ def sustained_bandwidth(machine: Machine, write_share: float = 0.0) -> float:
     """Bytes per second all channels sustain for this share of writes (default: reads only)."""
     rate = float(np.interp(write_share, WRITE_SHARES, channel_rates(machine)))
     return machine.dram.channels * rate
-
-
-OVERLOAD = 1.25  # offered load over the channels' peak
-# channels are alike: a machine with more is worked out on this many, with its cores in proportion
-MAX_CHANNELS = 64
-SEED = 0
-SPACE_BYTES = 64 << 30
 
 
 @cache
