@@ -184,6 +184,7 @@ class RunResult(_PicklesAsValues):
                     "layers": list(kernel.layers),
                     "cycles": kernel.cycles(),
                     "bound": kernel.bound(),
+                    "dram_bytes_per_second": self.kernel_dram_bandwidth(kernel),
                 }
                 for kernel in self.kernels
             ]
@@ -193,6 +194,13 @@ class RunResult(_PicklesAsValues):
         document["dram_channels"] = {"bytes": list(self.channel_bytes)}
         document["num_events"] = self.num_events
         return document
+
+    def kernel_dram_bandwidth(self, kernel: KernelResult) -> float:
+        """Bytes per second the kernel's DRAM traffic achieved over its span (0 for an instant)."""
+        if not kernel.cycles() or not self.cycles:
+            return 0.0
+        clock_hz = self.cycles / self.seconds
+        return (kernel.dram_read_bytes + kernel.dram_write_bytes) * clock_hz / kernel.cycles()
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RunResult:

@@ -201,6 +201,23 @@ def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
     assert summary == {key: whole[key] for key in summary}
 
 
+def test_a_kernel_s_achieved_dram_bandwidth_is_its_bytes_over_its_span() -> None:
+    """3 + 2 bytes in 10 cycles of a 60 MHz clock (60 cycles in a microsecond): 30 MB/s; an empty
+    span achieves nothing; the document carries it and reading it back ignores it."""
+    moved = KernelResult("k", "fwd", ("op",), ("l",), "conv", 0, 10, 0, 0, 0, 3, 2, 1)
+    empty = KernelResult("e", "fwd", ("op",), ("l",), "bn", 10, 10, 0, 0, 0, 0, 0, 1)
+    run = RunResult(
+        scheme="baseline", fidelity="fast", cycles=60, seconds=1e-6, flops=0,
+        dram_read_bytes=3, dram_write_bytes=2, kernels=(moved, empty), traffic=(), caches=(),
+        core_busy_cycles=(), channel_bytes=(), num_events=0,
+    )  # fmt: skip
+    assert run.kernel_dram_bandwidth(moved) == pytest.approx(3e7)
+    assert run.kernel_dram_bandwidth(empty) == 0.0
+    document = run.to_dict()
+    assert [k["dram_bytes_per_second"] for k in document["kernels"]] == pytest.approx([3e7, 0.0])
+    assert RunResult.from_dict(document) == run
+
+
 @pytest.mark.parametrize("scheme", ["baseline", "bnff", "recompute"])
 def test_an_infinite_llc_leaves_only_compulsory_traffic(scheme: str, first_read_bytes) -> None:
     network = build_model("tiny_cnn", batch=4, image=32)
