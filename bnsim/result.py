@@ -106,6 +106,23 @@ class CacheCounters(_PicklesAsValues):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelTraffic(_PicklesAsValues):
+    """What one DRAM channel did over the iteration. Bytes and times are the run's; the row and bus
+    counts are what the DRAM timing model does per burst at each step's mix of reads and writes
+    (bnsim.sim.dramrate), summed over the channel's bursts: expected counts, not a replay."""
+
+    read_bytes: float
+    write_bytes: float
+    busy_seconds: float  # serving its traffic
+    waited_seconds: float  # its traffic waiting behind earlier traffic, summed over steps
+    row_hits: float
+    row_misses: float
+    row_conflicts: float
+    turnarounds: float
+    mean_queued: float  # requests in its queues while it was busy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult(_PicklesAsValues):
     """One scheme simulated on one machine for one training iteration."""
 
@@ -122,6 +139,7 @@ class RunResult(_PicklesAsValues):
     core_busy_cycles: tuple[int, ...]
     channel_bytes: tuple[int, ...]
     num_events: int
+    dram_channels: tuple[ChannelTraffic, ...] = ()  # fast and line fidelity
 
     def __reduce__(self) -> tuple[Any, ...]:
         # rows as plain tuples: pickle then handles thousands of them without a call per row
@@ -191,7 +209,10 @@ class RunResult(_PicklesAsValues):
             document["traffic"] = [row._asdict() for row in self.traffic]
         document["caches"] = {name: asdict(counters) for name, counters in self.caches}
         document["cores"] = {"busy_cycles": list(self.core_busy_cycles)}
-        document["dram_channels"] = {"bytes": list(self.channel_bytes)}
+        document["dram_channels"] = {
+            "bytes": list(self.channel_bytes),
+            "channels": [asdict(channel) for channel in self.dram_channels],
+        }
         document["num_events"] = self.num_events
         return document
 
@@ -220,6 +241,10 @@ class RunResult(_PicklesAsValues):
             ),
             core_busy_cycles=tuple(document["cores"]["busy_cycles"]),
             channel_bytes=tuple(document["dram_channels"]["bytes"]),
+            dram_channels=tuple(
+                ChannelTraffic(**channel)
+                for channel in document["dram_channels"].get("channels", ())
+            ),
             num_events=document["num_events"],
         )
 

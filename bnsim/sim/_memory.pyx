@@ -1024,6 +1024,10 @@ cdef class LineCache(_Cache):
         return found
 
 
+cdef enum:
+    CHANNEL_FIELDS = 9  # read, write bytes; busy, waiting cycles; bytes at five shares of writes
+
+
 @cython.final
 cdef class MemorySystem:
     """Private caches, LLC and DRAM channels of one machine, with per-source DRAM accounting."""
@@ -1040,7 +1044,7 @@ cdef class MemorySystem:
     cdef i64* reads_by_source
     cdef i64* writes_by_source
     cdef int sources_capacity
-    cdef double* channel_totals
+    cdef double* channel_stats  # per channel: CHANNEL_FIELDS
     cdef double* channel_free
     cdef double rates[5]  # bytes per cycle one channel sustains, by the share of writes
     cdef double latency_cycles
@@ -1080,7 +1084,7 @@ cdef class MemorySystem:
         for i in range(self.sources_capacity):
             self.reads_by_source[i] = 0
             self.writes_by_source[i] = 0
-        self.channel_totals = <double*> malloc(channels * sizeof(double))
+        self.channel_stats = <double*> calloc(channels * CHANNEL_FIELDS, sizeof(double))
         self.channel_free = <double*> malloc(channels * sizeof(double))
         for i in range(5):
             self.rates[i] = rates[i]
@@ -1088,7 +1092,6 @@ cdef class MemorySystem:
         self.tile_reads = <double*> malloc(channels * sizeof(double))
         self.tile_writes = <double*> malloc(channels * sizeof(double))
         for i in range(channels):
-            self.channel_totals[i] = 0
             self.channel_free[i] = 0
         # reused buffers, one per call depth (no call below re-enters one above)
         self.access_evictions = _Evictions()
@@ -1101,7 +1104,7 @@ cdef class MemorySystem:
     def __dealloc__(self):
         free(self.reads_by_source)
         free(self.writes_by_source)
-        free(self.channel_totals)
+        free(self.channel_stats)
         free(self.channel_free)
         free(self.tile_reads)
         free(self.tile_writes)
@@ -1261,22 +1264,36 @@ cdef class MemorySystem:
     cdef double _end(self, double now) noexcept:
         """Queue the reads, then the writes (posted), since `_begin`, each channel serving them at
         the rate it sustains for their mix; returns when the reads arrive."""
-        cdef int i
-        cdef double reads, writes, rate, done = now
+        cdef int i, low
+        cdef double reads, writes, rate, position, done = now
+        cdef double* stats
         for i in range(self.channels):
             reads = self.tile_reads[i] + self.spread_reads / self.channels
             writes = self.tile_writes[i] + self.spread_writes / self.channels
             if not reads and not writes:
                 continue
             rate = self._rate(reads, writes)
+            stats = &self.channel_stats[i * CHANNEL_FIELDS]
             if self.channel_free[i] < now:
                 self.channel_free[i] = now
+            else:
+                stats[3] += self.channel_free[i] - now  # waited behind earlier traffic
             if reads:
                 self.channel_free[i] += reads / rate
                 if self.channel_free[i] + self.latency_cycles > done:
                     done = self.channel_free[i] + self.latency_cycles
             self.channel_free[i] += writes / rate
-            self.channel_totals[i] += reads + writes
+            stats[0] += reads
+            stats[1] += writes
+            stats[2] += (reads + writes) / rate
+            # the bytes by the shares of writes the rates are known at, weighted as the rate is
+            position = 4.0 * writes / (reads + writes)
+            low = <int> position
+            if low >= 4:
+                stats[8] += reads + writes
+            else:
+                stats[4 + low] += (reads + writes) * (low + 1 - position)
+                stats[5 + low] += (reads + writes) * (position - low)
         self.llc.settle(done)  # unless the caller knows better (run_kernel)
         return done
 
@@ -1552,7 +1569,15 @@ cdef class MemorySystem:
 
     def channel_bytes(self):
         """Bytes per channel so far."""
-        return [self.channel_totals[i] for i in range(self.channels)]
+        return [self.channel_stats[i * CHANNEL_FIELDS] + self.channel_stats[i * CHANNEL_FIELDS + 1]
+                for i in range(self.channels)]
+
+    def channel_statistics(self):
+        """Per channel so far: (read bytes, write bytes, busy cycles, cycles its traffic waited
+        behind earlier traffic, and its bytes at each of the five shares of writes the rates
+        are given at)."""
+        return [tuple(self.channel_stats[i * CHANNEL_FIELDS + k] for k in range(CHANNEL_FIELDS))
+                for i in range(self.channels)]
 
     def cache_stats(self):
         """{"llc": (...), "private": (...)}: read, write, hit, miss, writeback bytes."""

@@ -30,6 +30,7 @@ from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, Traff
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
+from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
 from bnsim.sim.mlp import core_window
 from bnsim.sim.reduction import reduction_cycles
@@ -303,6 +304,7 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         core_busy_cycles=tuple(round(busy) for busy in chip.busy),
         channel_bytes=tuple(round(amount) for amount in memory.channel_bytes()),
         num_events=sum(tally.num_tiles for tally in chip.tallies) + 3 * len(schedule.kernels),
+        dram_channels=channel_traffic(chip.machine, memory.channel_statistics()),
     )
 
 

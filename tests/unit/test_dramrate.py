@@ -97,8 +97,8 @@ def test_longer_streams_leave_the_rates_within_five_percent(
     machine = config(name)
     rates = channel_rates(machine)
     monkeypatch.setattr(dramrate, "BURSTS_PER_CHANNEL", 4 * dramrate.BURSTS_PER_CHANNEL)
-    dramrate._rates.cache_clear()
+    dramrate._profile.cache_clear()
     longer = channel_rates(machine)
-    dramrate._rates.cache_clear()
+    dramrate._profile.cache_clear()
     for rate, reference in zip(rates, longer, strict=True):
         assert rate == pytest.approx(reference, rel=0.05)

@@ -160,6 +160,25 @@ def test_breakdowns_add_up_to_the_totals(tiny_runs: dict[str, RunResult]) -> Non
         assert sum(run.channel_bytes) == run.dram_read_bytes + run.dram_write_bytes
 
 
+def test_each_channel_s_record_adds_up(tiny_runs: dict[str, RunResult]) -> None:
+    """Per channel: its reads and writes sum to the run's; every burst is a row hit, miss or
+    conflict (the model's shares per burst sum to one); a channel is busy no longer than the run;
+    the record survives the result document."""
+    m = load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    burst = m.dram.dram_device().burst_bytes
+    for run in tiny_runs.values():
+        channels = run.dram_channels
+        assert len(channels) == m.dram.channels
+        assert sum(c.read_bytes for c in channels) == pytest.approx(run.dram_read_bytes)
+        assert sum(c.write_bytes for c in channels) == pytest.approx(run.dram_write_bytes)
+        for channel in channels:
+            bursts = (channel.read_bytes + channel.write_bytes) / burst
+            rows = channel.row_hits + channel.row_misses + channel.row_conflicts
+            assert rows == pytest.approx(bursts)
+            assert 0 < channel.busy_seconds <= run.seconds
+        assert RunResult.from_dict(run.to_dict()).dram_channels == channels
+
+
 def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
     def row(kernel: int, phase: str, kind: str, read: int, write: int) -> TrafficRow:
         return TrafficRow(kernel, "op", "layer", kind, phase, "t", "weight", read, write)
