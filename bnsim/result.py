@@ -358,6 +358,7 @@ class Timeline:
     kernels: list[tuple[str, str, float, float]] = field(default_factory=list)  # name, phase, span
     tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
     channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
+    channel_busy: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
     llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
 
     def tile(self, core: int, start: float, end: float) -> None:
@@ -372,8 +373,12 @@ class Timeline:
         end: float,
         channel_bytes: tuple[float, ...],
         llc_bytes: int,
+        channel_busy: tuple[float, ...] = (),
     ) -> None:
-        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content."""
+        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content,
+        and the cycles each channel was busy in it."""
         self.kernels.append((name, phase, start, end))
         self.channel_bytes.append((start, end, channel_bytes))
+        if channel_busy:
+            self.channel_busy.append((start, end, channel_busy))
         self.llc_bytes.append((end, llc_bytes))

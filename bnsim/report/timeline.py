@@ -1,9 +1,10 @@
 """Timelines as Chrome trace-event JSON, for ui.perfetto.dev and chrome://tracing.
 
 `trace_events` turns bnsim.result.Timeline records into one process per scheme: a track of kernel
-spans, one track per core with its tile spans, a counter per DRAM channel (its bandwidth over each
-kernel) and a counter of the LLC's occupancy at every kernel end. Past a timeline's `max_tile_spans`
-tiles, each core's tiles in a kernel become one span (with the tile count), so a trace stays a few
+spans, one track per core with its tile spans, counters per DRAM channel (its bandwidth over each
+kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
+every kernel end. Past a timeline's `max_tile_spans` tiles, each core's tiles in a kernel become one
+span (with the tile count), so a trace stays a few
 MB. Imports bnsim.result.
 """
 
@@ -63,6 +64,16 @@ def _scheme_events(pid: int, timeline: Timeline) -> list[dict[str, Any]]:
         last_end = timeline.channel_bytes[-1][1]
         zeros = {f"channel {index}": 0.0 for index in range(len(timeline.channel_bytes[0][2]))}
         events.append(_counter(pid, "DRAM bandwidth (GB/s)", at(last_end), zeros))
+    for start, end, busy in timeline.channel_busy:
+        share = {
+            f"channel {index}": round(100 * cycles / (end - start), 1) if end > start else 0.0
+            for index, cycles in enumerate(busy)
+        }
+        events.append(_counter(pid, "DRAM channel busy (%)", at(start), share))
+    if timeline.channel_busy:
+        last_end = timeline.channel_busy[-1][1]
+        zeros = {f"channel {index}": 0.0 for index in range(len(timeline.channel_busy[0][2]))}
+        events.append(_counter(pid, "DRAM channel busy (%)", at(last_end), zeros))
     for cycle, held in timeline.llc_bytes:
         events.append(_counter(pid, "LLC occupancy (MiB)", at(cycle), {"held": held / 2**20}))
     return events

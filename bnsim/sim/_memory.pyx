@@ -1046,6 +1046,8 @@ cdef class MemorySystem:
     cdef int sources_capacity
     cdef double* channel_stats  # per channel: CHANNEL_FIELDS
     cdef double* channel_free
+    cdef double* busy_closed  # per channel: busy cycles before its current busy stretch
+    cdef double* stretch_start  # per channel: when its current busy stretch began
     cdef double rates[5]  # bytes per cycle one channel sustains, by the share of writes
     cdef double latency_cycles
     cdef double* tile_reads
@@ -1086,6 +1088,8 @@ cdef class MemorySystem:
             self.writes_by_source[i] = 0
         self.channel_stats = <double*> calloc(channels * CHANNEL_FIELDS, sizeof(double))
         self.channel_free = <double*> malloc(channels * sizeof(double))
+        self.busy_closed = <double*> calloc(channels, sizeof(double))
+        self.stretch_start = <double*> calloc(channels, sizeof(double))
         for i in range(5):
             self.rates[i] = rates[i]
         self.latency_cycles = latency_cycles
@@ -1106,6 +1110,8 @@ cdef class MemorySystem:
         free(self.writes_by_source)
         free(self.channel_stats)
         free(self.channel_free)
+        free(self.busy_closed)
+        free(self.stretch_start)
         free(self.tile_reads)
         free(self.tile_writes)
 
@@ -1274,7 +1280,9 @@ cdef class MemorySystem:
                 continue
             rate = self._rate(reads, writes)
             stats = &self.channel_stats[i * CHANNEL_FIELDS]
-            if self.channel_free[i] < now:
+            if self.channel_free[i] < now:  # idle since: a new busy stretch begins
+                self.busy_closed[i] += self.channel_free[i] - self.stretch_start[i]
+                self.stretch_start[i] = now
                 self.channel_free[i] = now
             else:
                 stats[3] += self.channel_free[i] - now  # waited behind earlier traffic
@@ -1571,6 +1579,16 @@ cdef class MemorySystem:
         """Bytes per channel so far."""
         return [self.channel_stats[i * CHANNEL_FIELDS] + self.channel_stats[i * CHANNEL_FIELDS + 1]
                 for i in range(self.channels)]
+
+    def channel_busy_until(self, double cycle):
+        """Per channel, the cycles it has been busy by `cycle` (no earlier than the last step)."""
+        cdef int i
+        cdef double open_part
+        found = []
+        for i in range(self.channels):
+            open_part = min(cycle, self.channel_free[i]) - self.stretch_start[i]
+            found.append(self.busy_closed[i] + (open_part if open_part > 0 else 0.0))
+        return found
 
     def channel_statistics(self):
         """Per channel so far: (read bytes, write bytes, busy cycles, cycles its traffic waited

@@ -175,6 +175,7 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally.start = round(env.now)
         tiles_start = env.now
         channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
+        busy_before = chip.memory.channel_busy_until(env.now) if chip.timeline is not None else []
         boxes, chunks = chip.trace.boxes(index)
         dynamic = chip.trace.work(index).dynamic
         tiles_done = _run_boxes(chip, boxes, chunks, tally, dynamic)
@@ -185,21 +186,32 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
         tally.end = round(env.now)
         if chip.timeline is not None:
-            _record_kernel(chip, kernel, tiles_start, channels_before)
+            _record_kernel(chip, kernel, tiles_start, channels_before, busy_before)
         if chip.on_kernel is not None:
             chip.on_kernel(index + 1, len(chip.tallies))
     # the final write-backs count as traffic; in steady state they overlap the next iteration
     chip.memory.flush(env.now)
 
 
-def _record_kernel(chip: _Chip, kernel: Kernel, start: float, channels_before: list[float]) -> None:
+def _record_kernel(
+    chip: _Chip,
+    kernel: Kernel,
+    start: float,
+    channels_before: list[float],
+    busy_before: list[float],
+) -> None:
     assert chip.timeline is not None
+    now = chip.env.now
     moved = tuple(
         after - before
         for after, before in zip(chip.memory.channel_bytes(), channels_before, strict=True)
     )
+    busy = tuple(
+        after - before
+        for after, before in zip(chip.memory.channel_busy_until(now), busy_before, strict=True)
+    )
     chip.timeline.kernel(
-        kernel.name, kernel.phase.value, start, chip.env.now, moved, chip.memory.llc_used_bytes()
+        kernel.name, kernel.phase.value, start, now, moved, chip.memory.llc_used_bytes(), busy
     )
 
 

@@ -63,9 +63,16 @@ def test_trace_events_are_consistent_with_the_run() -> None:
     occupancy = [event["args"]["held"] for event in events if event["name"].startswith("LLC")]
     assert len(occupancy) == len(run.kernels)
     assert 0 < max(occupancy) <= machine.llc.size_bytes / 2**20
-    bandwidth = [event for event in events if event["name"].startswith("DRAM")]
+    bandwidth = [event for event in events if event["name"].startswith("DRAM bandwidth")]
     assert len(bandwidth) == len(run.kernels) + 1  # and a closing zero
     assert set(bandwidth[0]["args"]) == {f"channel {i}" for i in range(machine.dram.channels)}
+    # a channel is busy at most the whole of a kernel's span, and busy when it moved bytes
+    busy = [event for event in events if event["name"].startswith("DRAM channel busy")]
+    assert len(busy) == len(run.kernels) + 1
+    for share, rate in zip(busy, bandwidth, strict=True):
+        for channel, percent in share["args"].items():
+            assert 0 <= percent <= 100
+            assert (percent > 0) == (rate["args"][channel] > 0) or rate["args"][channel] < 0.01
 
 
 def test_many_tiles_become_one_span_per_core_and_kernel() -> None:
