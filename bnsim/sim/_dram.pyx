@@ -152,11 +152,13 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         ch.num_writes += 1
                         if ch.banks[r.bank[index]].open_row == r.row[index]:
                             ch.banks[r.bank[index]].wanted_writes += 1
+                        ch.banks[r.bank[index]].queued_writes += 1
                     else:
                         ch.reads[ch.num_reads] = index
                         ch.num_reads += 1
                         if ch.banks[r.bank[index]].open_row == r.row[index]:
                             ch.banks[r.bank[index]].wanted_reads += 1
+                        ch.banks[r.bank[index]].queued_reads += 1
                     r.admitted[index] = clock
                     issued[s] += 1
             for c in range(channels):

@@ -21,6 +21,8 @@ cdef struct Bank:
     i64 pre_ready
     int wanted_reads  # queued reads to the open row
     int wanted_writes  # queued writes to the open row
+    int queued_reads  # queued reads to this bank
+    int queued_writes
 
 
 cdef struct Channel:
@@ -222,6 +224,10 @@ cdef int column_command(Timing* t, Channel* channel, Requests* r, i64 clock) noe
     cdef int length, position, index, i
     cdef Bank* bank
     cdef bint write
+    # no column command goes before the last one's tCCD_S, nor before the bus is free for it
+    if clock < channel.column_ready_s or clock < channel.bus_free - (
+            t.cwl if channel.draining else t.cl):
+        return 0
     queue = served(channel, channel.draining, &length)
     for position in range(length):
         index = queue[position]
@@ -241,8 +247,10 @@ cdef int column_command(Timing* t, Channel* channel, Requests* r, i64 clock) noe
             r.done[index] = column(t, channel, bank, r.rank[index], r.group[index], clock, write)
             if write:
                 bank.wanted_writes -= 1
+                bank.queued_writes -= 1
             else:
                 bank.wanted_reads -= 1
+                bank.queued_reads -= 1
             for i in range(position, length - 1):
                 queue[i] = queue[i + 1]
             if channel.draining:
@@ -285,9 +293,9 @@ cdef void row_command(Timing* t, Channel* channel, Requests* r, i64 clock) noexc
 cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int write_high,
                    int write_low) noexcept:
     """A clock after `clock` before which this channel can issue nothing (NEVER: not by itself)."""
-    cdef i64 soonest = NEVER, at, ready
-    cdef int rank, b, position, index, length
-    cdef int* queue
+    cdef i64 soonest = NEVER, at
+    cdef int rank, b, group_key, queued, hits
+    cdef bint writes
     cdef Bank* bank
     if t.trefi:
         for rank in range(t.ranks):
@@ -298,18 +306,29 @@ cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int writ
                         at = imax(at, channel.banks[b].pre_ready)
             if at < soonest:
                 soonest = at
-    queue = served(channel, drains(channel, write_high, write_low), &length)
-    for position in range(length):
-        index = queue[position]
-        bank = &channel.banks[r.bank[index]]
-        if bank.open_row == r.row[index]:
-            at = column_at(t, channel, bank, r.rank[index], r.group[index], r.write[index])
-        elif bank.open_row < 0:
-            at = activate_at(t, channel, bank, r.rank[index], r.group[index] % t.groups)
-        elif not row_still_wanted(bank, queue == channel.writes):
-            at = bank.pre_ready
-        else:
-            continue  # the open row's requests go first: they are candidates themselves
-        if at < soonest:
-            soonest = at
+    # bank by bank, what its queued requests of the direction served may do first: the ones that
+    # hit its open row a column command, the others an ACT or a PRE (the same clock for all of a
+    # bank's requests of a kind, so one look per bank does for each of them)
+    writes = drains(channel, write_high, write_low)
+    for b in range(t.ranks * t.banks_per_rank):
+        bank = &channel.banks[b]
+        queued = bank.queued_writes if writes else bank.queued_reads
+        if not queued:
+            continue
+        group_key = b // t.banks_per_group
+        rank = group_key // t.groups
+        hits = bank.wanted_writes if writes else bank.wanted_reads
+        if bank.open_row >= 0 and hits:
+            at = column_at(t, channel, bank, rank, group_key, writes)
+            if at < soonest:
+                soonest = at
+        if queued > (hits if bank.open_row >= 0 else 0):
+            if bank.open_row < 0:
+                at = activate_at(t, channel, bank, rank, group_key % t.groups)
+            elif not hits:
+                at = bank.pre_ready
+            else:
+                continue  # the open row's requests go first: they are candidates themselves
+            if at < soonest:
+                soonest = at
     return imax(soonest, clock + 1)
