@@ -53,27 +53,24 @@ def _scheme_events(pid: int, timeline: Timeline) -> list[dict[str, Any]]:
             event = _span(pid, core + 1, name, phase, at(start), at(end) - at(start))
             event["args"]["tiles"] = int(count)
             events.append(event)
-    for start, end, moved in timeline.channel_bytes:
-        seconds = (end - start) / timeline.clock_hz
-        bandwidth = {
-            f"channel {index}": round(amount / seconds / 1e9, 3) if seconds > 0 else 0.0
-            for index, amount in enumerate(moved)
-        }
-        events.append(_counter(pid, "DRAM bandwidth (GB/s)", at(start), bandwidth))
-    if timeline.channel_bytes:
-        last_end = timeline.channel_bytes[-1][1]
-        zeros = {f"channel {index}": 0.0 for index in range(len(timeline.channel_bytes[0][2]))}
-        events.append(_counter(pid, "DRAM bandwidth (GB/s)", at(last_end), zeros))
-    for start, end, busy in timeline.channel_busy:
-        share = {
-            f"channel {index}": round(100 * cycles / (end - start), 1) if end > start else 0.0
-            for index, cycles in enumerate(busy)
-        }
-        events.append(_counter(pid, "DRAM channel busy (%)", at(start), share))
-    if timeline.channel_busy:
-        last_end = timeline.channel_busy[-1][1]
-        zeros = {f"channel {index}": 0.0 for index in range(len(timeline.channel_busy[0][2]))}
-        events.append(_counter(pid, "DRAM channel busy (%)", at(last_end), zeros))
+    # per kernel and channel, an amount over the kernel's span: bytes per second in GB/s, busy
+    # cycles per cycle in percent
+    series = (
+        ("DRAM bandwidth (GB/s)", timeline.channel_bytes, timeline.clock_hz / 1e9, 3),
+        ("DRAM channel busy (%)", timeline.channel_busy, 100.0, 1),
+    )
+    for name, records, scale, digits in series:
+        for start, end, amounts in records:
+            values = {
+                f"channel {index}": round(amount * scale / (end - start), digits)
+                if end > start
+                else 0.0
+                for index, amount in enumerate(amounts)
+            }
+            events.append(_counter(pid, name, at(start), values))
+        if records:  # each series ends at zero when the last kernel does
+            zeros = {f"channel {index}": 0.0 for index in range(len(records[0][2]))}
+            events.append(_counter(pid, name, at(records[-1][1]), zeros))
     for cycle, held in timeline.llc_bytes:
         events.append(_counter(pid, "LLC occupancy (MiB)", at(cycle), {"held": held / 2**20}))
     return events
