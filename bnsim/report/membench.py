@@ -8,7 +8,7 @@ from typing import Any
 
 from bnsim import units
 from bnsim.report.tables import text_table
-from bnsim.sim.membench import MembenchResult
+from bnsim.sim.membench import ELEMENT_BYTES, MembenchResult
 
 
 def describe_membench(
@@ -19,7 +19,7 @@ def describe_membench(
     first = results[0]
     lines = [
         f"bnsim membench: {machine_name}, {first.cores} cores, arrays of "
-        f"{units.bytes_text(first.array_bytes)} (8-byte elements), non-temporal stores; "
+        f"{units.bytes_text(first.array_bytes)} ({ELEMENT_BYTES}-byte elements), non-temporal stores; "
         f"DRAM peak {units.bandwidth_text(peak_bytes_per_second)}",
         "",
     ]
