@@ -19,8 +19,8 @@ def describe_membench(
     first = results[0]
     lines = [
         f"bnsim membench: {machine_name}, {first.cores} cores, arrays of "
-        f"{units.bytes_text(first.array_bytes)} ({ELEMENT_BYTES}-byte elements), non-temporal stores; "
-        f"DRAM peak {units.bandwidth_text(peak_bytes_per_second)}",
+        f"{units.bytes_text(first.array_bytes)} ({ELEMENT_BYTES}-byte elements), non-temporal "
+        f"stores; DRAM peak {units.bandwidth_text(peak_bytes_per_second)}",
         "",
     ]
     header = [
