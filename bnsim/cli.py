@@ -898,6 +898,11 @@ def _write_text(path: Path, text: str) -> None:
         raise
 
 
+def _add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--set KEY=VALUE`, repeatable: hardware keys overridden before validation."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -1017,13 +1022,7 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     )
     parser.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
     parser.add_argument("--image", type=_positive_int, help="input height = width in pixels")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a hardware key, e.g. --set llc.size=32MiB (repeatable)",
-    )
+    _add_overrides(parser, "override a hardware key, e.g. --set llc.size=32MiB (repeatable)")
     parser.add_argument(
         "--force",
         "--allow-slow",
@@ -1076,9 +1075,7 @@ def _add_sweep(commands: Any) -> None:
         "values v1,v2,... or a range START..STOP*FACTOR or START..STOP+STEP "
         "(e.g. llc.size=2MiB..64MiB*2)",
     )
-    sweep.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="fixed hardware override"
-    )
+    _add_overrides(sweep, "fixed hardware override")
     sweep.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
     sweep.add_argument("--image", type=_positive_int, help="input height = width in pixels")
     sweep.add_argument(
@@ -1166,13 +1163,7 @@ def _add_schemes_and_verify(commands: Any) -> None:
         help="machine whose kernel library splits the kernels into the tiles verified "
         "(default: hwconfigs/cmp16.yaml)",
     )
-    check.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a hardware key of --hw (repeatable)",
-    )
+    _add_overrides(check, "override a hardware key of --hw (repeatable)")
     check.add_argument("--seed", type=int, default=0, help="seed of data, weights and tile order")
     check.add_argument(
         "--width-divisor",
@@ -1208,12 +1199,8 @@ def _add_membench(commands: Any) -> None:
     bench.add_argument(
         "--cores", type=_positive_int, default=None, help="cores that run it (default: all)"
     )
-    bench.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a hardware key, e.g. --set cores.prefetch.distance=0 (repeatable)",
+    _add_overrides(
+        bench, "override a hardware key, e.g. --set cores.prefetch.distance=0 (repeatable)"
     )
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.set_defaults(handler=_membench)
@@ -1225,13 +1212,7 @@ def _add_hw(commands: Any) -> None:
     hw_commands = hw.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
     show = hw_commands.add_parser("show", help="print the resolved machine with derived peaks")
     show.add_argument("file", help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
-    show.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key before validation, e.g. --set llc.size=32MiB (repeatable)",
-    )
+    _add_overrides(show, "override a key before validation, e.g. --set llc.size=32MiB (repeatable)")
     show.add_argument("--json", action="store_true", help="print the resolved machine as JSON")
     show.set_defaults(handler=_hw_show)
     keys = hw_commands.add_parser("keys", help="every config key with its unit and meaning")
