@@ -83,12 +83,17 @@ class DRAMDevice:
 
 @dataclass(frozen=True, slots=True)
 class Controller:
-    """A channel controller's queues, and the sources' windows."""
+    """A channel controller's queues, and the sources' windows.
 
-    read_queue: int = 32  # requests the read queue holds
-    write_queue: int = 64  # requests the write queue holds
+    Either writes wait in a queue of their own, drained between the watermarks while reads wait,
+    or (`shared`) reads and writes wait in the read queue together and FR-FCFS serves them alike.
+    """
+
+    read_queue: int = 32  # requests the read queue holds (shared: all requests)
+    write_queue: int = 64  # requests the write queue holds (unused when shared)
     write_high: int = 54  # a write drain starts at this many queued writes ...
     write_low: int = 32  # ... and ends at this many
+    shared: bool = False  # one queue for reads and writes, no write drains
     window: int = 0  # requests a source keeps in flight (0: no limit)
     loop_clocks: int = 0  # from a release to the arrival of the request it lets go
 

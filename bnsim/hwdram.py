@@ -72,9 +72,18 @@ class DRAMDeviceConfig(ConfigModel):
     )
 
 
-class ControllerConfig(ConfigModel):
-    """A channel controller's queues."""
+_SEPARATE_KEYS = ("read_queue", "write_queue", "write_high", "write_low")
 
+
+class ControllerConfig(ConfigModel):
+    """A channel controller's queues: one shared by reads and writes (`queue`), or a read queue
+    and a write queue drained between two watermarks."""
+
+    queue: Count | None = Field(
+        default=None,
+        description="requests its one queue holds, reads and writes together, served alike by "
+        "FR-FCFS with no write drains (instead of the four keys below)",
+    )
     read_queue: Count = Field(default=32, description="requests its read queue holds")
     write_queue: Count = Field(default=64, description="requests its write queue holds")
     write_high: Count = Field(default=54, description="queued writes at which a write drain starts")
@@ -135,7 +144,13 @@ class DRAMConfig(ConfigModel):
                 f"read from a closed bank (tRCD + CL + a burst = {device_read_s * 1e9:.4g}ns)"
             )
         controller = self.controller
-        if max(controller.read_queue, controller.write_queue) > MAX_QUEUE:
+        separate = sorted(set(_SEPARATE_KEYS) & controller.model_fields_set)
+        if controller.queue is not None and separate:
+            raise ValueError(
+                f"controller: queue (one queue for reads and writes) or {', '.join(separate)} "
+                "(a write queue of its own), not both"
+            )
+        if max(controller.queue or 0, controller.read_queue, controller.write_queue) > MAX_QUEUE:
             raise ValueError(f"controller: queues of at most {MAX_QUEUE} requests, please")
         if not controller.write_low < controller.write_high <= controller.write_queue:
             raise ValueError(
@@ -189,6 +204,13 @@ class DRAMConfig(ConfigModel):
 
     def controller_settings(self, window: int = 0, loop_clocks: int = 0) -> Controller:
         """The controllers' queues, with sources of `window` requests in flight."""
+        if self.controller.queue is not None:
+            return Controller(
+                read_queue=self.controller.queue,
+                shared=True,
+                window=window,
+                loop_clocks=loop_clocks,
+            )
         return Controller(
             read_queue=self.controller.read_queue,
             write_queue=self.controller.write_queue,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -49,10 +49,17 @@ def describe_keys(
             continue
         unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
         annotation = field.annotation
+        arguments = getattr(annotation, "__args__", ())
+        if type(None) in arguments:  # an optional key: its type is the other one
+            annotation = next(argument for argument in arguments if argument is not type(None))
+            if get_origin(annotation) is Annotated:
+                annotation = get_args(annotation)[0]
         type_name = getattr(annotation, "__name__", str(annotation))
         if getattr(annotation, "__origin__", None) is Literal:
             type_name = " | ".join(str(arg) for arg in getattr(annotation, "__args__", ()))
         default = "" if field.is_required() else repr(field.default)
+        if field.default is None and not field.is_required():
+            default = "none"
         yield KeyDoc(
             path=key,
             type_name=type_name,

@@ -29,6 +29,14 @@ cdef inline void catch_up(Channel* channel, i64 clock, int write_high, int write
         channel.settled = True
 
 
+cdef inline bint queue_full(Channel* channel, bint write_queue_of_its_own, int read_queue,
+                            int write_queue) noexcept:
+    """Whether the queue a request joins (the write queue, or the read or shared one) is full."""
+    if write_queue_of_its_own:
+        return channel.num_writes >= write_queue
+    return channel.num_reads >= read_queue
+
+
 cdef i64 ready_at(Requests* r, int* program, int position, int window, i64 loop_clocks) noexcept:
     """The earliest clock a source's request at `position` of its program may enter a queue."""
     cdef int index = program[position], released
@@ -53,6 +61,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     cdef Requests r
     cdef Channel* state
     cdef Channel* ch
+    cdef Bank* bank_of
     cdef int n = arrival.shape[0], i, c, s, num_sources = 0, position, index
     cdef int read_queue = controller.read_queue, write_queue = controller.write_queue
     cdef int window = controller.window
@@ -70,6 +79,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     t.ranks, t.groups, t.banks_per_group = device.ranks, device.bank_groups, device.banks_per_group
     t.banks_per_rank = t.groups * t.banks_per_group
     t.split_commands = device.split_commands
+    t.shared = controller.shared
     for i in range(n):
         if source[i] + 1 > num_sources:
             num_sources = source[i] + 1
@@ -142,23 +152,23 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         break
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
-                    if (ch.num_writes >= write_queue if r.write[index]
-                            else ch.num_reads >= read_queue):
+                    if queue_full(ch, r.write[index] and not t.shared, read_queue, write_queue):
                         break  # in order: the source's later requests wait behind this one
                     catch_up(ch, clock, write_high, write_low)
                     ch.joined = True
-                    if r.write[index]:
+                    if r.write[index] and not t.shared:
                         ch.writes[ch.num_writes] = index
                         ch.num_writes += 1
-                        if ch.banks[r.bank[index]].open_row == r.row[index]:
-                            ch.banks[r.bank[index]].wanted_writes += 1
-                        ch.banks[r.bank[index]].queued_writes += 1
                     else:
                         ch.reads[ch.num_reads] = index
                         ch.num_reads += 1
-                        if ch.banks[r.bank[index]].open_row == r.row[index]:
-                            ch.banks[r.bank[index]].wanted_reads += 1
-                        ch.banks[r.bank[index]].queued_reads += 1
+                    bank_of = &ch.banks[r.bank[index]]
+                    if r.write[index]:
+                        bank_of.queued_writes += 1
+                        bank_of.wanted_writes += bank_of.open_row == r.row[index]
+                    else:
+                        bank_of.queued_reads += 1
+                        bank_of.wanted_reads += bank_of.open_row == r.row[index]
                     r.admitted[index] = clock
                     issued[s] += 1
             for c in range(channels):
@@ -185,7 +195,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         continue
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
-                    if (ch.num_writes >= write_queue if r.write[index] else ch.num_reads >= read_queue):
+                    if queue_full(ch, r.write[index] and not t.shared, read_queue, write_queue):
                         continue  # it waits for a command of that channel
                     at = ready_at(&r, &programs[first[s]], position, window, loop_clocks)
                     at = imax(at, clock + 1)

@@ -12,6 +12,7 @@ cdef struct Timing:
     i64 twtr_s, twtr_l, twr, trtp, trfc, trefi, turnaround, burst
     int ranks, groups, banks_per_group, banks_per_rank
     bint split_commands
+    bint shared  # reads and writes in one queue (`reads`), served together
 
 
 cdef struct Bank:
@@ -26,7 +27,7 @@ cdef struct Bank:
 
 
 cdef struct Channel:
-    int* reads  # request indices, oldest first
+    int* reads  # request indices, oldest first (a shared queue: writes too)
     int* writes
     int num_reads, num_writes
     bint draining
@@ -185,8 +186,10 @@ cdef inline int* served(Channel* channel, bint writes, int* length) noexcept:
     return channel.reads
 
 
-cdef inline bint row_still_wanted(Bank* bank, bint writes) noexcept:
-    """Whether a queued request of this direction hits the bank's open row."""
+cdef inline bint row_still_wanted(Timing* t, Bank* bank, bint writes) noexcept:
+    """Whether a request of the queue being served hits the bank's open row."""
+    if t.shared:
+        return bank.wanted_reads + bank.wanted_writes > 0
     return (bank.wanted_writes if writes else bank.wanted_reads) > 0
 
 
@@ -195,9 +198,12 @@ cdef void count_wanted(Channel* channel, Requests* r, int number) noexcept:
     cdef Bank* bank = &channel.banks[number]
     cdef int i
     bank.wanted_reads = bank.wanted_writes = 0
-    for i in range(channel.num_reads):
+    for i in range(channel.num_reads):  # a shared queue holds writes too
         if r.bank[channel.reads[i]] == number and r.row[channel.reads[i]] == bank.open_row:
-            bank.wanted_reads += 1
+            if r.write[channel.reads[i]]:
+                bank.wanted_writes += 1
+            else:
+                bank.wanted_reads += 1
     for i in range(channel.num_writes):
         if r.bank[channel.writes[i]] == number and r.row[channel.writes[i]] == bank.open_row:
             bank.wanted_writes += 1
@@ -226,7 +232,7 @@ cdef int column_command(Timing* t, Channel* channel, Requests* r, i64 clock) noe
     cdef bint write
     # no column command goes before the last one's tCCD_S, nor before the bus is free for it
     if clock < channel.column_ready_s or clock < channel.bus_free - (
-            t.cwl if channel.draining else t.cl):
+            imax(t.cwl, t.cl) if t.shared else t.cwl if channel.draining else t.cl):
         return 0
     queue = served(channel, channel.draining, &length)
     for position in range(length):
@@ -280,7 +286,7 @@ cdef void row_command(Timing* t, Channel* channel, Requests* r, i64 clock) noexc
                 count_wanted(channel, r, r.bank[index])
                 return
         elif (bank.open_row != r.row[index]
-                and not row_still_wanted(bank, channel.draining)
+                and not row_still_wanted(t, bank, channel.draining)
                 and clock >= bank.pre_ready):
             if r.kind[index] == 0:
                 r.kind[index] = 3
@@ -312,16 +318,24 @@ cdef i64 next_move(Timing* t, Channel* channel, Requests* r, i64 clock, int writ
     writes = drains(channel, write_high, write_low)
     for b in range(t.ranks * t.banks_per_rank):
         bank = &channel.banks[b]
-        queued = bank.queued_writes if writes else bank.queued_reads
+        if t.shared:
+            queued = bank.queued_reads + bank.queued_writes
+        else:
+            queued = bank.queued_writes if writes else bank.queued_reads
         if not queued:
             continue
         group_key = b // t.banks_per_group
         rank = group_key // t.groups
-        hits = bank.wanted_writes if writes else bank.wanted_reads
-        if bank.open_row >= 0 and hits:
-            at = column_at(t, channel, bank, rank, group_key, writes)
-            if at < soonest:
-                soonest = at
+        if t.shared:
+            hits = bank.wanted_reads + bank.wanted_writes
+            if bank.open_row >= 0 and bank.wanted_reads:
+                soonest = min(soonest, column_at(t, channel, bank, rank, group_key, False))
+            if bank.open_row >= 0 and bank.wanted_writes:
+                soonest = min(soonest, column_at(t, channel, bank, rank, group_key, True))
+        else:
+            hits = bank.wanted_writes if writes else bank.wanted_reads
+            if bank.open_row >= 0 and hits:
+                soonest = min(soonest, column_at(t, channel, bank, rank, group_key, writes))
         if queued > (hits if bank.open_row >= 0 else 0):
             if bank.open_row < 0:
                 at = activate_at(t, channel, bank, rank, group_key % t.groups)

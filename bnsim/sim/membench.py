@@ -1,8 +1,8 @@
 """STREAM on the simulated machine: copy, scale, add, triad and a read-only sum, DRAM-timed.
 
 As STREAM (McCalpin, 1995) runs them: arrays of 8-byte elements, each at least four times the
-last-level cache (so every access goes to DRAM), split into equal contiguous shares over the cores
-(OpenMP's static schedule), each core walking its share line by line: the kernel's input lines, then
+last-level cache (so every access goes to DRAM), split over the cores as the machine's library
+splits a loop (`line_of_turn`), each core walking its lines in order: the kernel's input lines, then
 its output line, stored non-temporally (streaming stores, as Intel's compiler builds STREAM for the
 figures Intel publishes: no read for ownership). A core keeps at most its window of line requests in
 flight (bnsim.sim.mlp); the DRAM model (bnsim.sim.dram) times every burst. The rate is STREAM's:
@@ -20,6 +20,7 @@ from bnsim.sim.dram import ChannelStats, simulate_arrays
 from bnsim.sim.mlp import core_window, loop_clocks
 
 ELEMENT_BYTES = 8  # STREAM's doubles
+GPU_BLOCK_ELEMENTS = 1024  # BabelStream's CUDA thread block: 1024 threads, one element each
 # kernel → (input arrays, output array); STREAM's a, b, c are 0, 1, 2
 KERNELS: dict[str, tuple[tuple[int, ...], int | None]] = {
     "copy": ((0,), 2),  # c = a
@@ -68,6 +69,19 @@ def default_array_bytes(machine: Machine) -> int:
     return -(-4 * machine.llc.size_bytes // quantum) * quantum
 
 
+def line_of_turn(
+    machine: Machine, core: np.ndarray, turn: np.ndarray, cores: int, lines_per_core: int
+) -> np.ndarray:
+    """The array line a core works on at its `turn`-th line, as the machine's library splits a
+    loop over cores: a CPU's OpenMP static schedule gives each core one contiguous share; a GPU
+    deals blocks of threads (BabelStream's 1024 threads, one element each) to the SMs in turn, as
+    its block scheduler hands equal blocks to SMs as they free up."""
+    if machine.compute.library != "cudnn":
+        return np.asarray(core * lines_per_core + turn)
+    block = max(1, GPU_BLOCK_ELEMENTS * ELEMENT_BYTES // machine.llc.block_bytes)
+    return np.asarray(((turn // block) * cores + core) * block + turn % block)
+
+
 def run_kernel(
     machine: Machine, kernel: str, array_bytes: int | None = None, cores: int | None = None
 ) -> MembenchResult:
@@ -92,8 +106,8 @@ def run_kernel(
     lines_per_core = size // line // cores
     per_line = len(arrays) * bursts_per_line  # a core's requests for one line of the kernel
     core = np.repeat(np.arange(cores, dtype=np.int64), lines_per_core * per_line)
-    line_index = np.tile(np.repeat(np.arange(lines_per_core, dtype=np.int64), per_line), cores)
-    line_index += core * lines_per_core
+    turn = np.tile(np.repeat(np.arange(lines_per_core, dtype=np.int64), per_line), cores)
+    line_index = line_of_turn(machine, core, turn, cores, lines_per_core)
     array = np.tile(np.repeat(np.array(arrays, dtype=np.int64), bursts_per_line), lines_per_core)
     array = np.tile(array, cores)
     burst = np.tile(

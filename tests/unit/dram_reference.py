@@ -97,8 +97,9 @@ def simulate_requests(
             while issued[number] < len(program) and ready(program, issued[number]) <= clock:
                 index = program[issued[number]]
                 channel = state[where[index].channel]
-                queue = channel.writes if requests[index].write else channel.reads
-                depth = controller.write_queue if requests[index].write else controller.read_queue
+                separate = requests[index].write and not controller.shared
+                queue = channel.writes if separate else channel.reads
+                depth = controller.write_queue if separate else controller.read_queue
                 if len(queue) >= depth:
                     break  # in order: the source's later requests wait behind this one
                 queue.append(index)
@@ -191,8 +192,8 @@ def _row_command(
     where: Sequence[Location],
     kind: list[str],
 ) -> None:
-    """The oldest request whose ACT or PRE can go now; a PRE never closes a row that a queued
-    request of this direction still hits."""
+    """The oldest request whose ACT or PRE can go now; a PRE never closes a row that a request of
+    the queue being served still hits."""
     open_rows = {(_bank(device, where[index]), where[index].row) for index in queue}
     for index in queue:
         spot = where[index]

@@ -140,6 +140,21 @@ def test_a_read_after_a_write_waits_twtr_after_the_write_data() -> None:
     assert outcome.channels[0].turnarounds == 1
 
 
+def test_a_shared_queue_serves_a_write_to_the_open_row_before_an_older_conflict() -> None:
+    """A read of row 0, a read of row 1 of the same bank, a write to row 0. Shared: the write hits
+    row 0 (WR at max(tCCD_L 19 + 7, bus 42 + turnaround 2 - CWL 14) = 30, data to 48), so row 0
+    stays open until tWR after it: PRE 68, ACT 87, RD 106, data to 129. Separate queues: the
+    write waits while a read is queued (PRE 43, ACT 62, RD 81, data to 104), then finds row 1
+    open: PRE at tRAS after the ACT (105), ACT 124, WR 143, data to 161."""
+    requests = [Request(0, 0, False), Request(0, ROW, False), Request(0, 64, True)]
+    shared = run(requests, shared=True)
+    assert shared.done == (42, 129, 48)
+    assert (shared.channels[0].row_hits, shared.channels[0].row_conflicts) == (1, 1)
+    separate = run(requests)
+    assert separate.done == (42, 104, 161)
+    assert (separate.channels[0].row_hits, separate.channels[0].row_conflicts) == (0, 2)
+
+
 def test_twtr_holds_within_a_rank_only() -> None:
     """The write of the test above on rank 0, the read on rank 1 (other rank, no tWTR): the read's
     ACT waits for the drain (clock 20), its RD for tRCD (39), its data only for the bus (58 after
@@ -278,7 +293,7 @@ def test_no_stream_beats_the_bus_or_the_device(requests, ranks: int, permute: bo
     ),
     st.integers(1, 2),
     st.integers(1, 3),
-    st.sampled_from([(32, 24, 8), (4, 3, 1), (8, 2, 0)]),
+    st.sampled_from([(32, 24, 8), (4, 3, 1), (8, 2, 0), (32, 0, 0), (4, 0, 0)]),
     st.integers(0, 5),
     st.integers(0, 40),
     st.booleans(),
@@ -294,13 +309,18 @@ def test_the_compiled_model_times_random_streams_as_the_reference_does(
     refresh: bool,
     split: bool,
 ) -> None:
-    """Sources with windows, small queues that fill, two ranks, three channels, refreshes every
-    few hundred clocks, one command bus or two: every completion clock and statistic is the
-    reference's."""
+    """Sources with windows, small queues that fill (a write queue of their own, or one queue
+    shared by reads and writes: high 0), two ranks, three channels, refreshes every few hundred
+    clocks, one command bus or two: every completion clock and statistic is the reference's."""
     device = dataclasses.replace(
         DDR4_2666, ranks=ranks, trfc=60, trefi=300 if refresh else 0, split_commands=split
     )
     depth, high, low = queues
+    queue_keys = (
+        {"shared": True}
+        if high == 0
+        else {"write_queue": depth, "write_high": high, "write_low": low}
+    )
     stream = [Request(arrival, address // 64 * 64, write, source)
               for arrival, address, write, source in requests]  # fmt: skip
     outcome = run(
@@ -309,9 +329,7 @@ def test_the_compiled_model_times_random_streams_as_the_reference_does(
         GROUP_INTERLEAVED,
         channels,
         read_queue=depth,
-        write_queue=depth,
-        write_high=high,
-        write_low=low,
+        **queue_keys,
         window=window,
         loop_clocks=loop_clocks,
     )  # fmt: skip  (run checks the two models identical)
@@ -331,13 +349,16 @@ def cnn_like(cores: int, lines: int, arrays: int) -> list[Request]:
     return requests
 
 
-@pytest.mark.parametrize(("window", "permute"), [(10, False), (10, True), (4, True)])
+@pytest.mark.parametrize(
+    ("window", "permute", "shared"),
+    [(10, False, False), (10, True, False), (4, True, False), (10, True, True)],
+)
 def test_the_compiled_model_times_cnn_like_streams_as_the_reference_does(
-    window: int, permute: bool
+    window: int, permute: bool, shared: bool
 ) -> None:
     outcome = run(
         cnn_like(cores=4, lines=300, arrays=2), DDR4_2666, GROUP_INTERLEAVED, 2,
-        permute_banks=permute, window=window, loop_clocks=60,
+        permute_banks=permute, window=window, loop_clocks=60, shared=shared,
     )  # fmt: skip
     assert sum(stats.reads for stats in outcome.channels) == 4 * 300 * 2
 
