@@ -24,6 +24,7 @@ from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
     from bnsim.crosscheck import TimedRun
+    from bnsim.dramdevice import Controller
     from bnsim.hw import Machine
     from bnsim.point import Point, Progress
     from bnsim.result import RunResult
@@ -218,6 +219,7 @@ def describe_machine(machine: Machine) -> str:
             f"rows, {units.format_frequency(device.clock_hz)}, CL-tRCD-tRP "
             f"{device.timing.cl}-{device.timing.trcd}-{device.timing.trp}",
         ],
+        ["dram controller", _controller_text(dram.controller_settings())],
         [
             "dram sustained",
             ", ".join(
@@ -249,6 +251,20 @@ def describe_machine(machine: Machine) -> str:
     )
     lines.append(f"  rates from: {machine.compute.source}")
     return "\n".join(lines)
+
+
+def _controller_text(controller: Controller) -> str:
+    """One line on a channel controller's queues (in bursts)."""
+    if controller.shared:
+        queues = f"one FR-FCFS queue of {controller.read_queue} bursts, reads and writes together"
+    else:
+        queues = (
+            f"read queue {controller.read_queue} bursts, write queue {controller.write_queue} "
+            f"bursts drained from {controller.write_high} to {controller.write_low}"
+        )
+    if controller.miss_queue:
+        return f"{queues}; {controller.miss_queue} bursts may wait in front (miss queue)"
+    return f"{queues}; no miss queue"
 
 
 def _hw_keys(args: argparse.Namespace) -> int:

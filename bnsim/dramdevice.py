@@ -87,6 +87,8 @@ class Controller:
 
     Either writes wait in a queue of their own, drained between the watermarks while reads wait,
     or (`shared`) reads and writes wait in the read queue together and FR-FCFS serves them alike.
+    A request whose queue is full waits in the channel's miss queue (the LLC's queue of misses
+    bound for the channel), oldest first, if it has room; else its source waits with it.
     """
 
     read_queue: int = 32  # requests the read queue holds (shared: all requests)
@@ -94,6 +96,7 @@ class Controller:
     write_high: int = 54  # a write drain starts at this many queued writes ...
     write_low: int = 32  # ... and ends at this many
     shared: bool = False  # one queue for reads and writes, no write drains
+    miss_queue: int = 0  # requests that may wait, in order, in front of full queues
     window: int = 0  # requests a source keeps in flight (0: no limit)
     loop_clocks: int = 0  # from a release to the arrival of the request it lets go
 
@@ -113,8 +116,11 @@ class Controller:
                 f"write_high: need 0 <= write_low ({self.write_low}) < write_high "
                 f"({self.write_high}) <= write_queue ({self.write_queue})"
             )
-        if self.window < 0 or self.loop_clocks < 0:
-            raise ValueError("window, loop_clocks: must be at least 0")
+        if self.window < 0 or self.loop_clocks < 0 or not 0 <= self.miss_queue <= MAX_QUEUE:
+            raise ValueError(
+                f"window, loop_clocks, miss_queue: must be at least 0 (miss_queue at most "
+                f"{MAX_QUEUE})"
+            )
 
 
 @dataclass(frozen=True, slots=True)

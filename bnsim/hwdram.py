@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from bnsim import units
 from bnsim.dramdevice import MAX_QUEUE, Controller, DRAMDevice, channel_interleave_bytes
@@ -90,6 +90,23 @@ class ControllerConfig(ConfigModel):
     write_low: int = Field(
         default=32, ge=0, strict=True, description="queued writes at which it ends"
     )
+    miss_queue: int = Field(
+        default=0,
+        ge=0,
+        strict=True,
+        description="requests bound for the channel that may wait, oldest first, in front of its "
+        "full queue (the last-level cache's queue of misses), so that their cores' later requests "
+        "to other channels go on; 0: a core waits with its request",
+    )
+
+    @model_serializer(mode="wrap")
+    def _only_the_queues_in_use(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A shared queue's document leaves out the separate queues' keys (they would conflict)."""
+        document = handler(self)
+        if self.queue is not None:
+            for key in _SEPARATE_KEYS:
+                document.pop(key, None)
+        return document
 
 
 _REMOVED = {
@@ -150,7 +167,15 @@ class DRAMConfig(ConfigModel):
                 f"controller: queue (one queue for reads and writes) or {', '.join(separate)} "
                 "(a write queue of its own), not both"
             )
-        if max(controller.queue or 0, controller.read_queue, controller.write_queue) > MAX_QUEUE:
+        if (
+            max(
+                controller.queue or 0,
+                controller.miss_queue,
+                controller.read_queue,
+                controller.write_queue,
+            )
+            > MAX_QUEUE
+        ):
             raise ValueError(f"controller: queues of at most {MAX_QUEUE} requests, please")
         if not controller.write_low < controller.write_high <= controller.write_queue:
             raise ValueError(
@@ -208,6 +233,7 @@ class DRAMConfig(ConfigModel):
             return Controller(
                 read_queue=self.controller.queue,
                 shared=True,
+                miss_queue=self.controller.miss_queue,
                 window=window,
                 loop_clocks=loop_clocks,
             )
@@ -216,6 +242,7 @@ class DRAMConfig(ConfigModel):
             write_queue=self.controller.write_queue,
             write_high=self.controller.write_high,
             write_low=self.controller.write_low,
+            miss_queue=self.controller.miss_queue,
             window=window,
             loop_clocks=loop_clocks,
         )

@@ -2,7 +2,8 @@
 """DRAM timing, compiled: bnsim.sim.dram's clock-by-clock model, skipping clocks where nothing happens.
 
 The rules are the reference's (tests/unit/dram_reference.py), in the same order, on C arrays (one
-channel's state and rules: _dramchannel.pxi): per clock, admission of arrivals into the queues, then
+channel's state and rules: _dramchannel.pxi): per clock, the miss queues' heads into the controller
+queues as they have room, admission of arrivals into the queues (or the miss queue), then
 per channel a refresh, the write-drain decision, the oldest ready column command, else the oldest
 ready ACT or PRE. After a channel's step it works out the earliest clock at which any of its queued
 requests or refreshes could move (every timing rule is a clock before which a command cannot issue);
@@ -29,12 +30,43 @@ cdef inline void catch_up(Channel* channel, i64 clock, int write_high, int write
         channel.settled = True
 
 
-cdef inline bint queue_full(Channel* channel, bint write_queue_of_its_own, int read_queue,
+cdef inline bint queue_full(Channel* channel, Requests* r, int index, bint shared, int read_queue,
                             int write_queue) noexcept:
-    """Whether the queue a request joins (the write queue, or the read or shared one) is full."""
-    if write_queue_of_its_own:
+    """Whether the queue request `index` joins (its write queue, or the read or shared one) is full."""
+    if r.write[index] and not shared:
         return channel.num_writes >= write_queue
     return channel.num_reads >= read_queue
+
+
+cdef inline bint must_wait(Channel* channel, Requests* r, int index, bint shared, int read_queue,
+                           int write_queue) noexcept:
+    """Whether request `index`, arriving now, goes to the miss queue: others wait there before it,
+    or its controller queue is full."""
+    return channel.num_waiting > 0 or queue_full(channel, r, index, shared, read_queue, write_queue)
+
+
+cdef void enqueue(Channel* channel, Requests* r, int index, bint shared) noexcept:
+    """Put request `index` in its controller queue, and count it at its bank."""
+    cdef Bank* bank = &channel.banks[r.bank[index]]
+    if r.write[index] and not shared:
+        channel.writes[channel.num_writes] = index
+        channel.num_writes += 1
+    else:
+        channel.reads[channel.num_reads] = index
+        channel.num_reads += 1
+    if r.write[index]:
+        bank.queued_writes += 1
+        bank.wanted_writes += bank.open_row == r.row[index]
+    else:
+        bank.queued_reads += 1
+        bank.wanted_reads += bank.open_row == r.row[index]
+
+
+cdef inline bint head_fits(Channel* channel, Requests* r, bint shared, int read_queue,
+                           int write_queue) noexcept:
+    """Whether the miss queue's oldest request has room in its controller queue."""
+    return channel.num_waiting > 0 and not queue_full(
+        channel, r, channel.waiting[channel.waiting_head], shared, read_queue, write_queue)
 
 
 cdef i64 ready_at(Requests* r, int* program, int position, int window, i64 loop_clocks) noexcept:
@@ -61,10 +93,9 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
     cdef Requests r
     cdef Channel* state
     cdef Channel* ch
-    cdef Bank* bank_of
     cdef int n = arrival.shape[0], i, c, s, num_sources = 0, position, index
     cdef int read_queue = controller.read_queue, write_queue = controller.write_queue
-    cdef int window = controller.window
+    cdef int window = controller.window, miss_queue = controller.miss_queue
     cdef int write_high = controller.write_high, write_low = controller.write_low
     cdef i64 loop_clocks = controller.loop_clocks
     cdef i64 clock = 0, next_clock, at, remaining = n
@@ -125,6 +156,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
             ch = &state[c]
             ch.reads = <int*> calloc(read_queue + 1, sizeof(int))
             ch.writes = <int*> calloc(write_queue + 1, sizeof(int))
+            ch.waiting = <int*> calloc(miss_queue + 1, sizeof(int))
             ch.banks = <Bank*> calloc(t.ranks * t.banks_per_rank, sizeof(Bank))
             ch.activates = <i64*> calloc(4 * t.ranks, sizeof(i64))
             ch.num_activates = <int*> calloc(t.ranks, sizeof(int))
@@ -133,7 +165,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
             ch.read_ready_l = <i64*> calloc(t.ranks * t.groups, sizeof(i64))
             ch.read_ready_s = <i64*> calloc(t.ranks, sizeof(i64))
             ch.refresh_due = <i64*> calloc(t.ranks, sizeof(i64))
-            if not (ch.reads and ch.writes and ch.banks and ch.activates and ch.num_activates
+            if not (ch.reads and ch.writes and ch.waiting and ch.banks and ch.activates and ch.num_activates
                     and ch.last_act_group and ch.column_ready_l and ch.read_ready_l
                     and ch.read_ready_s and ch.refresh_due):
                 raise MemoryError("the DRAM model's channel state")
@@ -145,6 +177,14 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                 # ranks take turns, one refresh every tREFI / ranks (staggered)
                 ch.refresh_due[i] = t.trefi * (i + 1) // t.ranks if t.trefi else -1
         while remaining:
+            for c in range(channels):  # the miss queues move on, in order, as the queues take heads
+                ch = &state[c]
+                while head_fits(ch, &r, t.shared, read_queue, write_queue):
+                    catch_up(ch, clock, write_high, write_low)
+                    ch.joined = True
+                    enqueue(ch, &r, ch.waiting[ch.waiting_head], t.shared)
+                    ch.waiting_head = (ch.waiting_head + 1) % (miss_queue + 1)
+                    ch.num_waiting -= 1
             for s in range(num_sources):
                 while issued[s] < first[s + 1] - first[s]:
                     position = issued[s]
@@ -152,23 +192,15 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                         break
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
-                    if queue_full(ch, r.write[index] and not t.shared, read_queue, write_queue):
-                        break  # in order: the source's later requests wait behind this one
-                    catch_up(ch, clock, write_high, write_low)
-                    ch.joined = True
-                    if r.write[index] and not t.shared:
-                        ch.writes[ch.num_writes] = index
-                        ch.num_writes += 1
+                    if must_wait(ch, &r, index, t.shared, read_queue, write_queue):
+                        if ch.num_waiting >= miss_queue:
+                            break  # in order: the source's later requests wait behind this one
+                        ch.waiting[(ch.waiting_head + ch.num_waiting) % (miss_queue + 1)] = index
+                        ch.num_waiting += 1
                     else:
-                        ch.reads[ch.num_reads] = index
-                        ch.num_reads += 1
-                    bank_of = &ch.banks[r.bank[index]]
-                    if r.write[index]:
-                        bank_of.queued_writes += 1
-                        bank_of.wanted_writes += bank_of.open_row == r.row[index]
-                    else:
-                        bank_of.queued_reads += 1
-                        bank_of.wanted_reads += bank_of.open_row == r.row[index]
+                        catch_up(ch, clock, write_high, write_low)
+                        ch.joined = True
+                        enqueue(ch, &r, index, t.shared)
                     r.admitted[index] = clock
                     issued[s] += 1
             for c in range(channels):
@@ -189,13 +221,16 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                 for c in range(channels):
                     if state[c].next_at < next_clock:
                         next_clock = state[c].next_at
+                    if head_fits(&state[c], &r, t.shared, read_queue, write_queue):
+                        next_clock = clock + 1  # a command made room: the miss queue moves on
                 for s in range(num_sources):
                     position = issued[s]
                     if position == first[s + 1] - first[s]:
                         continue
                     index = programs[first[s] + position]
                     ch = &state[r.channel[index]]
-                    if queue_full(ch, r.write[index] and not t.shared, read_queue, write_queue):
+                    if (must_wait(ch, &r, index, t.shared, read_queue, write_queue)
+                            and ch.num_waiting >= miss_queue):
                         continue  # it waits for a command of that channel
                     at = ready_at(&r, &programs[first[s]], position, window, loop_clocks)
                     at = imax(at, clock + 1)
@@ -217,6 +252,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
             ch = &state[c]
             free(ch.reads)
             free(ch.writes)
+            free(ch.waiting)
             free(ch.banks)
             free(ch.activates)
             free(ch.num_activates)

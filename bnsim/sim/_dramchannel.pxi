@@ -30,6 +30,8 @@ cdef struct Channel:
     int* reads  # request indices, oldest first (a shared queue: writes too)
     int* writes
     int num_reads, num_writes
+    int* waiting  # the miss queue in front of full queues: a ring, oldest at waiting_head
+    int num_waiting, waiting_head
     bint draining
     Bank* banks  # ranks × banks_per_rank
     i64* activates  # per rank, its last four ACT clocks, oldest first

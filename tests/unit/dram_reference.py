@@ -29,6 +29,7 @@ class _Channel:
     banks: list[_Bank]
     reads: list[int] = field(default_factory=list)  # request indices, oldest first
     writes: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)  # in front of full queues, oldest first
     draining: bool = False
     activates: list[list[int]] = field(default_factory=list)  # per rank, its ACT clocks
     last_act_group: list[int] = field(default_factory=list)  # per rank: bank group of last ACT
@@ -90,18 +91,28 @@ def simulate_requests(
             at = max(at, release + controller.loop_clocks if release >= 0 else float("inf"))
         return at
 
+    def queue_of(channel: _Channel, index: int) -> list[int] | None:
+        """The controller queue request `index` joins, None while it is full."""
+        separate = requests[index].write and not controller.shared
+        queue = channel.writes if separate else channel.reads
+        depth = controller.write_queue if separate else controller.read_queue
+        return queue if len(queue) < depth else None
+
     remaining = len(requests)
     clock = 0
     while remaining:
+        for channel in state:  # the miss queue moves on, in order, as the queues take its head
+            while channel.waiting and (queue := queue_of(channel, channel.waiting[0])) is not None:
+                queue.append(channel.waiting.pop(0))
         for number, program in enumerate(sources):
             while issued[number] < len(program) and ready(program, issued[number]) <= clock:
                 index = program[issued[number]]
                 channel = state[where[index].channel]
-                separate = requests[index].write and not controller.shared
-                queue = channel.writes if separate else channel.reads
-                depth = controller.write_queue if separate else controller.read_queue
-                if len(queue) >= depth:
-                    break  # in order: the source's later requests wait behind this one
+                queue = None if channel.waiting else queue_of(channel, index)
+                if queue is None:
+                    if len(channel.waiting) >= controller.miss_queue:
+                        break  # in order: the source's later requests wait behind this one
+                    queue = channel.waiting
                 queue.append(index)
                 admitted[index] = clock
                 issued[number] += 1

@@ -155,6 +155,17 @@ def test_a_shared_queue_serves_a_write_to_the_open_row_before_an_older_conflict(
     assert (separate.channels[0].row_hits, separate.channels[0].row_conflicts) == (0, 2)
 
 
+def test_a_miss_queue_lets_a_source_s_later_requests_reach_other_channels() -> None:
+    """Read queues of one request; a source reads two bursts of channel 0's row, then one of
+    channel 1's. Without a miss queue the second waits for the first to leave its queue (RD at 19,
+    so it joins at 20 and reads at tCCD_L after, 26: done 49) and the third waits behind it, joining
+    channel 1's queue at 20 too (ACT 20, RD 39, done 62). With one place in channel 0's miss queue
+    the second waits there and the third opens its row at once (done 42)."""
+    requests = [Request(0, 0, False), Request(0, 64, False), Request(0, 8192, False)]
+    assert run(requests, channels=2, read_queue=1).done == (42, 49, 62)
+    assert run(requests, channels=2, read_queue=1, miss_queue=1).done == (42, 49, 42)
+
+
 def test_twtr_holds_within_a_rank_only() -> None:
     """The write of the test above on rank 0, the read on rank 1 (other rank, no tWTR): the read's
     ACT waits for the drain (clock 20), its RD for tRCD (39), its data only for the bus (58 after
@@ -298,6 +309,7 @@ def test_no_stream_beats_the_bus_or_the_device(requests, ranks: int, permute: bo
     st.integers(0, 40),
     st.booleans(),
     st.booleans(),
+    st.sampled_from([0, 0, 2, 16]),
 )
 def test_the_compiled_model_times_random_streams_as_the_reference_does(
     requests,
@@ -308,10 +320,12 @@ def test_the_compiled_model_times_random_streams_as_the_reference_does(
     loop_clocks: int,
     refresh: bool,
     split: bool,
+    miss_queue: int,
 ) -> None:
     """Sources with windows, small queues that fill (a write queue of their own, or one queue
-    shared by reads and writes: high 0), two ranks, three channels, refreshes every few hundred
-    clocks, one command bus or two: every completion clock and statistic is the reference's."""
+    shared by reads and writes: high 0) with or without a miss queue in front, two ranks, three
+    channels, refreshes every few hundred clocks, one command bus or two: every completion clock
+    and statistic is the reference's."""
     device = dataclasses.replace(
         DDR4_2666, ranks=ranks, trfc=60, trefi=300 if refresh else 0, split_commands=split
     )
@@ -330,6 +344,7 @@ def test_the_compiled_model_times_random_streams_as_the_reference_does(
         channels,
         read_queue=depth,
         **queue_keys,
+        miss_queue=miss_queue,
         window=window,
         loop_clocks=loop_clocks,
     )  # fmt: skip  (run checks the two models identical)
@@ -353,12 +368,14 @@ def cnn_like(cores: int, lines: int, arrays: int) -> list[Request]:
     ("window", "permute", "shared"),
     [(10, False, False), (10, True, False), (4, True, False), (10, True, True)],
 )
+@pytest.mark.parametrize("miss_queue", [0, 8])
 def test_the_compiled_model_times_cnn_like_streams_as_the_reference_does(
-    window: int, permute: bool, shared: bool
+    window: int, permute: bool, shared: bool, miss_queue: int
 ) -> None:
     outcome = run(
         cnn_like(cores=4, lines=300, arrays=2), DDR4_2666, GROUP_INTERLEAVED, 2,
         permute_banks=permute, window=window, loop_clocks=60, shared=shared,
+        miss_queue=miss_queue, read_queue=8,
     )  # fmt: skip
     assert sum(stats.reads for stats in outcome.channels) == 4 * 300 * 2
 
