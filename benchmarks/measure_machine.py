@@ -1,0 +1,210 @@
+"""Microbenchmarks of the machine this runs on, for a hardware config of it (not a test).
+
+Run: python benchmarks/measure_machine.py [--quick] [--json FILE]
+Builds the C programs of benchmarks/machine/ with gcc (-O3 -march=native -fopenmp) and prints what
+they measure, with the machine they ran on:
+
+- caches: size, ways and line of each level, from Linux's sysfs (what the processor reports);
+- FMA: sustained FP32 FLOP/s per thread with 256- and 512-bit vectors, one thread and all of them;
+- bandwidth: STREAM's kernels (copy, scale, add, triad, read-only sum) with one thread and all of
+  them, stores non-temporal and ordinary, arrays four times the last-level cache (STREAM's rule);
+- latency: a dependent-load chase through buffers that fit each cache level and one that fits none.
+
+Every value is the best of several runs (STREAM's rule for bandwidth, the least disturbed run for
+latency and FMA), because other tenants of a shared virtual machine only ever slow it down.
+`--quick` shrinks every run (to check the programs, not to measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent / "machine"
+PROGRAMS = {"stream": ["-fopenmp"], "fma": ["-fopenmp"], "latency": []}
+PROCESSOR_FIELDS = ("model name", "cpu family", "model", "stepping", "microcode")
+UNSUPPORTED = 3  # a program's exit status for a vector width the processor does not have
+KIB = 1024
+MIB = KIB * KIB
+
+
+def build(folder: Path) -> dict[str, Path]:
+    """Compile each program; raise with gcc's message if one does not build."""
+    built = {}
+    for name, flags in PROGRAMS.items():
+        binary = folder / name
+        source = str(HERE / f"{name}.c")
+        command = ["gcc", "-O3", "-march=native", *flags, source, "-o", str(binary)]
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        built[name] = binary
+    return built
+
+
+def run(binary: Path, arguments: list[object], threads: int) -> list[list[str]]:
+    """Run a program with `threads` OpenMP threads, bound one per core; its lines, split."""
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_PROC_BIND": "close"}
+    done = subprocess.run(
+        [str(binary), *map(str, arguments)],
+        check=True, capture_output=True, text=True, env=environment,
+    )  # fmt: skip
+    return [line.split() for line in done.stdout.splitlines() if line.strip()]
+
+
+def caches() -> list[dict[str, Any]]:
+    """Each cache of CPU 0 as sysfs describes it."""
+    found = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+
+        def read(name: str, folder: Path = index) -> str:
+            path = folder / name
+            return path.read_text().strip() if path.exists() else ""
+
+        size = read("size")
+        found.append(
+            {
+                "level": int(read("level") or 0),
+                "type": read("type"),
+                "size_bytes": int(size[:-1]) * KIB if size.endswith("K") else int(size or 0),
+                "ways": int(read("ways_of_associativity") or 0),
+                "line_bytes": int(read("coherency_line_size") or 0),
+                "shared_with_cpus": read("shared_cpu_list"),
+            }
+        )
+    return found
+
+
+def processor() -> dict[str, str]:
+    """The processor's name and CPUID family, model and stepping, from /proc/cpuinfo."""
+    fields = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in PROCESSOR_FIELDS and key not in fields:
+            fields[key] = value.strip()
+        if not line.strip() and fields:
+            break
+    return fields
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    threads = os.cpu_count() or 1
+    levels = caches()
+    last_level = max((cache for cache in levels if cache["type"] != "Instruction"),
+                     key=lambda cache: cache["level"])  # fmt: skip
+    array_bytes = 4 * int(last_level["size_bytes"]) if not quick else 4 * MIB
+    repeat = 10 if not quick else 2
+    fma_iterations = 200_000_000 if not quick else 1_000_000
+    loads = 50_000_000 if not quick else 100_000
+    results: dict[str, Any] = {
+        "machine": {
+            "processor": processor(),
+            "cpus": threads,
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+        },
+        "caches": levels,
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        binaries = build(Path(folder))
+        fma = []
+        for width in (256, 512):
+            for count in sorted({1, threads}):
+                try:
+                    best = max(
+                        float(run(binaries["fma"], [width, fma_iterations], count)[0][2])
+                        for _ in range(3)
+                    )
+                except subprocess.CalledProcessError as error:
+                    if error.returncode == UNSUPPORTED:
+                        continue  # no 512-bit vectors on this processor
+                    raise
+                fma.append({"width_bits": width, "threads": count, "gflops_per_thread": best})
+        results["fma"] = fma
+        bandwidth = []
+        for count in sorted({1, threads}):
+            for nontemporal in (1, 0):
+                lines = run(binaries["stream"], [array_bytes, repeat, nontemporal], count)
+                for kernel, rate, seconds in lines:
+                    bandwidth.append(
+                        {
+                            "kernel": kernel,
+                            "threads": count,
+                            "nontemporal_stores": bool(nontemporal),
+                            "array_bytes": array_bytes,
+                            "gb_per_second": float(rate),
+                            "best_seconds": float(seconds),
+                        }
+                    )
+        results["bandwidth"] = bandwidth
+        sizes = [16 * KIB, 512 * KIB, 8 * MIB, 1024 * MIB if not quick else 64 * MIB]
+        results["latency"] = [
+            {
+                "buffer_bytes": size,
+                "ns_per_load": min(
+                    float(run(binaries["latency"], [size, loads, seed], 1)[0][2])
+                    for seed in (1, 2, 3)
+                ),
+            }
+            for size in sizes
+        ]
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    cpu = machine["processor"]
+    lines = [
+        f"machine: {cpu.get('model name', '?')} (CPUID family {cpu.get('cpu family', '?')}, model "
+        f"{cpu.get('model', '?')}, stepping {cpu.get('stepping', '?')}), {machine['cpus']} CPUs, "
+        f"Linux {machine['kernel']}",
+        "",
+        "| cache | size | ways | line | shared by CPUs |",
+        "|---|---|---|---|---|",
+    ]
+    for cache in results["caches"]:
+        lines.append(
+            f"| L{cache['level']} {cache['type'].lower()} | {cache['size_bytes'] // KIB} KiB | "
+            f"{cache['ways']} | {cache['line_bytes']} B | {cache['shared_with_cpus']} |"
+        )
+    lines += ["", "| FMA vector | threads | GFLOP/s per thread |", "|---|---|---|"]
+    for entry in results["fma"]:
+        lines.append(
+            f"| {entry['width_bits']} bit | {entry['threads']} | {entry['gflops_per_thread']:.1f} |"
+        )
+    lines += ["", "| kernel | threads | stores | GB/s (STREAM's bytes) |", "|---|---|---|---|"]
+    for entry in results["bandwidth"]:
+        stores = "non-temporal" if entry["nontemporal_stores"] else "ordinary"
+        lines.append(
+            f"| {entry['kernel']} | {entry['threads']} | {stores} | {entry['gb_per_second']:.2f} |"
+        )
+    lines += ["", "| chase through | ns per load |", "|---|---|"]
+    for entry in results["latency"]:
+        lines.append(f"| {entry['buffer_bytes'] // KIB} KiB | {entry['ns_per_load']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small runs: check, do not measure")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+    try:
+        results = measure(args.quick)
+    except subprocess.CalledProcessError as error:
+        print(f"measure_machine: {error.cmd[0]} failed: {error.stderr.strip()}", file=sys.stderr)
+        return 1
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
