@@ -45,7 +45,7 @@ cdef inline bint must_wait(Channel* channel, Requests* r, int index, bint shared
     return channel.num_waiting > 0 or queue_full(channel, r, index, shared, read_queue, write_queue)
 
 
-cdef void enqueue(Channel* channel, Requests* r, int index, bint shared) noexcept:
+cdef inline void enqueue(Channel* channel, Requests* r, int index, bint shared) noexcept:
     """Put request `index` in its controller queue, and count it at its bank."""
     cdef Bank* bank = &channel.banks[r.bank[index]]
     if r.write[index] and not shared:
@@ -177,7 +177,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                 # ranks take turns, one refresh every tREFI / ranks (staggered)
                 ch.refresh_due[i] = t.trefi * (i + 1) // t.ranks if t.trefi else -1
         while remaining:
-            for c in range(channels):  # the miss queues move on, in order, as the queues take heads
+            for c in range(channels if miss_queue else 0):  # miss queues move on as queues take heads
                 ch = &state[c]
                 while head_fits(ch, &r, t.shared, read_queue, write_queue):
                     catch_up(ch, clock, write_high, write_low)
@@ -221,7 +221,7 @@ def serve(device, int channels, controller, const i64[::1] arrival, const i64[::
                 for c in range(channels):
                     if state[c].next_at < next_clock:
                         next_clock = state[c].next_at
-                    if head_fits(&state[c], &r, t.shared, read_queue, write_queue):
+                    if miss_queue and head_fits(&state[c], &r, t.shared, read_queue, write_queue):
                         next_clock = clock + 1  # a command made room: the miss queue moves on
                 for s in range(num_sources):
                     position = issued[s]

@@ -12,12 +12,15 @@ the bytes the kernel names, over the time from the first request to the last bur
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bnsim.hw import Machine
 from bnsim.sim.dram import ChannelStats, simulate_arrays
 from bnsim.sim.mlp import core_window, loop_clocks
+
+if TYPE_CHECKING:
+    from bnsim.hw import Machine
 
 ELEMENT_BYTES = 8  # STREAM's doubles
 GPU_BLOCK_ELEMENTS = 1024  # BabelStream's CUDA thread block: 1024 threads, one element each

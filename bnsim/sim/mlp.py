@@ -10,7 +10,10 @@ rest, the path between the core and the controller, is `loop_clocks`.
 
 from __future__ import annotations
 
-from bnsim.hw import Machine
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bnsim.hw import Machine
 
 
 def core_window(machine: Machine) -> int:
