@@ -8,7 +8,10 @@ they measure, with the machine they ran on:
 - FMA: sustained FP32 FLOP/s per thread with 256- and 512-bit vectors, one thread and all of them;
 - bandwidth: STREAM's kernels (copy, scale, add, triad, read-only sum) with one thread and all of
   them, stores non-temporal and ordinary, arrays four times the last-level cache (STREAM's rule);
-- latency: a dependent-load chase through buffers that fit each cache level and one that fits none.
+- latency: a dependent-load chase through buffers from 16 KiB to 1 GiB (each cache level, and none);
+- memory-level parallelism: 1 to 64 independent chases through 1 GiB at once; the time per load
+  falls until the core's outstanding misses run out, and the idle latency over the time per load is
+  how many misses it keeps in flight (Little's law).
 
 Every value is the best of several runs (STREAM's rule for bandwidth, the least disturbed run for
 latency and FMA), because other tenants of a shared virtual machine only ever slow it down.
@@ -143,16 +146,23 @@ def measure(quick: bool) -> dict[str, Any]:
                         }
                     )
         results["bandwidth"] = bandwidth
-        sizes = [16 * KIB, 512 * KIB, 8 * MIB, 1024 * MIB if not quick else 64 * MIB]
+        memory = 1024 * MIB if not quick else 64 * MIB
+        sizes = [16 * KIB, 256 * KIB, 1 * MIB, 2 * MIB, 4 * MIB, 8 * MIB, 16 * MIB, 32 * MIB]
+        sizes += [64 * MIB, memory] if not quick else [memory]
+
+        def chase(size: int, chains: int) -> float:
+            return min(
+                float(run(binaries["latency"], [size, loads, seed, chains], 1)[0][2])
+                for seed in (1, 2, 3)
+            )
+
         results["latency"] = [
-            {
-                "buffer_bytes": size,
-                "ns_per_load": min(
-                    float(run(binaries["latency"], [size, loads, seed], 1)[0][2])
-                    for seed in (1, 2, 3)
-                ),
-            }
-            for size in sizes
+            {"buffer_bytes": size, "ns_per_load": chase(size, 1)} for size in sizes
+        ]
+        per_load = {chains: chase(memory, chains) for chains in (1, 2, 4, 8, 16, 24, 32, 48, 64)}
+        results["parallelism"] = [
+            {"chains": chains, "ns_per_load": time, "in_flight": per_load[1] / time}
+            for chains, time in per_load.items()
         ]
     return results
 
@@ -187,6 +197,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| chase through | ns per load |", "|---|---|"]
     for entry in results["latency"]:
         lines.append(f"| {entry['buffer_bytes'] // KIB} KiB | {entry['ns_per_load']:.2f} |")
+    lines += ["", "| independent chases | ns per load | misses in flight |", "|---|---|---|"]
+    for entry in results["parallelism"]:
+        lines.append(
+            f"| {entry['chains']} | {entry['ns_per_load']:.2f} | {entry['in_flight']:.1f} |"
+        )
     return "\n".join(lines)
 
 

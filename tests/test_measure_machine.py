@@ -30,3 +30,7 @@ def test_the_microbenchmarks_build_run_and_report_every_quantity(tmp_path: Path)
     sizes = [entry["buffer_bytes"] for entry in results["latency"]]
     assert sizes == sorted(sizes)
     assert all(entry["ns_per_load"] > 0 for entry in results["latency"])
+    chains = [entry["chains"] for entry in results["parallelism"]]
+    assert chains == sorted(chains)
+    assert chains[0] == 1
+    assert results["parallelism"][0]["in_flight"] > 0

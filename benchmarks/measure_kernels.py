@@ -1,0 +1,219 @@
+"""PyTorch's CPU kernels on this machine: convolution throughput, element-wise costs (not a test).
+
+Run: python benchmarks/measure_kernels.py [--threads N] [--quick] [--json FILE]
+Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the torch build:
+
+- convolutions: GFLOP/s of forward, backward-data and backward-weight (oneDNN, as PyTorch calls it)
+  on ResNet-50 layers at batch 16, in NCHW and channels-last (NHWC) layouts;
+- element-wise ops: each op's time per element and per call, fitted as a straight line through its
+  time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
+  the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
+  allocation, the OpenMP fork and join).
+
+Each time is the fastest of several blocks of calls, because other tenants of a shared virtual
+machine only ever slow it down. `--quick` shrinks every run (to check the script, not to measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+try:
+    import torch
+    import torch.nn.functional as F  # noqa: N812 (PyTorch's own spelling)
+except ImportError:
+    print("measure_kernels: needs torch: pip install 'bnsim[torch]'", file=sys.stderr)
+    sys.exit(2)
+
+# ResNet-50 layers (batch, input channels, output channels, kernel, stride, input size)
+CONVOLUTIONS = [
+    ("res2 1x1 256->64", 16, 256, 64, 1, 1, 56),
+    ("res3 3x3 128->128", 16, 128, 128, 3, 1, 28),
+    ("res4 1x1 256->1024", 16, 256, 1024, 1, 1, 14),
+]
+CHANNELS = 64
+EPS = 1e-5
+
+
+def fastest(call: Callable[[], object], calls: int, blocks: int = 7) -> float:
+    """Seconds per call: the fastest block's mean, after a warm-up block."""
+    for _ in range(calls):
+        call()
+    best = float("inf")
+    for _ in range(blocks):
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        best = min(best, (time.perf_counter() - started) / calls)
+    return best
+
+
+def convolutions(quick: bool) -> list[dict[str, Any]]:
+    measured = []
+    for name, full_batch, cin, cout, kernel, stride, size in CONVOLUTIONS:
+        batch = 2 if quick else full_batch
+        for layout in ("nchw", "nhwc"):
+            memory = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+            x = torch.randn(batch, cin, size, size).to(memory_format=memory)
+            w = torch.randn(cout, cin, kernel, kernel).to(memory_format=memory)
+            y = F.conv2d(x, w, stride=stride, padding=kernel // 2)
+            dy = torch.randn_like(y)
+            out = y.shape[2] * y.shape[3]
+            flops = 2.0 * batch * cout * cin * kernel * kernel * out
+            calls = 1 if quick else 3
+            steps = {
+                "forward": lambda x=x, w=w, s=stride, k=kernel: F.conv2d(
+                    x, w, stride=s, padding=k // 2
+                ),
+                "backward_data": lambda x=x, w=w, dy=dy, s=stride, k=kernel: (
+                    torch.nn.grad.conv2d_input(x.shape, w, dy, stride=s, padding=k // 2)
+                ),
+                "backward_weight": lambda x=x, w=w, dy=dy, s=stride, k=kernel: (
+                    torch.nn.grad.conv2d_weight(x, w.shape, dy, stride=s, padding=k // 2)
+                ),
+            }
+            for step, call in steps.items():
+                seconds = fastest(call, calls, blocks=2 if quick else 5)
+                measured.append(
+                    {"layer": name, "layout": layout, "pass": step, "batch": batch,
+                     "gflops": flops / seconds / 1e9, "seconds": seconds}
+                )  # fmt: skip
+    return measured
+
+
+def elementwise_ops(
+    shape: tuple[int, int, int, int],
+) -> dict[str, tuple[Callable[[], object], float]]:
+    """Each op as PyTorch's training code calls it, with its count of elements (the unit of its
+    bnsim cost) per call."""
+    n, c, h, w = shape
+    x = torch.randn(shape)
+    other = torch.randn(shape)
+    dy = torch.randn(shape)
+    weight, bias = torch.ones(c), torch.zeros(c)
+    mean, var = torch.zeros(c), torch.ones(c)
+    save_mean = x.mean((0, 2, 3))
+    save_invstd = (x.var((0, 2, 3), correction=0) + EPS).rsqrt()
+    elements = float(x.numel())
+    logits = torch.randn(n * h * w, c, requires_grad=True)
+    labels = torch.randint(0, c, (n * h * w,))
+    parameter = torch.nn.Parameter(torch.randn(x.numel()))
+    parameter.grad = torch.randn_like(parameter)
+    optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=0.9)
+
+    def loss() -> None:
+        F.cross_entropy(logits, labels).backward()
+
+    return {
+        "batch_norm_train (stats + normalize)": (
+            lambda: F.batch_norm(x, mean, var, weight, bias, training=True, eps=EPS),
+            elements,
+        ),
+        "batch_norm_eval (normalize)": (
+            lambda: F.batch_norm(x, mean, var, weight, bias, training=False, eps=EPS),
+            elements,
+        ),
+        "batch_norm_backward": (
+            lambda: torch.ops.aten.native_batch_norm_backward(
+                dy, x, weight, mean, var, save_mean, save_invstd, True, EPS, [True, True, True]
+            ),
+            elements,
+        ),
+        "relu": (lambda: torch.relu(x), elements),
+        "relu_ (in place)": (lambda: torch.relu_(other), elements),
+        "threshold_backward (relu backward)": (
+            lambda: torch.ops.aten.threshold_backward(dy, x, 0.0),
+            elements,
+        ),
+        "add": (lambda: torch.add(x, other), elements),
+        "add_ (in place)": (lambda: other.add_(x), elements),
+        "max_pool2d 3x3/2": (lambda: F.max_pool2d(x, 3, 2, 1), elements),
+        "cat (per output element)": (lambda: torch.cat([x, other], 1), 2 * elements),
+        "dropout": (lambda: F.dropout(x, 0.5, training=True), elements),
+        "cross_entropy forward+backward (per logit)": (loss, float(logits.numel())),
+        "sgd momentum step (per parameter)": (optimizer.step, elements),
+    }
+
+
+def elementwise(quick: bool) -> list[dict[str, Any]]:
+    sides = [4, 8] if quick else [4, 6, 8, 10, 12, 14]
+    times: dict[str, list[tuple[float, float]]] = {}
+    for side in sides:
+        for name, (call, elements) in elementwise_ops((8, CHANNELS, side, side)).items():
+            seconds = fastest(call, 5 if quick else 200, blocks=2 if quick else 7)
+            times.setdefault(name, []).append((elements, seconds))
+    measured = []
+    for name, points in times.items():
+        count = len(points)
+        mean_x = sum(x for x, _ in points) / count
+        mean_y = sum(y for _, y in points) / count
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
+            (x - mean_x) ** 2 for x, _ in points
+        )
+        measured.append(
+            {"op": name, "ns_per_element": slope * 1e9,
+             "us_per_call": (mean_y - slope * mean_x) * 1e6,
+             "points": [{"elements": x, "seconds": y} for x, y in points]}
+        )  # fmt: skip
+    return measured
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"machine: {results['machine']['processor']}, torch {results['torch']['version']}, "
+        f"{results['torch']['threads']} threads",
+        "",
+        "| convolution | layout | pass | GFLOP/s |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e['layer']} | {e['layout']} | {e['pass']} | {e['gflops']:.1f} |"
+        for e in results["convolutions"]
+    ]
+    lines += ["", "| op | ns per element | µs per call |", "|---|---|---|"]
+    lines += [
+        f"| {e['op']} | {e['ns_per_element']:.4f} | {e['us_per_call']:.2f} |"
+        for e in results["elementwise"]
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--quick", action="store_true", help="small runs: check, do not measure")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    processor = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    with torch.no_grad():
+        results: dict[str, Any] = {
+            "machine": {"processor": processor, "python": platform.python_version()},
+            "torch": {
+                "version": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            },
+            "convolutions": convolutions(args.quick),
+        }
+    results["elementwise"] = elementwise(args.quick)
+    print(markdown(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
