@@ -232,11 +232,7 @@ def describe_machine(machine: Machine) -> str:
             f"{machine.peak_flops_per_second() / sustained:.1f} FLOP/byte "
             "(peak compute / DRAM bandwidth sustained for reads)",
         ],
-        [
-            "conv / fc",
-            f"{machine.compute.conv_efficiency:.0%} / {machine.compute.fc_efficiency:.0%} "
-            f"of peak FMA throughput; fused conv kernels × {machine.compute.fused_conv_factor}",
-        ],
+        _efficiency_row(machine),
     ]
     costs = machine.compute.cycles_per_element.model_dump()
     lines = [f"{machine.name}: {machine.description}" if machine.description else machine.name]
@@ -251,6 +247,20 @@ def describe_machine(machine: Machine) -> str:
     )
     lines.append(f"  rates from: {machine.compute.source}")
     return "\n".join(lines)
+
+
+def _efficiency_row(machine: Machine) -> list[str]:
+    """`hw show`'s row on the convolutions' and GEMMs' fractions of peak FMA throughput."""
+    compute = machine.compute
+    passes = compute.conv_efficiencies()
+    fused = f"of peak FMA throughput; fused conv kernels × {compute.fused_conv_factor}"
+    if isinstance(compute.conv_efficiency, float):
+        return ["conv / fc", f"{passes.forward:.0%} / {compute.fc_efficiency:.0%} {fused}"]
+    return [
+        "conv / fc",
+        f"{passes.forward:.0%} forward, {passes.backward_data:.0%} backward data, "
+        f"{passes.backward_weight:.0%} backward weight / {compute.fc_efficiency:.0%} {fused}",
+    ]
 
 
 def _controller_text(controller: Controller) -> str:

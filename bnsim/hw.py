@@ -142,12 +142,21 @@ def _store_setting(value: object) -> object:
     return value
 
 
+class ConvEfficiency(ConfigModel):
+    """Each convolution pass's fraction of peak FMA throughput (libraries differ by pass)."""
+
+    forward: Fraction = Field(description="forward convolutions")
+    backward_data: Fraction = Field(description="data-gradient convolutions")
+    backward_weight: Fraction = Field(description="weight-gradient convolutions")
+
+
 class ComputeConfig(ConfigModel):
     """Compute throughput and kernel library of this machine (docs/hardware.md)."""
 
     source: str = Field(min_length=1, description="where the rates come from (free text, required)")
-    conv_efficiency: Fraction = Field(
-        description="fraction of peak FMA throughput reached by convolution kernels"
+    conv_efficiency: Fraction | ConvEfficiency = Field(
+        description="fraction of peak FMA throughput reached by convolution kernels: one for "
+        "every pass, or {forward, backward_data, backward_weight}"
     )
     fc_efficiency: Fraction = Field(
         description="fraction of peak FMA throughput reached by fully connected (GEMM) kernels"
@@ -171,6 +180,14 @@ class ComputeConfig(ConfigModel):
         description="fixed cost of every kernel: thread fork/join and barrier on a CPU, the gap "
         "between back-to-back kernels on a GPU",
     )
+
+    def conv_efficiencies(self) -> ConvEfficiency:
+        """Each convolution pass's efficiency (one value given: the same for all three)."""
+        if isinstance(self.conv_efficiency, ConvEfficiency):
+            return self.conv_efficiency
+        value = self.conv_efficiency
+        return ConvEfficiency(forward=value, backward_data=value, backward_weight=value)
+
     nontemporal_stores: Annotated[
         Literal["library", "always", "never"], BeforeValidator(_store_setting)
     ] = Field(

@@ -40,7 +40,9 @@ def describe_keys(
     for name, field in model.model_fields.items():
         key = f"{prefix}{field.alias or name}"
         nested = _nested_model(field.annotation)
-        if nested is not None:
+        arguments = getattr(field.annotation, "__args__", ())
+        scalar = next((a for a in arguments if a is not type(None) and a is not nested), None)
+        if nested is not None and scalar is None:
             required = section_required and field.is_required()
             optional_section = section or ("" if field.is_required() else key)
             yield from describe_keys(
@@ -49,10 +51,10 @@ def describe_keys(
             continue
         unit = next((item for item in field.metadata if isinstance(item, Unit)), None)
         annotation = field.annotation
-        arguments = getattr(annotation, "__args__", ())
-        if type(None) in arguments:  # an optional key: its type is the other one
-            annotation = next(argument for argument in arguments if argument is not type(None))
+        if type(None) in arguments or nested is not None:  # optional, or a value or a mapping:
+            annotation = scalar  # its type is the value's
             if get_origin(annotation) is Annotated:
+                unit = next((item for item in get_args(annotation) if isinstance(item, Unit)), unit)
                 annotation = get_args(annotation)[0]
         type_name = getattr(annotation, "__name__", str(annotation))
         if getattr(annotation, "__origin__", None) is Literal:
@@ -69,6 +71,8 @@ def describe_keys(
             description=field.description or "",
             section=section if field.is_required() else "",
         )
+        if nested is not None:  # the mapping's keys, each required when the mapping is given
+            yield from describe_keys(nested, f"{key}.", section_required=False, section=key)
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

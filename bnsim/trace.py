@@ -151,17 +151,22 @@ class Trace:
         # compute_cycles' rates by op kind, worked out once (it runs for every op)
         compute = machine.compute
         flops_per_cycle = machine.cores.flops_per_cycle()
+        passes = compute.conv_efficiencies()
+        conv_efficiency = {
+            OpKind.CONV_FWD: passes.forward,
+            OpKind.CONV_BWD_DATA: passes.backward_data,
+            OpKind.CONV_BWD_WEIGHT: passes.backward_weight,
+        }
         self._flops_per_cycle = {
-            kind: flops_per_cycle
-            * (compute.conv_efficiency if kind in _CONV_KINDS else compute.fc_efficiency)
+            kind: flops_per_cycle * conv_efficiency.get(kind, compute.fc_efficiency)
             for kind in OpKind
             if kind.is_matrix()
         }
         self._fused_flops_per_cycle = {
             **self._flops_per_cycle,
             **{
-                kind: flops_per_cycle * (compute.conv_efficiency * compute.fused_conv_factor)
-                for kind in _CONV_KINDS
+                kind: flops_per_cycle * efficiency * compute.fused_conv_factor
+                for kind, efficiency in conv_efficiency.items()
             },
         }
         self._cycles_per_element: dict[OpKind, float] = {
@@ -543,7 +548,6 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
 
 _WEIGHT_GRADIENT_KINDS = frozenset((OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT))
 # sets built once: looking an enum member up on its class costs as much as the rest of a call
-_CONV_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.CONV_BWD_WEIGHT))
 _POOL_BWD = OpKind.POOL_BWD
 # element-wise ops whose work is counted in elements of their first input (max-pool backward:
 # of its output), not of their first output

@@ -285,6 +285,26 @@ def test_cycles_never_beat_the_compute_or_bandwidth_bounds(tiny_runs: dict[str, 
         assert run.cycles >= compute
 
 
+def test_each_convolution_pass_computes_at_its_own_efficiency() -> None:
+    """compute.conv_efficiency as a mapping: every baseline convolution kernel's compute time is
+    its FLOPs over the cores' FMA rate (tiny: 8 FLOP/cycle) times its pass's efficiency."""
+    schedule = build_schedule(build_model("tiny_cnn", batch=2, image=32), "baseline")
+    efficiency = {"conv_fwd": 1.0, "conv_bwd_data": 0.5, "conv_bwd_weight": 0.25}
+    run = simulate(
+        schedule,
+        machine(**{"compute.conv_efficiency": "{forward: 1.0, backward_data: 0.5, "
+                   "backward_weight: 0.25}"}),
+    )  # fmt: skip
+    rate = machine().cores.flops_per_cycle()
+    convolutions = [kernel for kernel in run.kernels if kernel.ops[0] in efficiency]
+    assert {kernel.ops[0] for kernel in convolutions} == set(efficiency)
+    for kernel in convolutions:
+        expected = kernel.flops / (rate * efficiency[kernel.ops[0]])
+        assert kernel.compute_cycles == pytest.approx(expected, abs=kernel.num_tiles)
+    same = simulate(schedule, machine(**{"compute.conv_efficiency": "1.0"}))
+    assert same.cycles < run.cycles
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.integers(13, 22), st.integers(0, 3))
 def test_a_larger_llc_never_adds_traffic(log_size: int, growth: int) -> None:
