@@ -68,6 +68,8 @@ class Tensor:
     layer: str  # the forward layer it belongs to
     element: ElementType = ElementType.DATA
     transient: bool = False  # True: lives in registers/tile buffers of one kernel, never in memory
+    # the tensor whose memory this one takes over (an in-place op's input, which it overwrites)
+    storage: str = ""
 
     def num_elements(self) -> int:
         """Number of elements."""
@@ -337,7 +339,24 @@ def check_schedule(schedule: Schedule) -> None:
         _check_kernel(kernel, tensors, pending, produced_by)
         for op in ops:
             pending.difference_update(op.writes)
+    _check_in_place(schedule)
     _LEGAL.add(schedule)
+
+
+def _check_in_place(schedule: Schedule) -> None:
+    """A tensor written over another's memory (`storage`) leaves that one unread from then on."""
+    overwritten = {t.storage: name for name, t in schedule.tensors.items() if t.storage}
+    written: dict[str, str] = {}  # overwritten tensor → the tensor now in its memory
+    for kernel in schedule.kernels if overwritten else ():
+        for op in kernel.ops:
+            for name in op.reads:
+                if name in written:
+                    raise SimulationError(
+                        f"kernel {kernel.name}: {op.kind} reads {name}, which "
+                        f"{written[name]} has overwritten in place"
+                    )
+            written.update((storage, owner) for storage, owner in overwritten.items()
+                           if owner in op.writes)  # fmt: skip
 
 
 def _check_kernel(

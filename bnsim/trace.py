@@ -222,6 +222,10 @@ class Trace:
                 continue
             element, blocked, size = format_of(tensor)
             stored[name] = size
+            if tensor.storage:  # in place: the same bytes as the tensor it overwrites
+                base[name] = base[tensor.storage]
+                info[name] = (base[name], element, tensor.shape, blocked)
+                continue
             base[name] = address
             info[name] = (address, element, tensor.shape, blocked)
             address += -(-size // alignment) * alignment

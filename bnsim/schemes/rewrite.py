@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import Conv2d
-from bnsim.schedule import Op, OpKind, Placement
+from bnsim.schedule import Op, OpKind, Placement, TensorRole
 from bnsim.schemes.training import Draft, DraftKernel, act
 
 
@@ -33,6 +33,30 @@ def fuse(draft: Draft, host: DraftKernel, guest: DraftKernel, placement: Placeme
 def make_transient(draft: Draft, name: str) -> None:
     """Mark a tensor as never stored (it must then live inside one kernel: freeze checks)."""
     draft.tensors[name] = replace(draft.tensors[name], transient=True)
+
+
+def run_in_place(draft: Draft, kind: OpKind, layer: str) -> bool:
+    """Let `layer`'s forward op `kind` write its output over an input that no other op reads, as
+    PyTorch's `inplace=True` ReLU and `out += identity` do: the output takes that input's memory.
+    False (nothing changes) when every input of the output's shape is read elsewhere."""
+    op = draft.find(kind, layer).main_op()
+    output = draft.tensors[op.writes[0]]
+    for name in op.reads:
+        tensor = draft.tensors[name]
+        if (
+            tensor.role is not TensorRole.ACTIVATION
+            or tensor.transient
+            or (tensor.shape, tensor.element) != (output.shape, output.element)
+        ):
+            continue
+        if all(
+            other is op or name not in other.reads
+            for kernel in draft.kernels
+            for other in kernel.ops
+        ):
+            draft.tensors[output.name] = replace(output, storage=name)
+            return True
+    return False
 
 
 def use_one_pass_statistics(draft: Draft, bn: str) -> DraftKernel:

@@ -8,11 +8,12 @@ every scheme) and the weight-gradient kernels.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
 
-from bnsim.errors import ConfigError
+from bnsim.errors import ConfigError, SimulationError
 from bnsim.graph import build_network
 from bnsim.graph.layer import (
     BatchNorm2d,
@@ -26,7 +27,7 @@ from bnsim.graph.layer import (
 )
 from bnsim.graph.zoo import build_model
 from bnsim.sampling import Sampling, select
-from bnsim.schedule import OpKind, Phase, Schedule
+from bnsim.schedule import OpKind, Phase, Schedule, check_schedule
 from bnsim.schemes import build_schedule, parse_scheme, scheme_names
 
 BATCH, CHANNELS, SIZE = 8, 8, 8
@@ -177,6 +178,40 @@ def test_baseline_runs_every_layer_as_its_own_kernels() -> None:
     ]
 
 
+def test_inplace_relu_and_add_write_over_inputs_nothing_else_reads() -> None:
+    """PyTorch's `ReLU(inplace=True)` and `out += identity`: the canonical group's ReLU output takes
+    the BN output's memory (only the ReLU reads it) and the pass counts stay those of baseline (the
+    same kernels stream the same tensors). In ResNet-50 every one of the 49 ReLUs follows a BN or an
+    add read by nothing else, and every one of the 16 adds takes its main branch's BN output (the
+    identity is also read by the block's first convolution): BN3 → add → ReLU share one buffer."""
+    plain = build_schedule(canonical_network(), "baseline")
+    in_place = build_schedule(canonical_network(), "baseline:inplace_relu=true")
+    assert plain.tensor("act:relu").storage == ""
+    assert in_place.tensor("act:relu").storage == "act:bn"
+    assert passes(in_place, forward=True) == passes(plain, forward=True)
+    resnet = build_schedule(
+        build_model("resnet50", batch=2, image=64), "baseline:inplace_relu=true,inplace_add=true"
+    )
+    storage = {name: t.storage for name, t in resnet.tensors.items() if t.storage}
+    assert len(storage) == 49 + 16
+    assert storage["act:layer1.0.add"] == "act:layer1.0.bn3"
+    assert storage["act:layer1.0.relu3"] == "act:layer1.0.add"
+
+
+def test_a_tensor_read_after_it_was_overwritten_in_place_is_refused() -> None:
+    """conv_a's output is read by the BN statistics and apply passes and by conv_a's backward; a
+    ReLU output placed over it would destroy it while those still need it."""
+    schedule = build_schedule(canonical_network(), "baseline")
+    tensors = dict(schedule.tensors)
+    tensors["act:relu"] = replace(tensors["act:relu"], storage="act:conv_a")
+    wrong = Schedule(
+        network=schedule.network, scheme="wrong", options=(), kernels=schedule.kernels,
+        tensors=tensors,
+    )  # fmt: skip
+    with pytest.raises(SimulationError, match="reads act:conv_a, which act:relu has overwritten"):
+        check_schedule(wrong)
+
+
 def test_bnff_fuses_the_bn_sub_layers_into_the_convolutions() -> None:
     schedule = build_schedule(canonical_network(), "bnff")
     names = [kernel.name for kernel in schedule.kernels]
@@ -312,7 +347,8 @@ def test_densenet121_bnff_fusion_counts() -> None:
         ),
         (
             "baseline:passes=1",
-            r"unknown option 'passes' \(allowed: bn_stats_passes, fuse_bn_relu\)",
+            r"unknown option 'passes' \(allowed: bn_stats_passes, fuse_bn_relu, inplace_add, "
+            r"inplace_relu\)",
         ),
         ("baseline:bn_stats_passes=3", r"bn_stats_passes: input should be 1 or 2"),
         ("bnff:wide_limit=0", r"wide_limit: input should be greater than 0"),

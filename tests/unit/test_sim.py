@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pickle
@@ -109,6 +110,28 @@ def test_two_cores_contending_for_one_channel_serialise() -> None:
     transfer = 64 * 1024 / bytes_per_cycle
     assert result.cycles == round(3 * transfer + 50 + 100)
     assert result.core_busy_cycles == pytest.approx((transfer + 50, 3 * transfer + 50), abs=1)
+
+
+def test_an_in_place_output_needs_no_read_for_ownership() -> None:
+    """A ReLU over 64 KiB with ordinary stores on one core: writing a separate output reads each of
+    its lines first (64 KiB read for ownership besides the 64 KiB input); written over its input
+    (`storage`), every store hits a line the ReLU has just read, so only the input is read. Both
+    write the 64 KiB back."""
+    m = machine(
+        **{
+            "cores.count": 1,
+            "compute.nontemporal_stores": "never",
+            "cores.max_outstanding_misses": 1024,
+        }
+    )
+    schedule = relu_schedule(channels=16, size=32)
+    separate = simulate(schedule, m)
+    tensors = dict(schedule.tensors)
+    tensors["act:relu"] = dataclasses.replace(tensors["act:relu"], storage="act:input")
+    in_place = simulate(dataclasses.replace(schedule, tensors=tensors), m)
+    assert (separate.dram_read_bytes, separate.dram_write_bytes) == (2 * 65536, 65536)
+    assert (in_place.dram_read_bytes, in_place.dram_write_bytes) == (65536, 65536)
+    assert in_place.cycles < separate.cycles
 
 
 def test_a_compute_bound_tile_takes_its_compute_time() -> None:
