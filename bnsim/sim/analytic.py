@@ -5,7 +5,8 @@ op reads (except those an earlier op of the same kernel produced) and then those
 accesses the fast and line modes make, without tiles. An access's LRU stack distance is its own
 bytes plus the bytes of the distinct tensors touched since the tensor's previous access (Mattson et
 al., 1970), computed for all accesses at once by bnsim.sim.stackmodel; an access hits in an LLC of C
-bytes iff its distance is at most C, so one pass answers every cache size (`traffic_by_capacity`).
+bytes iff its distance is at most C, so one pass answers every cache size (`traffic_by_capacity`);
+an output written in place over its input (`Tensor.storage`) is the same memory as that input.
 On whole-tensor streams this equals a fully associative line LRU cache exactly (tests check it).
 What the model needs of a schedule whatever the machine (the accesses and ops as columns, each
 tensor's chain of accesses) is planned once per schedule and kept while the schedule lives.
@@ -250,7 +251,7 @@ class _Plan(NamedTuple):
     kernel: Array  # by access: its kernel
     source: Array  # by access: its source, an (op, tensor) pair
     sampled: list[tuple[int, float]]  # (access, share): reads of a sample of their tensor
-    chains: stackmodel.Chains  # each access's neighbours among its tensor's accesses
+    chains: stackmodel.Chains  # each access's neighbours among the accesses of its memory
     source_op: Array  # by source
     source_tensor: Array  # by source
     names: list[str]  # by tensor
@@ -386,7 +387,7 @@ def _plan(trace: Trace) -> _Plan:
         kernel=kernel_of_op[op],
         source=source,
         sampled=sampled,
-        chains=stackmodel.chains(tensor),
+        chains=stackmodel.chains(_memory_of(schedule, names)[tensor]),
         source_op=op[firsts],
         source_tensor=tensor[firsts],
         names=names,
@@ -411,6 +412,20 @@ def _plan(trace: Trace) -> _Plan:
             "flops": work,
         },
     )
+
+
+def _memory_of(schedule: Schedule, names: list[str]) -> Array:
+    """By tensor id, the id of the tensor whose memory it lies in: its own, or for an output
+    written in place over an input (`storage`), that input's (followed to the first)."""
+    import numpy as np  # noqa: PLC0415 (numpy loads on first use)
+
+    ids = {name: number for number, name in enumerate(names)}
+    memory = np.arange(len(names), dtype=np.int64)
+    for number, name in enumerate(names):  # in order of creation: an input's id is final first
+        storage = schedule.tensors[name].storage
+        if storage:
+            memory[number] = memory[ids[storage]]
+    return memory
 
 
 def _first_seen(keys: Array) -> tuple[Array, Array]:

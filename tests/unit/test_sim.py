@@ -132,6 +132,12 @@ def test_an_in_place_output_needs_no_read_for_ownership() -> None:
     assert (separate.dram_read_bytes, separate.dram_write_bytes) == (2 * 65536, 65536)
     assert (in_place.dram_read_bytes, in_place.dram_write_bytes) == (65536, 65536)
     assert in_place.cycles < separate.cycles
+    for fidelity in ("line", "analytic"):  # the other fidelities see the same memory
+        options = SimOptions(fidelity=fidelity)
+        other = simulate(dataclasses.replace(schedule, tensors=tensors), m, options)
+        assert (other.dram_read_bytes, other.dram_write_bytes) == (65536, 65536)
+        other = simulate(schedule, m, options)
+        assert (other.dram_read_bytes, other.dram_write_bytes) == (2 * 65536, 65536)
 
 
 def test_a_compute_bound_tile_takes_its_compute_time() -> None:
