@@ -1,0 +1,241 @@
+"""PyTorch training iterations on this machine, timed, beside what bnsim predicts (not a test).
+
+Run: python benchmarks/realcpu.py [--networks resnet50,densenet121] [--batches 8,16,32]
+                                  [--iterations 5] [--hw FILE] [--json FILE]
+Needs torch (`pip install 'bnsim[torch]'`). Each network is bnsim's own (bnsim.graph.zoo), built as
+a torch module layer for layer, so that both sides run the same network; it trains as PyTorch runs
+torchvision's models: every ReLU in place where only it reads its input (`nn.ReLU(inplace=True)`),
+residual sums in place (`out += identity`), a concatenation per DenseNet layer, SGD with momentum,
+FP32, NCHW, all the machine's cores. Per network and batch: two warm-up iterations, then the median
+of `--iterations` timed ones, then one iteration under torch.profiler, whose per-op CPU times give
+the share of batch norm, ReLU and concatenation (forward and backward) in the iteration.
+
+glibc hands large allocations to mmap and adapts the threshold as memory is freed, so that the same
+iteration can page-fault fresh memory or reuse the heap depending on history. The script fixes the
+threshold (MALLOC_MMAP_THRESHOLD_, glibc's largest, 32 MiB) and the trim threshold, re-running
+itself with them set if they are not, and prints them with the results.
+
+With `--hw FILE`, bnsim predicts the same iteration on that machine (fast fidelity, baseline with
+in-place ReLU and add) and the script prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+MMAP_THRESHOLD = 32 << 20  # glibc's largest mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
+TRIM_THRESHOLD = 1 << 40  # never give freed heap memory back between iterations
+BN_OPS = ("batch_norm",)  # aten::batch_norm, native_batch_norm(_backward), ...
+RELU_OPS = ("relu", "threshold_backward", "clamp_min")
+CONCAT_OPS = ("aten::cat",)
+
+try:
+    import torch
+    import torch.nn.functional as F  # noqa: N812 (PyTorch's own spelling)
+    from torch import nn
+except ImportError:
+    print("realcpu: needs torch: pip install 'bnsim[torch]'", file=sys.stderr)
+    sys.exit(2)
+
+from bnsim.graph import Network  # noqa: E402 (after the torch check)
+from bnsim.graph.zoo import build_model  # noqa: E402
+
+
+class BnsimNetwork(nn.Module):
+    """A bnsim network as a torch module: its layers in order, each output kept by name."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__()
+        self.network = network
+        self.blocks = nn.ModuleDict()
+        for layer in network.layers:
+            module = _module(network, layer)
+            if module is not None:
+                self.blocks[_key(layer.name)] = module
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        outputs: dict[str, torch.Tensor] = {}
+        loss = images.new_zeros(())
+        for layer in self.network.layers:
+            inputs = [outputs[name] for name in layer.inputs]
+            kind = layer.kind
+            if kind == "input":
+                outputs[layer.name] = images
+            elif kind == "concat":
+                outputs[layer.name] = torch.cat(inputs, 1)
+            elif kind == "add":
+                # torchvision: `out += identity` on the branch only the add reads
+                total = inputs[0] if self._only_reader(layer.inputs[0]) else inputs[0].clone()
+                for other in inputs[1:]:
+                    total += other
+                outputs[layer.name] = total
+            elif kind == "flatten":
+                outputs[layer.name] = torch.flatten(inputs[0], 1)
+            elif kind == "softmax_cross_entropy":
+                loss = F.cross_entropy(inputs[0], labels)
+            else:
+                outputs[layer.name] = self.blocks[_key(layer.name)](inputs[0])
+        return loss
+
+    def _only_reader(self, name: str) -> bool:
+        return len(self.network.consumers(name)) == 1 and self.network.layer(name).kind != "input"
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _module(network: Network, layer: Any) -> nn.Module | None:
+    """The torch module of a bnsim layer (None: computed in BnsimNetwork.forward)."""
+    kind = layer.kind
+    if kind in ("input", "concat", "add", "flatten", "softmax_cross_entropy"):
+        return None
+    channels = network.in_shapes(layer.name)[0].c
+    if kind == "conv2d":
+        return nn.Conv2d(
+            channels, layer.out_channels, layer.kernel, layer.stride, layer.padding,
+            layer.dilation, layer.groups, bias=layer.bias,
+        )  # fmt: skip
+    if kind == "batchnorm2d":
+        return nn.BatchNorm2d(channels, eps=layer.eps, momentum=layer.momentum)
+    if kind in ("relu", "relu6"):
+        source = layer.inputs[0]
+        only = len(network.consumers(source)) == 1 and network.layer(source).kind != "input"
+        return nn.ReLU(inplace=only) if kind == "relu" else nn.ReLU6(inplace=only)
+    if kind == "maxpool":
+        return nn.MaxPool2d(layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
+    if kind == "avgpool":
+        return nn.AvgPool2d(
+            layer.kernel, layer.stride, layer.padding, ceil_mode=layer.ceil_mode,
+            count_include_pad=layer.count_include_pad,
+        )  # fmt: skip
+    if kind == "adaptive_avgpool":
+        return nn.AdaptiveAvgPool2d(layer.output_size)
+    if kind == "global_avgpool":
+        return nn.AdaptiveAvgPool2d(1)
+    if kind == "linear":
+        shape = network.in_shapes(layer.name)[0]
+        return nn.Linear(shape.c * shape.h * shape.w, layer.out_features, bias=layer.bias)
+    if kind == "dropout":
+        return nn.Dropout(layer.p)
+    raise ValueError(f"layer {layer.name}: kind {kind} has no torch module here")
+
+
+def train_step(model: nn.Module, optimizer: Any, images: Any, labels: Any) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    model(images, labels).backward()
+    optimizer.step()
+
+
+def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
+    """Time one network's training iteration at `batch`, and its ops' shares."""
+    torch.manual_seed(0)
+    network = build_model(name, batch=batch)
+    model = BnsimNetwork(network)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(batch, network.input_channels(), *network.image)
+    labels = torch.randint(0, 10, (batch,))
+    for _ in range(2):
+        train_step(model, optimizer, images, labels)
+    seconds = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        train_step(model, optimizer, images, labels)
+        seconds.append(time.perf_counter() - started)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        train_step(model, optimizer, images, labels)
+    self_us: dict[str, float] = {}
+    for event in profile.key_averages():
+        self_us[event.key] = self_us.get(event.key, 0.0) + event.self_cpu_time_total
+    total = sum(self_us.values())
+
+    def share(parts: tuple[str, ...]) -> float:
+        return sum(us for op, us in self_us.items() if any(p in op for p in parts)) / total
+
+    top = sorted(self_us.items(), key=lambda item: -item[1])[:12]
+    return {
+        "network": name,
+        "batch": batch,
+        "seconds": statistics.median(seconds),
+        "seconds_all": seconds,
+        "bn_share": share(BN_OPS),
+        "relu_share": share(RELU_OPS),
+        "concat_share": share(CONCAT_OPS),
+        "top_ops_ms": {op: us / 1000 for op, us in top},
+    }
+
+
+def predict(hw: Path, name: str, batch: int) -> dict[str, Any]:
+    """bnsim's prediction of the same iteration on `hw`."""
+    import bnsim  # noqa: PLC0415
+
+    machine = bnsim.load_machine(hw)
+    network = build_model(name, batch=batch)
+    schedule = bnsim.build_schedule(network, "baseline:inplace_relu=true,inplace_add=true")
+    result = bnsim.simulate(schedule, machine)
+    rows = result.breakdown("layer_kind")
+    cycles = sum(row["cycles"] for row in rows) or 1
+    part = {row["layer_kind"]: row["cycles"] / cycles for row in rows}
+    return {
+        "seconds": result.cycles / machine.cores.clock_hz,
+        "bn_share": part.get("bn", 0.0),
+        "relu_share": part.get("relu", 0.0),
+        "concat_share": part.get("concat", 0.0),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default="resnet50,densenet121")
+    parser.add_argument("--batches", default="8,16,32")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--hw", type=Path, help="also print bnsim's prediction on this machine")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = parser.parse_args()
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:  # glibc reads these at start-up only
+        environment = {
+            **os.environ,
+            "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+            "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD),
+        }
+        os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']}, "
+        f"MALLOC_TRIM_THRESHOLD_={os.environ.get('MALLOC_TRIM_THRESHOLD_')}"
+    )
+    shares = "BN | ReLU | concat"
+    print(f"| network | batch | iteration (s) | {shares} | predicted (s) | {shares} |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results = []
+    for name in args.networks.split(","):
+        for batch in map(int, args.batches.split(",")):
+            measured = measure(name, batch, args.iterations)
+            predicted = predict(args.hw, name, batch) if args.hw else None
+            results.append({"measured": measured, "predicted": predicted})
+            cells = [f"{measured['seconds']:.3f}"] + [
+                f"{measured[key]:.1%}" for key in ("bn_share", "relu_share", "concat_share")
+            ]
+            if predicted:
+                cells += [f"{predicted['seconds']:.3f}"] + [
+                    f"{predicted[key]:.1%}" for key in ("bn_share", "relu_share", "concat_share")
+                ]
+            else:
+                cells += ["", "", "", ""]
+            print(f"| {name} | {batch} | " + " | ".join(cells) + " |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
