@@ -8,7 +8,8 @@ Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the tor
 - element-wise ops: each op's time per element and per call, fitted as a straight line through its
   time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
   the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
-  allocation, the OpenMP fork and join).
+  allocation, the OpenMP fork and join); the line is Theil and Sen's (medians of pairwise slopes),
+  so that one disturbed size does not tilt it.
 
 Each time is the fastest of several blocks of calls, because other tenants of a shared virtual
 machine only ever slow it down. `--quick` shrinks every run (to check the script, not to measure).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -151,18 +153,26 @@ def elementwise(quick: bool) -> list[dict[str, Any]]:
             times.setdefault(name, []).append((elements, seconds))
     measured = []
     for name, points in times.items():
-        count = len(points)
-        mean_x = sum(x for x, _ in points) / count
-        mean_y = sum(y for _, y in points) / count
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
-            (x - mean_x) ** 2 for x, _ in points
-        )
+        slope, intercept = _theil_sen(points)
         measured.append(
-            {"op": name, "ns_per_element": slope * 1e9,
-             "us_per_call": (mean_y - slope * mean_x) * 1e6,
+            {"op": name, "ns_per_element": slope * 1e9, "us_per_call": intercept * 1e6,
              "points": [{"elements": x, "seconds": y} for x, y in points]}
         )  # fmt: skip
     return measured
+
+
+def _theil_sen(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """A line through (elements, seconds) points that one disturbed run cannot tilt: the median of
+    the slopes between every two points, and the median of the intercepts it leaves (Theil, 1950;
+    Sen, 1968)."""
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(points)
+        for x2, y2 in points[i + 1 :]
+        if x2 != x1
+    ]
+    slope = statistics.median(slopes)
+    return slope, statistics.median(y - slope * x for x, y in points)
 
 
 def markdown(results: dict[str, Any]) -> str:
