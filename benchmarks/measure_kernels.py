@@ -5,6 +5,7 @@ Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the tor
 
 - convolutions: GFLOP/s of forward, backward-data and backward-weight (oneDNN, as PyTorch calls it)
   on ResNet-50 layers at batch 16, in NCHW and channels-last (NHWC) layouts;
+- fully connected layers: GFLOP/s of their three GEMMs (ResNet-50's and DenseNet-121's, batch 32);
 - element-wise ops: each op's time per element and per call, fitted as a straight line through its
   time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
   the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
@@ -90,6 +91,32 @@ def convolutions(quick: bool) -> list[dict[str, Any]]:
     return measured
 
 
+# fully connected layers (batch, input features, output features): ResNet-50's and DenseNet-121's
+GEMMS = [("resnet50 fc 2048->1000", 32, 2048, 1000), ("densenet121 fc 1024->1000", 32, 1024, 1000)]
+
+
+def gemms(quick: bool) -> list[dict[str, Any]]:
+    """GFLOP/s of a fully connected layer's three GEMMs (forward, data and weight gradients)."""
+    measured = []
+    for name, full_batch, inputs, outputs in GEMMS:
+        batch = 2 if quick else full_batch
+        x, w = torch.randn(batch, inputs), torch.randn(outputs, inputs)
+        dy = torch.randn(batch, outputs)
+        flops = 2.0 * batch * inputs * outputs
+        steps = {
+            "forward": lambda x=x, w=w: F.linear(x, w),
+            "backward_data": lambda dy=dy, w=w: dy @ w,
+            "backward_weight": lambda dy=dy, x=x: dy.t() @ x,
+        }
+        for step, call in steps.items():
+            seconds = fastest(call, 3 if quick else 20, blocks=2 if quick else 5)
+            measured.append(
+                {"layer": name, "pass": step, "batch": batch, "gflops": flops / seconds / 1e9,
+                 "seconds": seconds}
+            )  # fmt: skip
+    return measured
+
+
 def elementwise_ops(
     shape: tuple[int, int, int, int],
 ) -> dict[str, tuple[Callable[[], object], float]]:
@@ -110,6 +137,9 @@ def elementwise_ops(
     parameter.grad = torch.randn_like(parameter)
     optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=0.9)
 
+    pooled, indices = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    pooled_grad = torch.randn_like(pooled)
+
     def loss() -> None:
         F.cross_entropy(logits, labels).backward()
 
@@ -128,6 +158,12 @@ def elementwise_ops(
             ),
             elements,
         ),
+        "batch_norm_backward, reductions only (no input gradient)": (
+            lambda: torch.ops.aten.native_batch_norm_backward(
+                dy, x, weight, mean, var, save_mean, save_invstd, True, EPS, [False, True, True]
+            ),
+            elements,
+        ),
         "relu": (lambda: torch.relu(x), elements),
         "relu_ (in place)": (lambda: torch.relu_(other), elements),
         "threshold_backward (relu backward)": (
@@ -136,7 +172,13 @@ def elementwise_ops(
         ),
         "add": (lambda: torch.add(x, other), elements),
         "add_ (in place)": (lambda: other.add_(x), elements),
-        "max_pool2d 3x3/2": (lambda: F.max_pool2d(x, 3, 2, 1), elements),
+        "max_pool2d 3x3/2 (per input element)": (lambda: F.max_pool2d(x, 3, 2, 1), elements),
+        "max_pool2d backward (per input-gradient element)": (
+            lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                pooled_grad, x, [3, 3], [2, 2], [1, 1], [1, 1], False, indices
+            ),
+            elements,
+        ),
         "cat (per output element)": (lambda: torch.cat([x, other], 1), 2 * elements),
         "dropout": (lambda: F.dropout(x, 0.5, training=True), elements),
         "cross_entropy forward+backward (per logit)": (loss, float(logits.numel())),
@@ -187,6 +229,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"| {e['layer']} | {e['layout']} | {e['pass']} | {e['gflops']:.1f} |"
         for e in results["convolutions"]
     ]
+    lines += ["", "| fully connected | pass | GFLOP/s |", "|---|---|---|"]
+    lines += [f"| {e['layer']} | {e['pass']} | {e['gflops']:.1f} |" for e in results["gemms"]]
     lines += ["", "| op | ns per element | µs per call |", "|---|---|---|"]
     lines += [
         f"| {e['op']} | {e['ns_per_element']:.4f} | {e['us_per_call']:.2f} |"
@@ -217,6 +261,7 @@ def main() -> int:
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             },
             "convolutions": convolutions(args.quick),
+            "gemms": gemms(args.quick),
         }
     results["elementwise"] = elementwise(args.quick)
     print(markdown(results))
