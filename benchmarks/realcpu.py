@@ -45,7 +45,7 @@ except ImportError:
     print("realcpu: needs torch: pip install 'bnsim[torch]'", file=sys.stderr)
     sys.exit(2)
 
-from bnsim.graph import Network  # noqa: E402 (after the torch check)
+from bnsim.graph import Network, summarize  # noqa: E402 (after the torch check)
 from bnsim.graph.zoo import build_model  # noqa: E402
 
 
@@ -140,6 +140,12 @@ def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
     torch.manual_seed(0)
     network = build_model(name, batch=batch)
     model = BnsimNetwork(network)
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters != summarize(network).params:  # the same network on both sides, or nothing
+        raise SystemExit(
+            f"realcpu: {name} has {parameters} parameters in torch but "
+            f"{summarize(network).params} in bnsim"
+        )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = torch.randn(batch, network.input_channels(), *network.image)
     labels = torch.randint(0, 10, (batch,))
