@@ -22,7 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from test_bounds import CONV_KINDS, necessary_bytes
 
-from bnsim import SimOptions, build_schedule, load_machine, load_workload, simulate
+from bnsim import (
+    SimOptions,
+    build_schedule,
+    library_reorders,
+    load_machine,
+    load_workload,
+    simulate,
+)
 from bnsim.trace import Trace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +56,7 @@ def main() -> None:
         for network_name in args.networks.split(","):
             network = load_workload(network_name, batch=32)
             for scheme in SCHEMES:
-                schedule = build_schedule(network, scheme)
+                schedule = build_schedule(network, scheme, reorders=library_reorders(machine))
                 started = time.perf_counter()
                 fast = simulate(schedule, machine)
                 wall = time.perf_counter() - started

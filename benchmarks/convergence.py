@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bnsim import RunResult, SimOptions, build_schedule, load_machine, load_workload, simulate
-from bnsim.trace import DEFAULT_STEP_BYTES
+from bnsim.trace import DEFAULT_STEP_BYTES, library_reorders
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMES = ("baseline", "fission", "bnff", "recompute", "bnff+sampling")
@@ -47,7 +47,8 @@ def main() -> None:
         machine = load_machine(REPO / "hwconfigs" / f"{machine_name}.yaml")
         for network_name in args.networks.split(","):
             network = load_workload(network_name, batch=args.batch)
-            schedules = [build_schedule(network, scheme) for scheme in SCHEMES]
+            reorders = library_reorders(machine)
+            schedules = [build_schedule(network, s, reorders=reorders) for s in SCHEMES]
             reference = None
             for label, options in FINER.items():
                 started = time.perf_counter()

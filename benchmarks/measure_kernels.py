@@ -4,15 +4,20 @@ Run: python benchmarks/measure_kernels.py [--threads N] [--quick] [--json FILE]
 Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the torch build:
 
 - convolutions: GFLOP/s of forward, backward-data and backward-weight (oneDNN, as PyTorch calls it)
-  on ResNet-50 layers at batch 16, in NCHW and channels-last (NHWC) layouts;
+  on ResNet-50 layers at batch 16, in NCHW and channels-last (NHWC) layouts, and for NCHW of
+  oneDNN's convolution primitive alone, without the layout reorders around it (oneDNN's own times,
+  from its verbose log);
 - fully connected layers: GFLOP/s of their three GEMMs (ResNet-50's and DenseNet-121's, batch 32);
 - element-wise ops: each op's time per element and per call, fitted as a straight line through its
   time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
   the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
   allocation, the OpenMP fork and join); the line is Theil and Sen's (medians of pairwise slopes),
-  so that one disturbed size does not tilt it.
+  so that one disturbed size does not tilt it; oneDNN's layout reorders (nchw to nChw16c and
+  back) the same way, from oneDNN's own times.
 
-Each time is the fastest of several blocks of calls, because other tenants of a shared virtual
+glibc's allocator is set as benchmarks/realcpu.py sets it (no mmap, so no page faults on fresh
+buffers; the script re-runs itself so). Each time is the fastest of several blocks of calls,
+because other tenants of a shared virtual
 machine only ever slow it down. `--quick` shrinks every run (to check the script, not to measure).
 """
 
@@ -20,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +49,9 @@ CONVOLUTIONS = [
     ("res4 1x1 256->1024", 16, 256, 1024, 1, 1, 14),
 ]
 CHANNELS = 64
+# glibc's allocator as benchmarks/realcpu.py sets it: no buffer mapped afresh (and page-faulted)
+# per call, freed memory kept
+MALLOC_SETTINGS = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
 EPS = 1e-5
 
 
@@ -203,6 +213,88 @@ def elementwise(quick: bool) -> list[dict[str, Any]]:
     return measured
 
 
+def onednn_log(what: str, quick: bool, threads: int) -> list[list[str]]:
+    """Run this script's `what` child (`_child`) with oneDNN's verbose log on: each line oneDNN
+    prints for a primitive it ran, its fields split at commas. oneDNN times each primitive itself,
+    which separates a convolution from the reorders around it: neither the profiler nor a timer
+    around a PyTorch call can. (Lines are told apart by their shapes: oneDNN's C buffer and
+    Python's reach the pipe in no fixed order.)"""
+    environment = {**os.environ, "ONEDNN_VERBOSE": "1"}
+    command = [sys.executable, __file__, "--child", what, "--threads", str(threads)]
+    command += ["--quick"] if quick else []
+    child = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    return [
+        line.split(",")
+        for line in child.stdout.splitlines()
+        if line.startswith("onednn_verbose,") and ",exec," in line
+    ]
+
+
+def reorders(quick: bool, threads: int) -> list[dict[str, Any]]:
+    """oneDNN's layout reorders around an NCHW convolution (input to nChw16c, output back), each
+    fitted like an element-wise op (`elementwise`) from oneDNN's own times."""
+    fastest_ms: dict[tuple[str, int], float] = {}
+    for fields in onednn_log("reorders", quick, threads):
+        dims = fields[-2].split("x")
+        if fields[5] != "reorder" or dims[:2] != ["8", str(CHANNELS)]:
+            continue
+        side = int(dims[2])
+        direction = "to_blocked" if "dst:f32::blocked:aBcd16b::f0" in fields[8] else "to_plain"
+        key = (direction, side)
+        fastest_ms[key] = min(fastest_ms.get(key, float("inf")), float(fields[-1]))
+    sides = sorted({side for _, side in fastest_ms})
+    measured = []
+    for direction, label in (("to_blocked", "nchw to nChw16c"), ("to_plain", "nChw16c to nchw")):
+        points = [(8.0 * CHANNELS * s * s, fastest_ms[direction, s] / 1e3) for s in sides]
+        slope, intercept = _theil_sen(points)
+        measured.append(
+            {"op": f"reorder {label} (oneDNN's own time)", "ns_per_element": slope * 1e9,
+             "us_per_call": intercept * 1e6,
+             "points": [{"elements": x, "seconds": y} for x, y in points]}
+        )  # fmt: skip
+    return measured
+
+
+def primitive_times(measured: list[dict[str, Any]], quick: bool, threads: int) -> None:
+    """Add to each NCHW convolution measurement the GFLOP/s of oneDNN's convolution primitive
+    alone (`primitive_gflops`): a PyTorch call also reorders its operands (docs/frameworks.md)."""
+    passes = {"forward_training": "forward", "backward_data": "backward_data",
+              "backward_weights": "backward_weight"}  # fmt: skip
+    fastest_ms: dict[tuple[str, str], float] = {}
+    for fields in onednn_log("convolutions", quick, threads):
+        if fields[5] == "convolution" and fields[7] in passes:
+            shape = fields[-2].split("_")[1]  # "ic128oc128": unique among CONVOLUTIONS
+            key = (shape, passes[fields[7]])
+            fastest_ms[key] = min(fastest_ms.get(key, float("inf")), float(fields[-1]))
+    layers = {name: f"ic{cin}oc{cout}" for name, _, cin, cout, *_ in CONVOLUTIONS}
+    for entry in measured:
+        seconds = fastest_ms.get((layers[entry["layer"]], entry["pass"]))
+        if entry["layout"] == "nchw" and seconds is not None:
+            entry["primitive_gflops"] = entry["gflops"] * entry["seconds"] / (seconds / 1e3)
+
+
+def _child(what: str, quick: bool) -> None:
+    """What `onednn_log` runs: 1×1 NCHW convolutions at each reorder size, or every pass of each
+    measured convolution in NCHW."""
+    calls = 5 if quick else 200
+    with torch.no_grad():
+        if what == "reorders":
+            for side in [4, 8] if quick else [4, 6, 8, 10, 12, 14]:
+                conv = torch.nn.Conv2d(CHANNELS, CHANNELS, 1, bias=False)
+                x = torch.randn(8, CHANNELS, side, side)
+                for _ in range(calls):
+                    conv(x)
+            return
+        for _, full_batch, cin, cout, kernel, stride, size in CONVOLUTIONS:
+            x = torch.randn(2 if quick else full_batch, cin, size, size)
+            w = torch.randn(cout, cin, kernel, kernel)
+            dy = torch.randn_like(F.conv2d(x, w, stride=stride, padding=kernel // 2))
+            for _ in range(1 if quick else 25):  # the fastest of many: tenants only slow it
+                F.conv2d(x, w, stride=stride, padding=kernel // 2)
+                torch.nn.grad.conv2d_input(x.shape, w, dy, stride=stride, padding=kernel // 2)
+                torch.nn.grad.conv2d_weight(x, w.shape, dy, stride=stride, padding=kernel // 2)
+
+
 def _theil_sen(points: list[tuple[float, float]]) -> tuple[float, float]:
     """A line through (elements, seconds) points that one disturbed run cannot tilt: the median of
     the slopes between every two points, and the median of the intercepts it leaves (Theil, 1950;
@@ -222,11 +314,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"machine: {results['machine']['processor']}, torch {results['torch']['version']}, "
         f"{results['torch']['threads']} threads",
         "",
-        "| convolution | layout | pass | GFLOP/s |",
-        "|---|---|---|---|",
+        "| convolution | layout | pass | GFLOP/s | the primitive alone, GFLOP/s |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {e['layer']} | {e['layout']} | {e['pass']} | {e['gflops']:.1f} |"
+        f"| {e['layer']} | {e['layout']} | {e['pass']} | {e['gflops']:.1f} | "
+        + (f"{e['primitive_gflops']:.1f} |" if "primitive_gflops" in e else "– |")
         for e in results["convolutions"]
     ]
     lines += ["", "| fully connected | pass | GFLOP/s |", "|---|---|---|"]
@@ -244,9 +337,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--quick", action="store_true", help="small runs: check, do not measure")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--child", choices=("reorders", "convolutions"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
+        # glibc reads these at start-up only
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_SETTINGS})
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.child:
+        _child(args.child, args.quick)
+        return 0
     torch.manual_seed(0)
     processor = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -263,7 +363,9 @@ def main() -> int:
             "convolutions": convolutions(args.quick),
             "gemms": gemms(args.quick),
         }
+    primitive_times(results["convolutions"], args.quick, torch.get_num_threads())
     results["elementwise"] = elementwise(args.quick)
+    results["elementwise"] += reorders(args.quick, torch.get_num_threads())
     print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -27,6 +27,7 @@ _EXPORTS = {
     "summarize": "bnsim.graph",
     "build_schedule": "bnsim.schemes",
     "SimOptions": "bnsim.trace",
+    "library_reorders": "bnsim.trace",
     "simulate": "bnsim.sim",
     "make_point": "bnsim.point",
     "run_point": "bnsim.point",
@@ -52,6 +53,7 @@ __all__ = [
     "__version__",
     "build_network",
     "build_schedule",
+    "library_reorders",
     "load_machine",
     "load_workload",
     "make_point",
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
     from bnsim.schemes import build_schedule
     from bnsim.sim import simulate
     from bnsim.sweeps import sweep
-    from bnsim.trace import SimOptions
+    from bnsim.trace import SimOptions, library_reorders
     from bnsim.verify import verify as verify_scheme
 
 

@@ -233,8 +233,9 @@ def describe_machine(machine: Machine) -> str:
             "(peak compute / DRAM bandwidth sustained for reads)",
         ],
         _efficiency_row(machine),
+        _library_row(machine),
     ]
-    costs = machine.compute.cycles_per_element.model_dump()
+    costs = machine.compute.cycles_per_element.model_dump(exclude_none=True)
     lines = [f"{machine.name}: {machine.description}" if machine.description else machine.name]
     lines.append(key_value_table(rows, indent="  "))
     lines.append("  element-wise ops (cycles/element per core):")
@@ -247,6 +248,21 @@ def describe_machine(machine: Machine) -> str:
     )
     lines.append(f"  rates from: {machine.compute.source}")
     return "\n".join(lines)
+
+
+def _library_row(machine: Machine) -> list[str]:
+    """`hw show`'s row on the kernel library, the layouts kept and the copies between them."""
+    from bnsim.trace import library_reorders
+
+    compute = machine.compute
+    reorders = library_reorders(machine)
+    copied = [name for name in ("activations", "weights") if getattr(reorders, name)]
+    copies = (
+        f"; {compute.library} reorders the {' and '.join(copied)} of every convolution"
+        if copied
+        else ""
+    )
+    return ["library", f"{compute.library} under {compute.framework}, {compute.layout}{copies}"]
 
 
 def _efficiency_row(machine: Machine) -> list[str]:

@@ -133,6 +133,11 @@ class ElementwiseCosts(ConfigModel):
         description="softmax cross-entropy forward + backward, per logit"
     )
     sgd_update: CyclesPerElement = Field(description="SGD-with-momentum update, per parameter")
+    reorder: CyclesPerElement | None = Field(
+        default=None,
+        description="layout reorder around a convolution (nchw to nChw16c and back, weights to "
+        "the library's blocked layout), per element; required where the library reorders",
+    )
 
 
 def _store_setting(value: object) -> object:
@@ -167,19 +172,37 @@ class ComputeConfig(ConfigModel):
     )
     cycles_per_element: ElementwiseCosts = Field(description="per-core costs of element-wise ops")
     layout: Literal["nChw16c", "nchw"] = Field(
-        description="activation layout: nChw16c (16-channel blocks, channels padded to 16, as "
-        "MKL-DNN/oneDNN) or nchw (plain, as cuDNN and PyTorch)"
+        description="activation layout between kernels: nChw16c (16-channel blocks, channels "
+        "padded to 16, as MKL-DNN/oneDNN) or nchw (plain, as cuDNN and PyTorch)"
     )
     library: Literal["onednn", "cudnn"] = Field(
         description="kernel library whose work split and loop order the kernels follow: onednn "
         "(MKL-DNN's AVX-512 drivers, as the BNFF kernels ran them) or cudnn (implicit-GEMM tiles "
         "and launch order, after NVIDIA's CUTLASS); docs/model.md, Kernel dataflow"
     )
+    framework: Literal["caffe", "pytorch"] = Field(
+        default="caffe",
+        description="how the framework hands tensors to the library: caffe (in the layout the "
+        "library computes in, as Caffe's MKL-DNN and cuDNN engines keep them: no copies) or "
+        "pytorch (PyTorch eager: OIHW weights and `layout` activations, which oneDNN's "
+        "convolutions reorder into blocked copies and back on every call; docs/frameworks.md)",
+    )
     kernel_overhead_cycles: Cycles = Field(
         alias="kernel_overhead",
         description="fixed cost of every kernel: thread fork/join and barrier on a CPU, the gap "
         "between back-to-back kernels on a GPU",
     )
+
+    @model_validator(mode="after")
+    def _check_reorders(self) -> ComputeConfig:
+        reorders = self.library == "onednn" and self.framework == "pytorch"
+        if reorders and self.cycles_per_element.reorder is None:
+            raise ValueError(
+                "cycles_per_element.reorder: required: with framework pytorch, oneDNN reorders "
+                "the operands of every convolution into its blocked layouts and back "
+                "(docs/frameworks.md)"
+            )
+        return self
 
     def conv_efficiencies(self) -> ConvEfficiency:
         """Each convolution pass's efficiency (one value given: the same for all three)."""

@@ -21,7 +21,7 @@ from bnsim.result import RunResult, Timeline, result_document
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
 from bnsim.sim.engine import KernelProgress
-from bnsim.trace import SimOptions
+from bnsim.trace import SimOptions, library_reorders
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +96,7 @@ def simulate_scheme(
     point: Point, spec: SchemeSpec, *, on_kernel: KernelProgress | None = None
 ) -> RunResult:
     """One scheme of a point, simulated at the point's fidelity (`on_kernel`: see simulate)."""
-    schedule = build_schedule(point.network, spec)
+    schedule = build_schedule(point.network, spec, reorders=library_reorders(point.machine))
     return simulate(schedule, point.machine, point.options, on_kernel=on_kernel)
 
 
@@ -106,7 +106,7 @@ def _simulate_plain(point: Point, spec: SchemeSpec) -> tuple[RunResult, None]:
 
 def _simulate_with_timeline(point: Point, spec: SchemeSpec) -> tuple[RunResult, Timeline]:
     timeline = Timeline(scheme=spec.name, clock_hz=point.machine.cores.clock_hz)
-    schedule = build_schedule(point.network, spec)
+    schedule = build_schedule(point.network, spec, reorders=library_reorders(point.machine))
     return simulate(schedule, point.machine, point.options, timeline=timeline), timeline
 
 

@@ -70,6 +70,8 @@ class Tensor:
     transient: bool = False  # True: lives in registers/tile buffers of one kernel, never in memory
     # the tensor whose memory this one takes over (an in-place op's input, which it overwrites)
     storage: str = ""
+    # stored in the kernel library's own layout (a reorder's copy), whatever the framework keeps
+    library_layout: bool = False
 
     def num_elements(self) -> int:
         """Number of elements."""
@@ -107,6 +109,7 @@ class OpKind(StrEnum):
     LOSS_FWD = "loss_fwd"
     LOSS_BWD = "loss_bwd"
     SGD_UPDATE = "sgd_update"
+    REORDER = "reorder"  # a copy into another layout (bnsim.schemes.reorders)
 
     def is_matrix(self) -> bool:
         """Convolution and fully connected ops (FMA-bound); the rest are element-wise/reductions."""
@@ -208,6 +211,32 @@ class Kernel:
         return tuple(dict.fromkeys(name for op in self.ops for name in op.writes))
 
 
+@dataclass(frozen=True, slots=True)
+class Reorders:
+    """Which convolution operands the library copies into its own layout on every call."""
+
+    activations: bool = False  # 4-D activations and their gradients (the framework keeps nchw)
+    weights: bool = False  # 4-D weights and weight gradients (the framework keeps OIHW)
+
+    @classmethod
+    def of(cls, library: str, framework: str, layout: str) -> Reorders:
+        """The copies `library` makes for `framework` keeping activations in `layout` (a machine's
+        compute.library, .framework and .layout).
+
+        PyTorch asks oneDNN for the layouts its kernels prefer (blocked, for FP32 training on
+        AVX-512) and keeps OIHW weights and NCHW (or NHWC) activations itself; Caffe's MKL-DNN
+        engine keeps every tensor in the library's layout. cuDNN's convolutions take NCHW
+        activations and KCRS weights as frameworks keep them."""
+        pytorch_on_onednn = library == "onednn" and framework == "pytorch"
+        return cls(activations=pytorch_on_onednn and layout == "nchw", weights=pytorch_on_onednn)
+
+    def __bool__(self) -> bool:
+        return self.activations or self.weights
+
+
+NO_REORDERS = Reorders()
+
+
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Schedule:
     """The kernels of one training iteration of `network` under a scheme, in execution order.
@@ -221,6 +250,7 @@ class Schedule:
     options: tuple[tuple[str, Any], ...]
     kernels: tuple[Kernel, ...]
     tensors: Mapping[str, Tensor] = field(repr=False)
+    reorders: Reorders = NO_REORDERS  # the library's layout copies among the kernels
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
@@ -229,7 +259,14 @@ class Schedule:
         # a mapping proxy does not pickle: send the tensors as a dict
         return (
             _unpickled_schedule,
-            (self.network, self.scheme, self.options, self.kernels, dict(self.tensors)),
+            (
+                self.network,
+                self.scheme,
+                self.options,
+                self.kernels,
+                dict(self.tensors),
+                self.reorders,
+            ),
         )
 
     def tensor(self, name: str) -> Tensor:
@@ -294,9 +331,15 @@ def _unpickled_schedule(
     options: tuple[tuple[str, Any], ...],
     kernels: tuple[Kernel, ...],
     tensors: dict[str, Tensor],
+    reorders: Reorders,
 ) -> Schedule:
     return Schedule(
-        network=network, scheme=scheme, options=options, kernels=kernels, tensors=tensors
+        network=network,
+        scheme=scheme,
+        options=options,
+        kernels=kernels,
+        tensors=tensors,
+        reorders=reorders,
     )
 
 

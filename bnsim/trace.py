@@ -30,6 +30,7 @@ from bnsim.schedule import (
     Op,
     OpKind,
     Placement,
+    Reorders,
     Schedule,
     Tensor,
     TensorRole,
@@ -130,11 +131,25 @@ _LAYOUTS: weakref.WeakKeyDictionary[Schedule, dict[tuple[int, bool], _Layout]] =
 )
 
 
+def library_reorders(machine: Machine) -> Reorders:
+    """The layout copies `machine`'s library makes around its convolutions: what a schedule for
+    it is built with (`build_schedule(..., reorders=library_reorders(machine))`)."""
+    compute = machine.compute
+    return Reorders.of(compute.library, compute.framework, compute.layout)
+
+
 class Trace:
     """The tiles of a schedule on a machine; tiles are generated lazily, one kernel at a time."""
 
     def __init__(self, schedule: Schedule, machine: Machine, options: SimOptions) -> None:
         options.check(machine)
+        expected = library_reorders(machine)
+        if schedule.reorders != expected:
+            raise ConfigError(
+                f"machine {machine.name}: its library makes {_reorders_text(expected)} around "
+                f"convolutions, but the schedule was built with {_reorders_text(schedule.reorders)}"
+                "; build it with build_schedule(..., reorders=library_reorders(machine))"
+            )
         self.schedule = schedule
         self.machine = machine
         self.options = options
@@ -169,9 +184,11 @@ class Trace:
                 for kind, efficiency in conv_efficiency.items()
             },
         }
+        # a cost left out (reorders, on a machine that makes none) belongs to no op of the trace
         self._cycles_per_element: dict[OpKind, float] = {
             kind: getattr(compute.cycles_per_element, cost)
             for kind, cost in ELEMENTWISE_COST.items()
+            if getattr(compute.cycles_per_element, cost) is not None
         }
         self.sources: list[Source] = []
         self._source_ids: dict[tuple[int, int, str], int] = {}
@@ -199,14 +216,19 @@ class Trace:
         return self._stored
 
     def _format(self, tensor: Tensor) -> tuple[int, bool, int]:
-        """(bytes per element, whether stored nChw16c, bytes in memory) of `tensor`."""
+        """(bytes per element, whether stored nChw16c, bytes in memory) of `tensor`.
+
+        A copy in the library's layout (`library_layout`) is blocked: only oneDNN reorders."""
         shape = tensor.shape
         elements = math.prod(shape)
         fixed = FIXED_ELEMENT_BYTES.get(tensor.element)  # None: the machine's data type
         if fixed is not None:
             return fixed, False, elements * fixed
         element = self.data_bytes
-        if self.blocked and len(shape) == 4 and tensor.role in _ACTIVATION_ROLES:
+        if len(shape) == 4 and (
+            (self.blocked and tensor.role in _ACTIVATION_ROLES)
+            or (tensor.library_layout and tensor.role not in _WEIGHT_ROLES)
+        ):
             return element, True, elements // shape[1] * _padded(shape[1]) * element
         return element, False, elements * element
 
@@ -382,6 +404,8 @@ class Trace:
 
         None: the op's own region (most reads, kept as None so that tiles skip the call).
         """
+        if op.kind is OpKind.REORDER:  # a copy reads what it writes, in the other layout
+            return None
         if op is main and position in _FOOTPRINT_OPERANDS.get(op.kind, ()):
             rule = footprint_rule(self.schedule, op, position)
             return lambda tile, region: rule(tile)
@@ -548,8 +572,10 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
     OpKind.LOSS_FWD: "loss",
     OpKind.LOSS_BWD: "loss",
     OpKind.SGD_UPDATE: "sgd_update",
+    OpKind.REORDER: "reorder",
 }
 
+_WEIGHT_ROLES = frozenset((TensorRole.WEIGHT, TensorRole.WEIGHT_GRADIENT))
 _WEIGHT_GRADIENT_KINDS = frozenset((OpKind.CONV_BWD_WEIGHT, OpKind.FC_BWD_WEIGHT))
 # sets built once: looking an enum member up on its class costs as much as the rest of a call
 _POOL_BWD = OpKind.POOL_BWD
@@ -566,6 +592,11 @@ _INPUT_SIZED_KINDS = frozenset(
         OpKind.POOL_BWD,
     )
 )
+
+
+def _reorders_text(reorders: Reorders) -> str:
+    copied = [name for name in ("activations", "weights") if getattr(reorders, name)]
+    return f"reorders of {' and '.join(copied)}" if copied else "no layout reorders"
 
 
 def op_elements(schedule: Schedule, op: Op) -> int:

@@ -152,7 +152,7 @@ def initial_values(schedule: Schedule, seed: int) -> dict[str, Array]:
     values: dict[str, Array] = {}
     for name, tensor in sorted(schedule.tensors.items()):
         shape = tensor.shape
-        if tensor.transient:
+        if tensor.transient or tensor.library_layout:  # a layout copy is made by a kernel
             continue
         if name == "labels":
             num_classes = next(
@@ -204,7 +204,9 @@ def compared_tensors(schedule: Schedule) -> list[str]:
     names = [
         name
         for name, tensor in schedule.tensors.items()
-        if not tensor.transient and (name.startswith(prefixes) or name in outputs)
+        if not tensor.transient
+        and not tensor.library_layout
+        and (name.startswith(prefixes) or name in outputs)
     ]
     if "grad:input" in schedule.tensors:
         names.append("grad:input")

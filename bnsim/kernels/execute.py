@@ -652,6 +652,10 @@ def _sgd_update(run: _Run, index: int, op: Op, region: Region) -> None:
     w[e0:e1], v[e0:e1] = new_w, new_v
 
 
+def _reorder(run: _Run, index: int, op: Op, region: Region) -> None:
+    run.write(op.writes[0], region, run.read(op.reads[0], region))  # a layout is not a value
+
+
 Runner = Callable[[_Run, int, Op, Region], None]
 RUNNERS: dict[OpKind, Runner] = {
     OpKind.CONV_FWD: _conv_fwd,
@@ -677,6 +681,7 @@ RUNNERS: dict[OpKind, Runner] = {
     OpKind.LOSS_FWD: _loss_fwd,
     OpKind.LOSS_BWD: _loss_bwd,
     OpKind.SGD_UPDATE: _sgd_update,
+    OpKind.REORDER: _reorder,
 }
 FINALIZERS: dict[OpKind, Callable[[_Run, int, Op], None]] = {
     OpKind.BN_STATS: _finish_bn_stats,

@@ -22,8 +22,9 @@ from bnsim.datafile import describe_errors
 from bnsim.errors import ConfigError
 from bnsim.graph import Network
 from bnsim.heap import frozen_heap
-from bnsim.schedule import Schedule
+from bnsim.schedule import NO_REORDERS, Reorders, Schedule
 from bnsim.schemes import baseline, bnff, fission, recompute, sampling
+from bnsim.schemes.reorders import add_reorders
 from bnsim.schemes.training import Draft, lower_training
 
 
@@ -199,9 +200,14 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
 
 
 def build_schedule(
-    network: Network, scheme: str | SchemeSpec, *, input_grad: bool = False
+    network: Network,
+    scheme: str | SchemeSpec,
+    *,
+    input_grad: bool = False,
+    reorders: Reorders = NO_REORDERS,
 ) -> Schedule:
-    """The schedule of one training iteration of `network` under `scheme`.
+    """The schedule of one training iteration of `network` under `scheme`, with the layout
+    `reorders` the machine's library makes around its convolutions (`Reorders.of`).
 
     Schedules are immutable: the RECENT_SCHEDULES most recently built are remembered, and asking
     again for one of them (an equal network, the same scheme) returns the same object.
@@ -211,13 +217,14 @@ def build_schedule(
         SimulationError: the scheme produced an illegal schedule (a bnsim bug).
     """
     spec = parse_scheme(scheme) if isinstance(scheme, str) else scheme
-    return _schedule(network, spec, input_grad)
+    return _schedule(network, spec, input_grad, reorders)
 
 
 @functools.lru_cache(maxsize=RECENT_SCHEDULES)
-def _schedule(network: Network, spec: SchemeSpec, input_grad: bool) -> Schedule:
+def _schedule(network: Network, spec: SchemeSpec, input_grad: bool, reorders: Reorders) -> Schedule:
     with frozen_heap():
         draft = lower_training(network, input_grad=input_grad)
         for part, options in spec.options:
             _PARTS[part].rewrite(draft, options)
-        return draft.freeze(spec.label(), spec.flat_options())
+        add_reorders(draft, reorders)
+        return draft.freeze(spec.label(), spec.flat_options(), reorders)

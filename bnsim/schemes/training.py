@@ -18,6 +18,7 @@ from bnsim.graph import LayerKind, Network, TensorShape
 from bnsim.graph.layer import Conv2d, Layer, Linear
 from bnsim.graph.network import INPUT_NAME
 from bnsim.schedule import (
+    NO_REORDERS,
     Axis,
     ElementType,
     Kernel,
@@ -25,6 +26,7 @@ from bnsim.schedule import (
     OpKind,
     Phase,
     Placement,
+    Reorders,
     Schedule,
     Tensor,
     TensorRole,
@@ -149,7 +151,9 @@ class Draft:
         for key in {(op.kind, op.layer) for op in kernel.ops}:
             self._holders[key].remove(kernel)
 
-    def freeze(self, scheme: str, options: tuple[tuple[str, Any], ...]) -> Schedule:
+    def freeze(
+        self, scheme: str, options: tuple[tuple[str, Any], ...], reorders: Reorders = NO_REORDERS
+    ) -> Schedule:
         """The immutable, checked Schedule, with stashed activations marked.
 
         Raises:
@@ -175,6 +179,7 @@ class Draft:
                 Kernel(name=k.name, phase=k.phase, ops=k.ops, space=k.space) for k in self.kernels
             ),
             tensors=tensors,
+            reorders=reorders,
         )
         check_schedule(schedule)
         return schedule

@@ -38,7 +38,7 @@ from bnsim.hw import Machine, load_machine, machine_from_dict
 from bnsim.point import make_point
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.trace import FIDELITIES, SimOptions, Trace
+from bnsim.trace import FIDELITIES, SimOptions, Trace, library_reorders
 
 FAST_DRAM_BOUND = 0.02
 FAST_CYCLE_BOUND = 0.05
@@ -188,6 +188,8 @@ def machine_pairs(draw: st.DrawFn) -> tuple[Machine, Machine]:
     document["llc"]["inclusive"] = draw(st.booleans())
     document["compute"]["nontemporal_stores"] = draw(st.booleans())
     document["compute"]["layout"] = draw(st.sampled_from(["nchw", "nChw16c"]))
+    document["compute"]["framework"] = draw(st.sampled_from(["caffe", "pytorch"]))
+    document["compute"]["cycles_per_element"]["reorder"] = 0.25
     block = draw(st.sampled_from([32, 64, 128]))
     quads = {"private": (1, 64), "llc": (8, 512)}  # size range, in groups of 4 lines
     ways = {}
@@ -224,7 +226,7 @@ def test_with_fully_associative_caches_fast_fidelity_is_line_fidelity(
     same hits and misses, so DRAM bytes agree exactly (channel mapping may move time a little). With
     set-associative caches, every fidelity still reads at least what the iteration starts from."""
     fully_associative, set_associative = machines
-    schedule = build_schedule(network, scheme)
+    schedule = build_schedule(network, scheme, reorders=library_reorders(fully_associative))
     fast, line = (
         simulate(schedule, fully_associative, SimOptions(fidelity=fidelity))
         for fidelity in ("fast", "line")
