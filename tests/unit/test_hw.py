@@ -12,8 +12,8 @@ import yaml
 from bnsim.errors import ConfigError
 from bnsim.hw import Machine, load_machine, machine_from_dict, parse_override
 from bnsim.hwkeys import describe_keys
-from bnsim.sim.mlp import core_window
 from bnsim.schedule import Reorders
+from bnsim.sim.mlp import core_window
 from bnsim.trace import library_reorders
 
 HWCONFIGS = sorted((Path(__file__).resolve().parents[2] / "hwconfigs").glob("*.yaml"))
@@ -63,7 +63,8 @@ def test_v100_has_80_sms_and_15_7_tflops(repo: Path) -> None:
 def test_zen4_2c_is_this_machine_as_measured(repo: Path) -> None:
     """Its FMA peak is the measured one (2 × 116.2 GFLOP/s at 32 FLOP per cycle), its window
     Little's law on the measured single-core stream, its DRAM 24 DDR5-4800 sub-channels of 4 B,
-    its convolutions oneDNN's primitives alone (the reorders around them are kernels of their own)."""
+    its convolutions oneDNN's primitives alone (the reorders around them are kernels of their
+    own)."""
     machine = load_machine(repo / "hwconfigs" / "zen4-2c.yaml")
     assert machine.cores.flops_per_cycle() == 32
     assert machine.peak_flops_per_second() == pytest.approx(2 * 116.2e9, rel=2e-3)
