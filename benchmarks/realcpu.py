@@ -18,8 +18,14 @@ not, and prints them with the results. (Fixing the threshold at glibc's largest,
 earlier version did, leaves every buffer above 32 MiB page-faulting afresh on each call: ResNet-50's
 iteration at batch 16 took 3.13 s so, 2.91 s without mmap, docs/validation.md.)
 
+A child process trains the same network once more with oneDNN's verbose log on for its last
+iteration, and the script sums oneDNN's own times of the primitives it ran: convolutions by pass,
+and the layout copies (reorders) of activations and of weights around them, which the profiler
+counts as part of the convolutions.
+
 With `--hw FILE`, bnsim predicts the same iteration on that machine (fast fidelity, baseline with
-in-place ReLU and add) and the script prints both.
+in-place ReLU and add, the machine's layout copies) and the script prints both, the primitives'
+times beside bnsim's kernels of the same kind.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +46,13 @@ MALLOC_SETTINGS = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 4
 BN_OPS = ("batch_norm",)  # aten::batch_norm, native_batch_norm(_backward), ...
 RELU_OPS = ("relu", "threshold_backward", "clamp_min")
 CONCAT_OPS = ("aten::cat",)
+# what oneDNN's primitives do, and the bnsim kernels that do the same
+PRIMITIVE_KINDS = (
+    "conv forward", "conv backward data", "conv backward weight", "reorder activations",
+    "reorder weights", "other",
+)  # fmt: skip
+PREDICTED_KINDS = {"conv_fwd": "conv forward", "conv_bwd_data": "conv backward data",
+                   "conv_bwd_weight": "conv backward weight"}  # fmt: skip
 
 try:
     import torch
@@ -179,7 +193,43 @@ def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
         "relu_share": share(RELU_OPS),
         "concat_share": share(CONCAT_OPS),
         "top_ops_ms": {op: us / 1000 for op, us in top},
+        "onednn_ms": onednn_primitives(name, batch),
     }
+
+
+def onednn_primitives(name: str, batch: int) -> dict[str, float]:
+    """oneDNN's own times of the primitives one training iteration runs, summed by what they do
+    (`PRIMITIVE_KINDS`): a child process trains the same network and logs its last iteration
+    (ONEDNN_VERBOSE). The profiler cannot separate a convolution from its layout copies."""
+    command = [sys.executable, __file__, "--primitives-child", name, str(batch)]
+    child = subprocess.run(command, capture_output=True, text=True, check=True)
+    sums = dict.fromkeys(PRIMITIVE_KINDS, 0.0)
+    for line in child.stdout.splitlines():
+        fields = line.split(",")
+        if not line.startswith("onednn_verbose,") or ",exec," not in line:
+            continue
+        if fields[5] == "convolution":
+            kind = {"forward_training": "conv forward", "backward_data": "conv backward data",
+                    "backward_weights": "conv backward weight"}.get(fields[7], "other")  # fmt: skip
+        elif fields[5] == "reorder":
+            kind = "reorder activations" if "aBcd" in line else "reorder weights"
+        else:
+            kind = "other"
+        sums[kind] += float(fields[-1])
+    return sums
+
+
+def _primitives_child(name: str, batch: int) -> None:
+    torch.manual_seed(0)
+    network = build_model(name, batch=batch)
+    model = BnsimNetwork(network)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(batch, network.input_channels(), *network.image)
+    labels = torch.randint(0, 10, (batch,))
+    for _ in range(2):
+        train_step(model, optimizer, images, labels)
+    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        train_step(model, optimizer, images, labels)
 
 
 def predict(hw: Path, name: str, batch: int) -> dict[str, Any]:
@@ -194,6 +244,15 @@ def predict(hw: Path, name: str, batch: int) -> dict[str, Any]:
         reorders=bnsim.library_reorders(machine),
     )
     result = bnsim.simulate(schedule, machine)
+    milliseconds = dict.fromkeys(PRIMITIVE_KINDS, 0.0)
+    for kernel, timed in zip(schedule.kernels, result.kernels, strict=True):
+        main = kernel.main_op()
+        kind = PREDICTED_KINDS.get(main.kind.value)
+        if main.kind.value == "reorder":
+            weight = schedule.tensor(main.writes[0]).role.value.startswith("weight")
+            kind = "reorder weights" if weight else "reorder activations"
+        if kind is not None:
+            milliseconds[kind] += timed.cycles() / machine.cores.clock_hz * 1e3
     rows = result.breakdown("layer_kind")
     cycles = sum(row["cycles"] for row in rows) or 1
     part = {row["layer_kind"]: row["cycles"] / cycles for row in rows}
@@ -202,6 +261,7 @@ def predict(hw: Path, name: str, batch: int) -> dict[str, Any]:
         "bn_share": part.get("bn", 0.0),
         "relu_share": part.get("relu", 0.0),
         "concat_share": part.get("concat", 0.0),
+        "onednn_ms": milliseconds,
     }
 
 
@@ -212,11 +272,15 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--hw", type=Path, help="also print bnsim's prediction on this machine")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument("--primitives-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
         # glibc reads these at start-up only
         environment = {**os.environ, **MALLOC_SETTINGS}
         os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+    if args.primitives_child:
+        _primitives_child(args.primitives_child[0], int(args.primitives_child[1]))
+        return 0
     settings = ", ".join(f"{key}={value}" for key, value in MALLOC_SETTINGS.items())
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -241,6 +305,19 @@ def main() -> int:
             else:
                 cells += ["", "", "", ""]
             print(f"| {name} | {batch} | " + " | ".join(cells) + " |", flush=True)
+    print(
+        "\noneDNN's primitives in one iteration, ms (their own times; predicted: bnsim's kernels)"
+    )
+    print("| network | batch | " + " | ".join(PRIMITIVE_KINDS) + " |")
+    print("|---|---|" + "---|" * len(PRIMITIVE_KINDS))
+    for row in results:
+        measured, predicted = row["measured"], row["predicted"]
+        cells = [
+            f"{measured['onednn_ms'][kind]:.0f}"
+            + (f" / {predicted['onednn_ms'][kind]:.0f}" if predicted else "")
+            for kind in PRIMITIVE_KINDS
+        ]
+        print(f"| {measured['network']} | {measured['batch']} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
