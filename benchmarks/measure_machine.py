@@ -11,7 +11,10 @@ they measure, with the machine they ran on:
 - latency: a dependent-load chase through buffers from 16 KiB to 1 GiB (each cache level, and none);
 - memory-level parallelism: 1 to 64 independent chases through 1 GiB at once; the time per load
   falls until the core's outstanding misses run out, and the idle latency over the time per load is
-  how many misses it keeps in flight (Little's law).
+  how many misses it keeps in flight (Little's law);
+- concurrent streams: read bandwidth with 1 to 64 sequential streams per thread at once (what a
+  core's prefetchers can follow), and the copy between NCHW and 16-channel blocks that oneDNN makes
+  around convolutions, which reads or writes 16 channel planes at once.
 
 Every value is the best of several runs (STREAM's rule for bandwidth, the least disturbed run for
 latency and FMA), because other tenants of a shared virtual machine only ever slow it down.
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent / "machine"
-PROGRAMS = {"stream": ["-fopenmp"], "fma": ["-fopenmp"], "latency": []}
+PROGRAMS = {"stream": ["-fopenmp"], "fma": ["-fopenmp"], "latency": [], "streams": ["-fopenmp"]}
 PROCESSOR_FIELDS = ("model name", "cpu family", "model", "stepping", "microcode")
 UNSUPPORTED = 3  # a program's exit status for a vector width the processor does not have
 KIB = 1024
@@ -159,6 +162,17 @@ def measure(quick: bool) -> dict[str, Any]:
         results["latency"] = [
             {"buffer_bytes": size, "ns_per_load": chase(size, 1)} for size in sizes
         ]
+        results["streams"], results["reorders"] = [], []
+        for count in sorted({1, threads}):
+            for name, value, rate in run(binaries["streams"], [array_bytes // MIB, 3], count):
+                if name == "streams":
+                    results["streams"].append(
+                        {"threads": count, "streams": int(value), "gb_per_second": float(rate)}
+                    )
+                else:
+                    results["reorders"].append(
+                        {"threads": count, "direction": value, "gb_per_second": float(rate)}
+                    )
         per_load = {chains: chase(memory, chains) for chains in (1, 2, 4, 8, 16, 24, 32, 48, 64)}
         results["parallelism"] = [
             {"chains": chains, "ns_per_load": time, "in_flight": per_load[1] / time}
@@ -197,6 +211,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["", "| chase through | ns per load |", "|---|---|"]
     for entry in results["latency"]:
         lines.append(f"| {entry['buffer_bytes'] // KIB} KiB | {entry['ns_per_load']:.2f} |")
+    lines += ["", "| threads | streams per thread | read GB/s |", "|---|---|---|"]
+    for entry in results["streams"]:
+        lines.append(f"| {entry['threads']} | {entry['streams']} | {entry['gb_per_second']:.1f} |")
+    lines += ["", "| threads | NCHW ↔ nChw16c copy | GB/s (STREAM's bytes) |", "|---|---|---|"]
+    for entry in results["reorders"]:
+        lines.append(
+            f"| {entry['threads']} | {entry['direction']} | {entry['gb_per_second']:.1f} |"
+        )
     lines += ["", "| independent chases | ns per load | misses in flight |", "|---|---|---|"]
     for entry in results["parallelism"]:
         lines.append(

@@ -33,4 +33,9 @@ def test_the_microbenchmarks_build_run_and_report_every_quantity(tmp_path: Path)
     chains = [entry["chains"] for entry in results["parallelism"]]
     assert chains == sorted(chains)
     assert chains[0] == 1
+    assert [entry["streams"] for entry in results["streams"] if entry["threads"] == 1] == [
+        1, 2, 4, 8, 16, 32, 64,
+    ]  # fmt: skip
+    assert {entry["direction"] for entry in results["reorders"]} == {"to_blocked", "to_plain"}
+    assert all(entry["gb_per_second"] > 0 for entry in results["streams"] + results["reorders"])
     assert results["parallelism"][0]["in_flight"] > 0

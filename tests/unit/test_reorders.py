@@ -26,7 +26,7 @@ from bnsim.graph.layer import (
 from bnsim.hw import Machine, load_machine
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Reorders, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
-from bnsim.sim import simulate
+from bnsim.sim import membench, simulate
 from bnsim.trace import SimOptions, Trace, library_reorders
 from bnsim.verify import check_schedule_against_reference
 
@@ -207,3 +207,23 @@ def test_reorders_change_no_value() -> None:
     schedule = build_schedule(two_convolutions(), "baseline", input_grad=True, reorders=BOTH)
     report = check_schedule_against_reference(schedule, sampling=None, seed=0)
     assert report.passed, report
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the engine posts DRAM writes without holding a slot of the core's window, which "
+    "the DRAM-timed STREAM model holds until the controller takes the write: on two cores the "
+    "engine copies twice as fast (docs/validation.md, 'Layout copies')",
+)
+def test_a_large_copy_runs_at_the_rate_the_dram_timed_stream_copy_gets() -> None:
+    """A 64 MiB copy with non-temporal stores on zen4-2c's two cores: the engine's rate should
+    be membench's DRAM-timed STREAM copy's (the same machine, the same stores, the same two
+    fidelities of one memory model), within 10 %."""
+    machine = zen4().with_overrides(["compute.nontemporal_stores=always"])
+    result = simulate(reorder_schedule(channels=16, size=1024), machine)
+    kernel = result.kernels[0]
+    seconds = (kernel.end_cycle - kernel.start_cycle) / machine.cores.clock_hz
+    engine_rate = 2 * 4 * 16 * 1024 * 1024 / seconds
+    stream_rate = membench.run_kernel(machine, "copy").bytes_per_second()
+    assert engine_rate == pytest.approx(stream_rate, rel=0.10)
