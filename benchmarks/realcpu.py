@@ -272,6 +272,12 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--hw", type=Path, help="also print bnsim's prediction on this machine")
     parser.add_argument("--json", type=Path, help="also write the numbers to this file")
+    parser.add_argument(
+        "--measured",
+        type=Path,
+        help="take the measurements from this earlier --json file instead of measuring "
+        "(to predict them again, e.g. on another config)",
+    )
     parser.add_argument("--primitives-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
@@ -290,9 +296,16 @@ def main() -> int:
     print(f"| network | batch | iteration (s) | {shares} | predicted (s) | {shares} |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     results = []
+    earlier = (
+        {(row["measured"]["network"], row["measured"]["batch"]): row["measured"]
+         for row in json.loads(args.measured.read_text())}
+        if args.measured else {}
+    )  # fmt: skip
     for name in args.networks.split(","):
         for batch in map(int, args.batches.split(",")):
-            measured = measure(name, batch, args.iterations)
+            if args.measured and (name, batch) not in earlier:
+                raise SystemExit(f"realcpu: {args.measured} has no {name} at batch {batch}")
+            measured = earlier.get((name, batch)) or measure(name, batch, args.iterations)
             predicted = predict(args.hw, name, batch) if args.hw else None
             results.append({"measured": measured, "predicted": predicted})
             cells = [f"{measured['seconds']:.3f}"] + [

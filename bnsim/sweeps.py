@@ -588,7 +588,7 @@ def sweep(
     >>> for row in results.rows():
     ...     print(row["llc.size"], row["scheme"], f"{row['speedup_vs_baseline']:.3f}")
     64KiB baseline 1.000
-    64KiB bnff 1.134
+    64KiB bnff 1.136
     256KiB baseline 1.000
     256KiB bnff 1.132
     """

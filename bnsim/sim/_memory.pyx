@@ -16,8 +16,8 @@ and is exactly a fully associative LRU cache of lines at the cost of ranges; Lin
 fidelity) holds set-associative lines. Fast fidelity spreads a DRAM transfer of a whole interleaving
 period or more evenly over the channels; line fidelity maps every byte to its channel. Each step's
 DRAM reads queue on their channels first come, first served, then its writes (posted: they occupy
-the channels, nobody waits for them), at the rate each channel sustains for the step's mix of reads
-and writes (bnsim.sim.dramrate works the rates out with the DRAM timing model). `MemorySystem.run_kernel` is the engine's loop over a kernel's
+the channels, nobody waits for their data; the engine charges their path to the controller to the
+core's window), at the rate each channel sustains for the step's mix of reads and writes (bnsim.sim.dramrate works the rates out with the DRAM timing model). `MemorySystem.run_kernel` is the engine's loop over a kernel's
 boxes and steps. `earlier_and_later_into` is the analytic fidelity's dominance sum
 (bnsim.sim.stackmodel.earlier_and_later) as a Fenwick tree. Tests check the caches against
 line-by-line LRU references (tests/unit/test_cache.py, test_linecache.py) and the kernel loop
@@ -1315,6 +1315,10 @@ cdef class MemorySystem:
         cdef double done = self._run_tile(core, accesses, now)
         return (self.private_hits, self.llc_hits, self.dram_reads, done, self.llc.wait)
 
+    def step_dram_writes(self):
+        """DRAM bytes the last step wrote: its non-temporal stores and the write-backs it caused."""
+        return self.dram_writes
+
     def settle(self, double arrival):
         """The lines the last step fetched from DRAM arrive at cycle `arrival`."""
         self.llc.settle(arrival)
@@ -1362,7 +1366,7 @@ cdef class MemorySystem:
 
     def run_kernel(self, list boxes, list chunks, double start, double private_cycles,
                    double llc_cycles, double dram_cycles, list busy, i64 line, list spans=None,
-                   bint dynamic=False):
+                   bint dynamic=False, double write_cycles=0.0):
         """Run a kernel's boxes on the cores from cycle `start` (bnsim.sim.engine._run_boxes).
 
         Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
@@ -1370,8 +1374,10 @@ cdef class MemorySystem:
         first runs its next step (ties: the one that became ready first), so the shared levels see
         the steps in time order: the order of one SimPy process per core (tested equal). A step
         lasts the largest of its compute share, its misses' latency per byte (`*_cycles`: private
-        hit, LLC hit, DRAM read), the wait for its DRAM reads and for lines it found in the LLC that
-        another core's step is still fetching; its own fetches arrive when it ends. Adds each core's busy cycles to
+        hit, LLC hit, DRAM read) with its DRAM writes' path to the controller per byte
+        (`write_cycles`: each holds a slot of the core's window), the wait for its DRAM reads and
+        for lines it found in the LLC that another core's step is still fetching; its own fetches
+        arrive when it ends. Adds each core's busy cycles to
         `busy` and, with `spans`, appends every step's (core, start, end); returns (cycle the last
         core finishes, FLOPs, compute cycles, memory cycles). With `dynamic`, `chunks` is ignored:
         the boxes are in launch order, and a core that is free takes the next one (the first
@@ -1473,7 +1479,7 @@ cdef class MemorySystem:
                                       streams[s].total * (step + 1) // box.steps, line)
                     done = self._end(now)
                     memory = (self.private_hits * private_cycles + self.llc_hits * llc_cycles
-                              + self.dram_reads * dram_cycles)
+                              + self.dram_reads * dram_cycles + self.dram_writes * write_cycles)
                     if step:  # the stream is under way: its latency was paid by the first step
                         done -= self.latency_cycles
                     if done - now > memory:

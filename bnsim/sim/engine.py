@@ -6,7 +6,9 @@ ready first goes next (a heap of core-ready times: the order of one SimPy proces
 tile's accesses go through the memory system when it starts; it then takes as long as the largest of
 its compute time, the time its misses need with the core's bounded number of outstanding misses
 (Little's law), and the time the DRAM channels need to deliver its reads after the requests queued
-before them. Writes to DRAM are posted: they occupy the channels but do not stall the core. After
+before them. A DRAM write (a non-temporal store, or a write-back the step's accesses evict) holds a
+slot of the core's window while it travels to the controller (`bnsim.sim.mlp.loop_clocks`), as in
+the DRAM-timed model (bnsim.sim.dram); it occupies the channels, but nothing waits for it. After
 the last tile, the partial sums of reduced tensors are combined serially across the threads that
 made them, the result is written, and the kernel pays its fixed overhead (fork/join and barrier).
 Time counts core cycles (fractions inside a kernel; results report whole cycles). Imports
@@ -32,7 +34,7 @@ from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
-from bnsim.sim.mlp import core_window
+from bnsim.sim.mlp import core_window, loop_clocks
 from bnsim.sim.reduction import reduction_cycles
 from bnsim.trace import BoxWork, SimOptions, Trace
 
@@ -66,6 +68,8 @@ class _Chip:
     memory: MemorySystem
     env: simpy.Environment
     dram_latency_cycles: float
+    # a DRAM write's path from the core to the controller, which holds a slot of its window
+    dram_write_cycles: float
     busy: list[float] = field(default_factory=list)
     tallies: list[_KernelTally] = field(default_factory=list)
     timeline: Timeline | None = None
@@ -140,6 +144,7 @@ def _simulate_tiles(
         memory=memory,
         env=env,
         dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
+        dram_write_cycles=loop_clocks(machine) / dram.device.clock_hz * machine.cores.clock_hz,
         busy=[0.0] * machine.cores.count,
         tallies=[_KernelTally() for _ in schedule.kernels],
         timeline=timeline,
@@ -241,7 +246,15 @@ def _run_boxes(
     tally.num_tiles += sum(box.steps for box in boxes)
     spans: list[tuple[int, float, float]] | None = [] if chip.timeline is not None else None
     finished, flops, compute_cycles, memory_total = chip.memory.run_kernel(
-        boxes, chunks, chip.env.now, *rates, chip.busy, line, spans, dynamic
+        boxes,
+        chunks,
+        chip.env.now,
+        *rates,
+        chip.busy,
+        line,
+        spans,
+        dynamic,
+        chip.dram_write_cycles / line / window,
     )
     tally.flops += flops
     tally.compute_cycles += compute_cycles

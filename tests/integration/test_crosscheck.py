@@ -76,7 +76,7 @@ CMP16 = load_machine("hwconfigs/cmp16.yaml")
 TINY = load_machine("hwconfigs/tiny.yaml")
 SHAPES = [(64, 56, 1), (64, 112, 8), (256, 14, 4), (32, 224, 2)]  # (channels, size, batch)
 # near the LLC's capacity, where the fidelities part most: see the test below
-NEAR_CAPACITY = {("relu", 32, 224), ("bn", 64, 112), ("conv", 32, 224)}
+NEAR_CAPACITY = {("relu", 32, 224), ("bn", 64, 112), ("conv", 32, 224), ("block", 64, 112)}
 LAYER_CASES = [
     (f"{kind}_{c}x{s}_b{b}", layer_network(kind, c, s, b), CMP16)
     for kind in ("conv", "bn", "relu", "block")
@@ -134,11 +134,15 @@ def test_near_capacity_cases_stay_within_their_documented_bounds() -> None:
     LLC, on a BN re-reading a 25.7 MB tensor through the 22 MiB LLC (DRAM +6.5%: uneven sets keep
     part of it, a fully associative LRU none; analytic +12.2%) and on the tiny net on tiny.yaml's
     64 KiB LLC (DRAM +2.3%); whole-tensor stack distances on a weight gradient reading two 12.8 MB
-    tensors at once, of which the LLC keeps most of one (analytic DRAM +15.7%)."""
+    tensors at once, of which the LLC keeps most of one (analytic DRAM +15.7%). The block over
+    25.7 MB tensors moved from +1.1% to +2.1% (fast DRAM) when a core's DRAM writes began to hold
+    slots of its window: the 16 cores' steps interleave differently, and near capacity that
+    changes which lines the two kinds of LRU keep."""
     bounds = {  # case: (fast DRAM, fast cycles, analytic DRAM)
         ("relu", 32, 224, 2): (FAST_DRAM_BOUND, 0.07, ANALYTIC_DRAM_BOUND),
         ("bn", 64, 112, 8): (0.08, FAST_CYCLE_BOUND, 0.13),
         ("conv", 32, 224, 2): (FAST_DRAM_BOUND, FAST_CYCLE_BOUND, 0.17),
+        ("block", 64, 112, 8): (0.025, FAST_CYCLE_BOUND, ANALYTIC_DRAM_BOUND),
     }
     cases = [(layer_network(*case), CMP16, bound) for case, bound in bounds.items()]
     cases.append((build_model("tiny_cnn", batch=4), TINY, (0.04, FAST_CYCLE_BOUND, 0.12)))
