@@ -199,16 +199,21 @@ class Kernel:
 
     def memory_reads(self) -> tuple[str, ...]:
         """Tensors this kernel reads that it did not produce itself (its input streams)."""
-        produced: set[str] = set()
-        reads: dict[str, None] = {}
-        for op in self.ops:
-            reads.update((name, None) for name in op.reads if name not in produced)
-            produced.update(op.writes)
-        return tuple(reads)
+        return memory_reads(self.ops)
 
     def memory_writes(self) -> tuple[str, ...]:
         """Tensors this kernel writes (transient ones too; callers filter by Tensor.transient)."""
         return tuple(dict.fromkeys(name for op in self.ops for name in op.writes))
+
+
+def memory_reads(ops: Sequence[Op]) -> tuple[str, ...]:
+    """Tensors a kernel of `ops` reads that none of its earlier ops produced, in order."""
+    produced: set[str] = set()
+    reads: dict[str, None] = {}
+    for op in ops:
+        reads.update((name, None) for name in op.reads if name not in produced)
+        produced.update(op.writes)
+    return tuple(reads)
 
 
 @dataclass(frozen=True, slots=True)

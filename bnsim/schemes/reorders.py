@@ -18,7 +18,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bnsim.graph.layer import Conv2d
-from bnsim.schedule import Axis, ElementType, Op, OpKind, Reorders, Tensor, TensorRole
+from bnsim.schedule import (
+    Axis,
+    ElementType,
+    Op,
+    OpKind,
+    Reorders,
+    Tensor,
+    TensorRole,
+    memory_reads,
+)
 from bnsim.schemes.training import Draft, DraftKernel
 
 # oneDNN's kernels read a plain (nchw) input directly below this many input channels
@@ -56,7 +65,7 @@ def add_reorders(draft: Draft, reorders: Reorders) -> None:
         )
         reads = {
             name: _copy(draft, kernel, name)
-            for name in _memory_reads(kernel)
+            for name in memory_reads(kernel.ops)
             if name != plain_input and _reordered(draft.tensors[name], reorders)
         }
         writes = {
@@ -80,15 +89,6 @@ def _reordered(tensor: Tensor, reorders: Reorders) -> bool:
     if tensor.role in _ACTIVATION_ROLES:
         return reorders.activations
     return tensor.role in _WEIGHT_ROLES and reorders.weights
-
-
-def _memory_reads(kernel: DraftKernel) -> tuple[str, ...]:
-    produced: set[str] = set()
-    reads: dict[str, None] = {}
-    for op in kernel.ops:
-        reads.update((name, None) for name in op.reads if name not in produced)
-        produced.update(op.writes)
-    return tuple(reads)
 
 
 def _copy(draft: Draft, kernel: DraftKernel, name: str) -> str:
