@@ -13,11 +13,13 @@ tensor's chain of accesses) is planned once per schedule and kept while the sche
 
 What it leaves out, and the fast and line modes keep: reuse inside a kernel (a conv re-reading its
 input per block of output channels is one access here), private caches, associativity, halos, load
-imbalance, DRAM latency and queueing, and the serial reductions of fused kernels. A kernel takes
+imbalance, DRAM queueing, and the serial reductions of fused kernels. A kernel takes
 max(compute, DRAM) cycles plus its fixed overhead: compute is the fast mode's per-op cycles spread
 evenly over the cores; DRAM is the bytes it reads and the bytes it writes that reach DRAM, at the
-sustained bandwidth. Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
-bnsim.sim.stackmodel; numpy on first use.
+sustained bandwidth or at the rate the cores' windows let lines through (Little's law: a read holds
+a slot for the DRAM latency, a write for its path to the controller), whichever is slower.
+Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.sim.stackmodel,
+bnsim.sim.mlp; numpy on first use.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from bnsim.schedule import (
 )
 from bnsim.sim import passes, stackmodel
 from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
+from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.trace import SimOptions, Trace
 
 if TYPE_CHECKING:
@@ -548,7 +551,10 @@ def _kernel_results(
     share = np.divide(writes, moved, out=np.zeros_like(moved), where=moved > 0)
     rates = np.interp(share, WRITE_SHARES, channel_rates(machine))
     bytes_per_cycle = machine.dram.channels * rates / machine.cores.clock_hz
-    memory = moved / bytes_per_cycle
+    # and no faster than the cores' windows let lines through (Little's law, as the fast mode's)
+    in_flight = machine.llc.block_bytes * core_window(machine) * cores
+    window_cycles = reads * dram_read_cycles(machine) + writes * dram_write_cycles(machine)
+    memory = np.maximum(moved / bytes_per_cycle, window_cycles / in_flight)
     compute_cycles = np.array(compute, dtype=np.float64)
     spread = compute_cycles / cores
     duration = np.maximum(np.maximum(spread, memory), 1.0)

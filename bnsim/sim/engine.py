@@ -34,7 +34,7 @@ from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
-from bnsim.sim.mlp import core_window, loop_clocks
+from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.sim.reduction import reduction_cycles
 from bnsim.trace import BoxWork, SimOptions, Trace
 
@@ -137,14 +137,13 @@ def _simulate_tiles(
     if caches == "line" and not options.allow_slow:
         _refuse_slow_line_mode(trace)
     env = simpy.Environment()
-    dram = machine.dram
     chip = _Chip(
         machine=machine,
         trace=trace,
         memory=memory,
         env=env,
-        dram_latency_cycles=dram.latency_s * machine.cores.clock_hz,
-        dram_write_cycles=loop_clocks(machine) / dram.device.clock_hz * machine.cores.clock_hz,
+        dram_latency_cycles=dram_read_cycles(machine),
+        dram_write_cycles=dram_write_cycles(machine),
         busy=[0.0] * machine.cores.count,
         tallies=[_KernelTally() for _ in schedule.kernels],
         timeline=timeline,
