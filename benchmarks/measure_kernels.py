@@ -8,7 +8,8 @@ Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the tor
   oneDNN's convolution primitive alone, without the layout reorders around it (oneDNN's own times,
   from its verbose log);
 - fully connected layers: GFLOP/s of their three GEMMs (ResNet-50's and DenseNet-121's, batch 32);
-- element-wise ops: each op's time per element and per call, fitted as a straight line through its
+- element-wise ops, on NCHW and on channels-last (NHWC) tensors: each op's time per element and
+  per call, fitted as a straight line through its
   time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
   the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
   allocation, the OpenMP fork and join); the line is Theil and Sen's (medians of pairwise slopes),
@@ -128,14 +129,15 @@ def gemms(quick: bool) -> list[dict[str, Any]]:
 
 
 def elementwise_ops(
-    shape: tuple[int, int, int, int],
+    shape: tuple[int, int, int, int], layout: str = "nchw"
 ) -> dict[str, tuple[Callable[[], object], float]]:
     """Each op as PyTorch's training code calls it, with its count of elements (the unit of its
-    bnsim cost) per call."""
+    bnsim cost) per call, on tensors in `layout` (nchw, or nhwc: PyTorch's channels_last)."""
     n, c, h, w = shape
-    x = torch.randn(shape)
-    other = torch.randn(shape)
-    dy = torch.randn(shape)
+    memory = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+    x = torch.randn(shape).to(memory_format=memory)
+    other = torch.randn(shape).to(memory_format=memory)
+    dy = torch.randn(shape).to(memory_format=memory)
     weight, bias = torch.ones(c), torch.zeros(c)
     mean, var = torch.zeros(c), torch.ones(c)
     save_mean = x.mean((0, 2, 3))
@@ -196,18 +198,20 @@ def elementwise_ops(
     }
 
 
-def elementwise(quick: bool) -> list[dict[str, Any]]:
+def elementwise(quick: bool, layout: str = "nchw") -> list[dict[str, Any]]:
+    """Each op's cost per element and per call on `layout` tensors (`elementwise_ops`)."""
     sides = [4, 8] if quick else [4, 6, 8, 10, 12, 14]
     times: dict[str, list[tuple[float, float]]] = {}
     for side in sides:
-        for name, (call, elements) in elementwise_ops((8, CHANNELS, side, side)).items():
+        for name, (call, elements) in elementwise_ops((8, CHANNELS, side, side), layout).items():
             seconds = fastest(call, 5 if quick else 200, blocks=2 if quick else 7)
             times.setdefault(name, []).append((elements, seconds))
     measured = []
     for name, points in times.items():
         slope, intercept = _theil_sen(points)
         measured.append(
-            {"op": name, "ns_per_element": slope * 1e9, "us_per_call": intercept * 1e6,
+            {"op": name, "layout": layout, "ns_per_element": slope * 1e9,
+             "us_per_call": intercept * 1e6,
              "points": [{"elements": x, "seconds": y} for x, y in points]}
         )  # fmt: skip
     return measured
@@ -324,9 +328,10 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     lines += ["", "| fully connected | pass | GFLOP/s |", "|---|---|---|"]
     lines += [f"| {e['layer']} | {e['pass']} | {e['gflops']:.1f} |" for e in results["gemms"]]
-    lines += ["", "| op | ns per element | µs per call |", "|---|---|---|"]
+    lines += ["", "| op | layout | ns per element | µs per call |", "|---|---|---|---|"]
     lines += [
-        f"| {e['op']} | {e['ns_per_element']:.4f} | {e['us_per_call']:.2f} |"
+        f"| {e['op']} | {e.get('layout', 'nchw')} | {e['ns_per_element']:.4f} | "
+        f"{e['us_per_call']:.2f} |"
         for e in results["elementwise"]
     ]
     return "\n".join(lines)
@@ -364,7 +369,7 @@ def main() -> int:
             "gemms": gemms(args.quick),
         }
     primitive_times(results["convolutions"], args.quick, torch.get_num_threads())
-    results["elementwise"] = elementwise(args.quick)
+    results["elementwise"] = elementwise(args.quick) + elementwise(args.quick, "nhwc")
     results["elementwise"] += reorders(args.quick, torch.get_num_threads())
     print(markdown(results))
     if args.json:
