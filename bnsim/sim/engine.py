@@ -9,11 +9,10 @@ its compute time, the time its misses need with the core's bounded number of out
 before them. A DRAM write (a non-temporal store, or a write-back the step's accesses evict) holds a
 slot of the core's window while it travels to the controller (`bnsim.sim.mlp.dram_write_cycles`),
 as in the DRAM-timed model (bnsim.sim.dram); it occupies the channels, but nothing waits for it.
-After the last tile, the partial sums of reduced tensors are combined serially across the threads that
-made them, the result is written, and the kernel pays its fixed overhead (fork/join and barrier).
-Time counts core cycles (fractions inside a kernel; results report whole cycles). Imports
-bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule,
-bnsim.graph, bnsim.sim.*; simpy.
+After the last tile, the partial sums of reduced tensors are combined serially across the threads
+that made them, the result is written, and the kernel pays its fixed overhead (fork/join and
+barrier). Time counts core cycles (fractions inside a kernel; results report whole cycles). Imports
+bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.graph, bnsim.sim.*; simpy.
 """
 
 from __future__ import annotations
