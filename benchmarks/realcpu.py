@@ -152,8 +152,9 @@ def train_step(model: nn.Module, optimizer: Any, images: Any, labels: Any) -> No
     optimizer.step()
 
 
-def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
-    """Time one network's training iteration at `batch`, and its ops' shares."""
+def training(name: str, batch: int, channels_last: bool) -> tuple[nn.Module, Any, Any, Any]:
+    """bnsim's network `name` as a torch module, its optimizer, images and labels, seeded; with
+    `channels_last`, the module's weights and the images in PyTorch's channels-last format."""
     torch.manual_seed(0)
     network = build_model(name, batch=batch)
     model = BnsimNetwork(network)
@@ -163,9 +164,18 @@ def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
             f"realcpu: {name} has {parameters} parameters in torch but "
             f"{summarize(network).params} in bnsim"
         )
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = torch.randn(batch, network.input_channels(), *network.image)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     labels = torch.randint(0, 10, (batch,))
+    return model, optimizer, images, labels
+
+
+def measure(name: str, batch: int, iterations: int, channels_last: bool) -> dict[str, Any]:
+    """Time one network's training iteration at `batch`, and its ops' shares."""
+    model, optimizer, images, labels = training(name, batch, channels_last)
     for _ in range(2):
         train_step(model, optimizer, images, labels)
     seconds = []
@@ -193,15 +203,17 @@ def measure(name: str, batch: int, iterations: int) -> dict[str, Any]:
         "relu_share": share(RELU_OPS),
         "concat_share": share(CONCAT_OPS),
         "top_ops_ms": {op: us / 1000 for op, us in top},
-        "onednn_ms": onednn_primitives(name, batch),
+        "onednn_ms": onednn_primitives(name, batch, channels_last),
+        "layout": "nhwc" if channels_last else "nchw",
     }
 
 
-def onednn_primitives(name: str, batch: int) -> dict[str, float]:
+def onednn_primitives(name: str, batch: int, channels_last: bool) -> dict[str, float]:
     """oneDNN's own times of the primitives one training iteration runs, summed by what they do
     (`PRIMITIVE_KINDS`): a child process trains the same network and logs its last iteration
     (ONEDNN_VERBOSE). The profiler cannot separate a convolution from its layout copies."""
     command = [sys.executable, __file__, "--primitives-child", name, str(batch)]
+    command += ["--channels-last"] if channels_last else []
     child = subprocess.run(command, capture_output=True, text=True, check=True)
     sums = dict.fromkeys(PRIMITIVE_KINDS, 0.0)
     for line in child.stdout.splitlines():
@@ -219,13 +231,8 @@ def onednn_primitives(name: str, batch: int) -> dict[str, float]:
     return sums
 
 
-def _primitives_child(name: str, batch: int) -> None:
-    torch.manual_seed(0)
-    network = build_model(name, batch=batch)
-    model = BnsimNetwork(network)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = torch.randn(batch, network.input_channels(), *network.image)
-    labels = torch.randint(0, 10, (batch,))
+def _primitives_child(name: str, batch: int, channels_last: bool) -> None:
+    model, optimizer, images, labels = training(name, batch, channels_last)
     for _ in range(2):
         train_step(model, optimizer, images, labels)
     with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
@@ -278,14 +285,25 @@ def main() -> int:
         help="take the measurements from this earlier --json file instead of measuring "
         "(to predict them again, e.g. on another config)",
     )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="train in PyTorch's channels-last (NHWC) format (bnsim cannot predict it yet)",
+    )
     parser.add_argument("--primitives-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.channels_last and args.hw:
+        parser.error(
+            "--hw: bnsim has no channels-last (NHWC) layout yet; leave out --channels-last"
+        )
     if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
         # glibc reads these at start-up only
         environment = {**os.environ, **MALLOC_SETTINGS}
         os.execve(sys.executable, [sys.executable, *sys.argv], environment)
     if args.primitives_child:
-        _primitives_child(args.primitives_child[0], int(args.primitives_child[1]))
+        _primitives_child(
+            args.primitives_child[0], int(args.primitives_child[1]), args.channels_last
+        )
         return 0
     settings = ", ".join(f"{key}={value}" for key, value in MALLOC_SETTINGS.items())
     print(
@@ -305,7 +323,9 @@ def main() -> int:
         for batch in map(int, args.batches.split(",")):
             if args.measured and (name, batch) not in earlier:
                 raise SystemExit(f"realcpu: {args.measured} has no {name} at batch {batch}")
-            measured = earlier.get((name, batch)) or measure(name, batch, args.iterations)
+            measured = earlier.get((name, batch)) or measure(
+                name, batch, args.iterations, args.channels_last
+            )
             predicted = predict(args.hw, name, batch) if args.hw else None
             results.append({"measured": measured, "predicted": predicted})
             cells = [f"{measured['seconds']:.3f}"] + [
