@@ -8,13 +8,19 @@ Needs torch (`pip install 'bnsim[torch]'`). Prints, with the machine and the tor
   oneDNN's convolution primitive alone, without the layout reorders around it (oneDNN's own times,
   from its verbose log);
 - fully connected layers: GFLOP/s of their three GEMMs (ResNet-50's and DenseNet-121's, batch 32);
-- element-wise ops, on NCHW and on channels-last (NHWC) tensors: each op's time per element and
-  per call, fitted as a straight line through its
+- element-wise ops, on NCHW and on channels-last (NHWC) tensors, on one thread: each op's time
+  per element and per call on one core, fitted as a straight line through its
   time at several tensor sizes that stay in the L2 caches (so that memory does not set the time):
   the slope is the op's own cost per element, the intercept PyTorch's cost per call (dispatch,
   allocation, the OpenMP fork and join); the line is Theil and Sen's (medians of pairwise slopes),
   so that one disturbed size does not tilt it; oneDNN's layout reorders (nchw to nChw16c and
   back) the same way, from oneDNN's own times.
+
+Element-wise ops run on one thread because ATen shares a tensor among threads only above a
+grain of 32 768 elements (TensorIterator's GRAIN_SIZE), and gains little from the second thread
+well above it (measured: relu_ on 100 352 elements takes as long on two threads as on one): at
+cache-resident sizes two threads would time mostly one thread's work. One thread times exactly one
+core's cost per element, which is what a config's `cycles_per_element` holds.
 
 glibc's allocator is set as benchmarks/realcpu.py sets it (no mmap, so no page faults on fresh
 buffers; the script re-runs itself so). Each time is the fastest of several blocks of calls,
@@ -25,6 +31,7 @@ machine only ever slow it down. `--quick` shrinks every run (to check the script
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -199,21 +206,46 @@ def elementwise_ops(
 
 
 def elementwise(quick: bool, layout: str = "nchw") -> list[dict[str, Any]]:
-    """Each op's cost per element and per call on `layout` tensors (`elementwise_ops`)."""
+    """Each op's cost per element and per call on `layout` tensors (`elementwise_ops`), on one
+    thread: one core's cost."""
     sides = [4, 8] if quick else [4, 6, 8, 10, 12, 14]
     times: dict[str, list[tuple[float, float]]] = {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     for side in sides:
         for name, (call, elements) in elementwise_ops((8, CHANNELS, side, side), layout).items():
             seconds = fastest(call, 5 if quick else 200, blocks=2 if quick else 7)
             times.setdefault(name, []).append((elements, seconds))
+    torch.set_num_threads(threads)
     measured = []
     for name, points in times.items():
         slope, intercept = _theil_sen(points)
         measured.append(
-            {"op": name, "layout": layout, "ns_per_element": slope * 1e9,
+            {"op": name, "layout": layout, "threads": 1, "ns_per_element": slope * 1e9,
              "us_per_call": intercept * 1e6,
              "points": [{"elements": x, "seconds": y} for x, y in points]}
         )  # fmt: skip
+    return measured
+
+
+def thread_scaling(quick: bool) -> list[dict[str, Any]]:
+    """relu_'s time per element on one thread and on all, from cache-resident sizes to DRAM-sized
+    ones: why `elementwise` times one thread."""
+    threads = torch.get_num_threads()
+    measured = []
+    for side in [8, 14] if quick else [8, 14, 28, 56]:
+        x = torch.randn(8, CHANNELS, side, side)
+        for count in sorted({1, threads}):
+            torch.set_num_threads(count)
+            seconds = fastest(lambda x=x: torch.relu_(x), 5 if quick else 200, 2 if quick else 7)
+            measured.append(
+                {
+                    "elements": x.numel(),
+                    "threads": count,
+                    "ns_per_element": seconds / x.numel() * 1e9,
+                }
+            )
+    torch.set_num_threads(threads)
     return measured
 
 
@@ -260,26 +292,33 @@ def reorders(quick: bool, threads: int) -> list[dict[str, Any]]:
 
 
 def primitive_times(measured: list[dict[str, Any]], quick: bool, threads: int) -> None:
-    """Add to each NCHW convolution measurement the GFLOP/s of oneDNN's convolution primitive
-    alone (`primitive_gflops`): a PyTorch call also reorders its operands (docs/frameworks.md)."""
+    """Add to each convolution measurement the GFLOP/s of oneDNN's convolution primitive alone
+    (`primitive_gflops`) and its name (`implementation`): a PyTorch call also reorders its
+    operands (docs/frameworks.md)."""
     passes = {"forward_training": "forward", "backward_data": "backward_data",
               "backward_weights": "backward_weight"}  # fmt: skip
-    fastest_ms: dict[tuple[str, str], float] = {}
+    fastest: dict[tuple[str, str, str], tuple[float, str]] = {}
     for fields in onednn_log("convolutions", quick, threads):
         if fields[5] == "convolution" and fields[7] in passes:
             shape = fields[-2].split("_")[1]  # "ic128oc128": unique among CONVOLUTIONS
-            key = (shape, passes[fields[7]])
-            fastest_ms[key] = min(fastest_ms.get(key, float("inf")), float(fields[-1]))
+            # PyTorch pins channels-last activations to nhwc ("acdb"); NCHW ones oneDNN reorders
+            layout = "nhwc" if "src:f32::blocked:acdb:" in fields[8] else "nchw"
+            key = (shape, passes[fields[7]], layout)
+            milliseconds = float(fields[-1])
+            if milliseconds < fastest.get(key, (float("inf"), ""))[0]:
+                fastest[key] = (milliseconds, fields[6])
     layers = {name: f"ic{cin}oc{cout}" for name, _, cin, cout, *_ in CONVOLUTIONS}
     for entry in measured:
-        seconds = fastest_ms.get((layers[entry["layer"]], entry["pass"]))
-        if entry["layout"] == "nchw" and seconds is not None:
-            entry["primitive_gflops"] = entry["gflops"] * entry["seconds"] / (seconds / 1e3)
+        found = fastest.get((layers[entry["layer"]], entry["pass"], entry["layout"]))
+        if found is not None:
+            milliseconds, implementation = found
+            entry["primitive_gflops"] = entry["gflops"] * entry["seconds"] / (milliseconds / 1e3)
+            entry["implementation"] = implementation
 
 
 def _child(what: str, quick: bool) -> None:
     """What `onednn_log` runs: 1×1 NCHW convolutions at each reorder size, or every pass of each
-    measured convolution in NCHW."""
+    measured convolution in NCHW and in NHWC."""
     calls = 5 if quick else 200
     with torch.no_grad():
         if what == "reorders":
@@ -289,9 +328,11 @@ def _child(what: str, quick: bool) -> None:
                 for _ in range(calls):
                     conv(x)
             return
-        for _, full_batch, cin, cout, kernel, stride, size in CONVOLUTIONS:
-            x = torch.randn(2 if quick else full_batch, cin, size, size)
-            w = torch.randn(cout, cin, kernel, kernel)
+        for (_, full_batch, cin, cout, kernel, stride, size), memory in itertools.product(
+            CONVOLUTIONS, (torch.contiguous_format, torch.channels_last)
+        ):
+            x = torch.randn(2 if quick else full_batch, cin, size, size).to(memory_format=memory)
+            w = torch.randn(cout, cin, kernel, kernel).to(memory_format=memory)
             dy = torch.randn_like(F.conv2d(x, w, stride=stride, padding=kernel // 2))
             for _ in range(1 if quick else 25):  # the fastest of many: tenants only slow it
                 F.conv2d(x, w, stride=stride, padding=kernel // 2)
@@ -318,16 +359,24 @@ def markdown(results: dict[str, Any]) -> str:
         f"machine: {results['machine']['processor']}, torch {results['torch']['version']}, "
         f"{results['torch']['threads']} threads",
         "",
-        "| convolution | layout | pass | GFLOP/s | the primitive alone, GFLOP/s |",
-        "|---|---|---|---|---|",
+        "| convolution | layout | pass | GFLOP/s | the primitive alone, GFLOP/s | oneDNN's "
+        "implementation |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {e['layer']} | {e['layout']} | {e['pass']} | {e['gflops']:.1f} | "
         + (f"{e['primitive_gflops']:.1f} |" if "primitive_gflops" in e else "– |")
+        + f" {e.get('implementation', '–')} |"
         for e in results["convolutions"]
     ]
     lines += ["", "| fully connected | pass | GFLOP/s |", "|---|---|---|"]
     lines += [f"| {e['layer']} | {e['pass']} | {e['gflops']:.1f} |" for e in results["gemms"]]
+    lines += ["", "| relu_, elements | threads | ns per element |", "|---|---|---|"]
+    lines += [
+        f"| {e['elements']} | {e['threads']} | {e['ns_per_element']:.4f} |"
+        for e in results.get("thread_scaling", [])
+    ]
+    lines += ["", "element-wise ops on one thread; reorders on all (oneDNN's own times)"]
     lines += ["", "| op | layout | ns per element | µs per call |", "|---|---|---|---|"]
     lines += [
         f"| {e['op']} | {e.get('layout', 'nchw')} | {e['ns_per_element']:.4f} | "
@@ -369,6 +418,7 @@ def main() -> int:
             "gemms": gemms(args.quick),
         }
     primitive_times(results["convolutions"], args.quick, torch.get_num_threads())
+    results["thread_scaling"] = thread_scaling(args.quick)
     results["elementwise"] = elementwise(args.quick) + elementwise(args.quick, "nhwc")
     results["elementwise"] += reorders(args.quick, torch.get_num_threads())
     print(markdown(results))

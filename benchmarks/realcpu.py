@@ -25,7 +25,8 @@ counts as part of the convolutions.
 
 With `--hw FILE`, bnsim predicts the same iteration on that machine (fast fidelity, baseline with
 in-place ReLU and add, the machine's layout copies) and the script prints both, the primitives'
-times beside bnsim's kernels of the same kind.
+times beside bnsim's kernels of the same kind. `--channels-last` trains in PyTorch's channels-last
+format; its prediction needs a config whose activations are NHWC (hwconfigs/zen4-2c-nhwc.yaml).
 """
 
 from __future__ import annotations
@@ -288,14 +289,20 @@ def main() -> int:
     parser.add_argument(
         "--channels-last",
         action="store_true",
-        help="train in PyTorch's channels-last (NHWC) format (bnsim cannot predict it yet)",
+        help="train in PyTorch's channels-last (NHWC) format (predict it on a config with "
+        "compute.layout: nhwc, e.g. hwconfigs/zen4-2c-nhwc.yaml)",
     )
     parser.add_argument("--primitives-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.channels_last and args.hw:
-        parser.error(
-            "--hw: bnsim has no channels-last (NHWC) layout yet; leave out --channels-last"
-        )
+    if args.hw:
+        import bnsim  # noqa: PLC0415
+
+        layout = bnsim.load_machine(args.hw).compute.layout
+        if (layout == "nhwc") != args.channels_last:
+            parser.error(
+                f"--hw: {args.hw} keeps activations {layout}; channels-last training needs "
+                "compute.layout: nhwc, NCHW training any other"
+            )
     if any(os.environ.get(key) != value for key, value in MALLOC_SETTINGS.items()):
         # glibc reads these at start-up only
         environment = {**os.environ, **MALLOC_SETTINGS}
@@ -326,6 +333,11 @@ def main() -> int:
             measured = earlier.get((name, batch)) or measure(
                 name, batch, args.iterations, args.channels_last
             )
+            if measured.get("layout", "nchw") != ("nhwc" if args.channels_last else "nchw"):
+                raise SystemExit(
+                    f"realcpu: {args.measured} holds {measured.get('layout', 'nchw')} training; "
+                    "give --channels-last exactly when it is nhwc"
+                )
             predicted = predict(args.hw, name, batch) if args.hw else None
             results.append({"measured": measured, "predicted": predicted})
             cells = [f"{measured['seconds']:.3f}"] + [

@@ -19,9 +19,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 CHANNEL_BLOCK = 16  # nChw16c
+# how a 4-D tensor's elements lie in memory (a Layout's last field)
+PLAIN = 0  # nchw, and every tensor that is not a 4-D activation
+BLOCKED = 1  # nChw16c: 16-channel blocks (channels padded to 16), each block's pixels contiguous
+CHANNELS_LAST = 2  # nhwc: each pixel's channels contiguous
 
 Region = dict[str, Any]  # axis → [start, stop) (plus "samples"/"cols" for sampled statistics)
-Layout = tuple[int, int, tuple[int, ...], bool]  # base address, element bytes, shape, blocked
+Layout = tuple[int, int, tuple[int, ...], int]  # base address, element bytes, shape, order
 # start, stop, kind (0 a load; a store: 1 read for ownership, 2 non-temporal, 3 allocate), source
 Range = tuple[int, int, int, int]
 # runs at first + outer·outer stride + inner·inner stride, of one length, inner index fastest
@@ -258,13 +262,16 @@ def runs(layout: Layout, region: Region) -> list[tuple[int, int]]:
 def _append_blocks(out: list[Block], layout: Layout, region: Region) -> None:
     """Append the region's byte ranges as blocks of strided runs (first address, run length, inner
     count, inner stride, outer count, outer stride), in address order within each block."""
-    base, size, shape, blocked = layout
+    base, size, shape, order = layout
     if "e" in region:
         start, stop = region["e"]
         if start < stop:
             out.append((base + start * size, (stop - start) * size, 1, 0, 1, 0))
     elif len(shape) == 4:
-        _append_blocks_4d(out, shape, region, base, size, blocked)
+        if order == CHANNELS_LAST:
+            _append_blocks_nhwc(out, shape, region, base, size)
+        else:
+            _append_blocks_4d(out, shape, region, base, size, order == BLOCKED)
     elif "columns" in region and len(shape) == 2:
         low, high = region["columns"]
         row_bytes = shape[1] * size
@@ -316,3 +323,36 @@ def _append_blocks_4d(
     else:
         first = base + n0 * sample + c0 * plane + h0 * row
         out.append((first, (h1 - h0) * row, c1 - c0, plane, n1 - n0, sample))
+
+
+def _append_blocks_nhwc(
+    out: list[Block], shape: tuple[int, ...], region: Region, base: int, size: int
+) -> None:
+    n, c, h, w = shape
+    n0, n1 = region.get("n") or (0, n)
+    c0, c1 = region.get("c") or (0, c)
+    h0, h1 = region.get("h") or (0, h)
+    if n0 >= n1 or c0 >= c1 or h0 >= h1:
+        return
+    pixel = c * size
+    row = w * pixel
+    sample = h * row
+    run = (c1 - c0) * size  # one pixel's channels of the region
+    whole_pixels = c0 == 0 and c1 == c
+    if "samples" in region:  # sampled statistics: selected samples, maybe a patch of columns
+        col0, col1 = region["cols"]
+        for index in region["samples"]:
+            first = base + index * sample + h0 * row + col0 * pixel + c0 * size
+            if whole_pixels and col0 == 0 and col1 == w:
+                out.append((first, (h1 - h0) * row, 1, 0, 1, 0))
+            elif whole_pixels:
+                out.append((first, (col1 - col0) * pixel, h1 - h0, row, 1, 0))
+            else:
+                out.append((first, run, col1 - col0, pixel, h1 - h0, row))
+    elif not whole_pixels:
+        first = base + n0 * sample + h0 * row + c0 * size
+        out.append((first, run, (h1 - h0) * w, pixel, n1 - n0, sample))
+    elif h0 == 0 and h1 == h:
+        out.append((base + n0 * sample, (n1 - n0) * sample, 1, 0, 1, 0))
+    else:
+        out.append((base + n0 * sample + h0 * row, (h1 - h0) * row, n1 - n0, sample, 1, 0))

@@ -171,9 +171,10 @@ class ComputeConfig(ConfigModel):
         "(registers given to BN operands; docs/schemes.md, bnff)"
     )
     cycles_per_element: ElementwiseCosts = Field(description="per-core costs of element-wise ops")
-    layout: Literal["nChw16c", "nchw"] = Field(
+    layout: Literal["nChw16c", "nchw", "nhwc"] = Field(
         description="activation layout between kernels: nChw16c (16-channel blocks, channels "
-        "padded to 16, as MKL-DNN/oneDNN) or nchw (plain, as cuDNN and PyTorch)"
+        "padded to 16, as MKL-DNN/oneDNN), nchw (plain, as cuDNN and PyTorch by default) or nhwc "
+        "(channels last, as PyTorch's channels_last memory format; docs/frameworks.md)"
     )
     library: Literal["onednn", "cudnn"] = Field(
         description="kernel library whose work split and loop order the kernels follow: onednn "
@@ -314,7 +315,33 @@ def load_machine(path: str | Path, overrides: Sequence[str] = ()) -> Machine:
     >>> load_machine("hwconfigs/cmp16.yaml", ["cores.count=8"]).cores.count
     8
     """
-    return machine_from_dict(read_yaml(path, ConfigError), source=str(path), overrides=overrides)
+    return machine_from_dict(_read_config(Path(path), ()), source=str(path), overrides=overrides)
+
+
+def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A config file's keys over those of the file its `base` key names (a path relative to it):
+    sections merge key by key, any other value replaces the base's."""
+    raw = read_yaml(path, ConfigError)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: base: expected the path of another hardware config file")
+    base_path = path.parent / base
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise ConfigError(f"{path}: base: {base} leads back to this file")
+    merged = _read_config(base_path, (*seen, path.resolve()))
+    _merge(merged, raw)
+    return merged
+
+
+def _merge(into: dict[str, Any], keys: Mapping[str, Any]) -> None:
+    for key, value in keys.items():
+        known = into.get(key)
+        if isinstance(known, dict) and isinstance(value, dict):
+            _merge(known, value)
+        else:
+            into[key] = value
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], object]:

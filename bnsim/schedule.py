@@ -229,9 +229,10 @@ class Reorders:
         compute.library, .framework and .layout).
 
         PyTorch asks oneDNN for the layouts its kernels prefer (blocked, for FP32 training on
-        AVX-512) and keeps OIHW weights and NCHW (or NHWC) activations itself; Caffe's MKL-DNN
-        engine keeps every tensor in the library's layout. cuDNN's convolutions take NCHW
-        activations and KCRS weights as frameworks keep them."""
+        AVX-512) and keeps OIHW (or OHWI) weights and NCHW activations itself; channels-last
+        (NHWC) activations it pins, and oneDNN's brgemm convolutions take them as they are.
+        Caffe's MKL-DNN engine keeps every tensor in the library's layout. cuDNN's convolutions
+        take activations and KCRS weights as frameworks keep them."""
         pytorch_on_onednn = library == "onednn" and framework == "pytorch"
         return cls(activations=pytorch_on_onednn and layout == "nchw", weights=pytorch_on_onednn)
 

@@ -18,7 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from bnsim._tiles import CHANNEL_BLOCK, Layout, Stream, runs, thread_boxes
+from bnsim._tiles import (
+    BLOCKED,
+    CHANNEL_BLOCK,
+    CHANNELS_LAST,
+    PLAIN,
+    Layout,
+    Stream,
+    runs,
+    thread_boxes,
+)
 from bnsim.dataflow import WorkSplit, kernel_store_kinds, prologue_on_every_load, split_work
 from bnsim.errors import ConfigError
 from bnsim.footprint import Region, footprint_rule, prologue_operand
@@ -120,13 +129,13 @@ class _Layout(NamedTuple):
     base: Mapping[str, int]  # name → base address
     size: int  # bytes of them all
     stored: Mapping[str, int]  # name → bytes in memory (channel padding included)
-    # name → (base address, bytes per element, shape, blocked): what `runs` needs
+    # name → (base address, bytes per element, shape, order): what `runs` needs
     info: Mapping[str, Layout]
 
 
-# a layout follows from the schedule, the bytes of a data element and whether activations are
-# blocked: made once per schedule and layout, as one schedule is simulated on many machines
-_LAYOUTS: weakref.WeakKeyDictionary[Schedule, dict[tuple[int, bool], _Layout]] = (
+# a layout follows from the schedule, the bytes of a data element and the activations' order in
+# memory: made once per schedule and layout, as one schedule is simulated on many machines
+_LAYOUTS: weakref.WeakKeyDictionary[Schedule, dict[tuple[int, int], _Layout]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -154,11 +163,11 @@ class Trace:
         self.machine = machine
         self.options = options
         self.data_bytes = machine.dtype_bytes()
-        self.blocked = machine.compute.layout == "nChw16c"
+        self.order = _ORDERS[machine.compute.layout]
         layouts = _LAYOUTS.setdefault(schedule, {})
-        layout = layouts.get((self.data_bytes, self.blocked))
+        layout = layouts.get((self.data_bytes, self.order))
         if layout is None:
-            layout = layouts[self.data_bytes, self.blocked] = self._lay_out(PAGE_BYTES)
+            layout = layouts[self.data_bytes, self.order] = self._lay_out(PAGE_BYTES)
         self.base: Mapping[str, int] = layout.base
         self.size = layout.size
         self._stored = layout.stored
@@ -201,8 +210,9 @@ class Trace:
         return self._format(self.schedule.tensor(name))[0]
 
     def is_blocked(self, name: str) -> bool:
-        """Whether `name` is stored nChw16c (4-D data activations, unless the library is nchw)."""
-        return self._format(self.schedule.tensor(name))[1]
+        """Whether `name` is stored nChw16c (4-D data activations on an nChw16c machine, and the
+        library's own copies of them)."""
+        return self._format(self.schedule.tensor(name))[1] == BLOCKED
 
     def stored_bytes(self, name: str) -> int:
         """Bytes tensor `name` occupies in memory (channel padding included)."""
@@ -215,22 +225,29 @@ class Trace:
         """Bytes every stored (not transient) tensor occupies, in order of creation."""
         return self._stored
 
-    def _format(self, tensor: Tensor) -> tuple[int, bool, int]:
-        """(bytes per element, whether stored nChw16c, bytes in memory) of `tensor`.
+    def _format(self, tensor: Tensor) -> tuple[int, int, int]:
+        """(bytes per element, order in memory, bytes in memory) of `tensor`.
 
         A copy in the library's layout (`library_layout`) is blocked: only oneDNN reorders."""
         shape = tensor.shape
         elements = math.prod(shape)
         fixed = FIXED_ELEMENT_BYTES.get(tensor.element)  # None: the machine's data type
         if fixed is not None:
-            return fixed, False, elements * fixed
+            return fixed, PLAIN, elements * fixed
         element = self.data_bytes
-        if len(shape) == 4 and (
-            (self.blocked and tensor.role in _ACTIVATION_ROLES)
-            or (tensor.library_layout and tensor.role not in _WEIGHT_ROLES)
-        ):
-            return element, True, elements // shape[1] * _padded(shape[1]) * element
-        return element, False, elements * element
+        if len(shape) != 4 or tensor.role in _WEIGHT_ROLES:
+            return element, PLAIN, elements * element
+        if tensor.library_layout:
+            order = BLOCKED
+        elif tensor.role in _ACTIVATION_ROLES:
+            order = self.order
+        elif tensor.role is TensorRole.INPUT and self.order == CHANNELS_LAST:
+            order = CHANNELS_LAST  # channels-last training converts the images too
+        else:
+            return element, PLAIN, elements * element
+        if order == BLOCKED:
+            return element, order, elements // shape[1] * _padded(shape[1]) * element
+        return element, order, elements * element
 
     def _lay_out(self, alignment: int) -> _Layout:
         """Where every stored tensor lies (in order of creation), and what its ranges need."""
@@ -242,14 +259,14 @@ class Trace:
         for name, tensor in self.schedule.tensors.items():
             if tensor.transient:
                 continue
-            element, blocked, size = format_of(tensor)
+            element, order, size = format_of(tensor)
             stored[name] = size
             if tensor.storage:  # in place: the same bytes as the tensor it overwrites
                 base[name] = base[tensor.storage]
-                info[name] = (base[name], element, tensor.shape, blocked)
+                info[name] = (base[name], element, tensor.shape, order)
                 continue
             base[name] = address
-            info[name] = (address, element, tensor.shape, blocked)
+            info[name] = (address, element, tensor.shape, order)
             address += -(-size // alignment) * alignment
         return _Layout(base, address, stored, info)
 
@@ -423,7 +440,7 @@ class Trace:
             if op.kind is OpKind.FC_BWD_DATA:  # the weight columns of the tile's inputs
                 return lambda tile, region: {"columns": region["c"]}
             if op.kind is OpKind.CONV_BWD_DATA and len(tensor.shape) == 4:
-                return _input_channel_weights(self.schedule, op)
+                return _input_channel_weights(self.schedule, op, tensor.library_layout)
             return _everything
         if tensor.role is TensorRole.BN_STATISTICS:
             return _channels
@@ -485,16 +502,21 @@ def _restricted(rule: RegionRule | None, selection: Selection) -> RegionRule:
     return narrowed
 
 
-def _input_channel_weights(schedule: Schedule, op: Op) -> RegionRule:
+def _input_channel_weights(schedule: Schedule, op: Op, input_major: bool) -> RegionRule:
     """Rule: the weights a backward-data tile of some input channels reads: those channels of
-    every filter (one group's filters, for a grouped convolution)."""
+    every filter (one group's filters, for a grouped convolution). In the library's own copy
+    (`input_major`: oneDNN reorders backward-data weights into blocks of input channels, e.g.
+    `Bcda64b`) a range of input channels is one contiguous run."""
     weights = schedule.tensor(op.reads[1]).shape
     per_group_in = weights[1]
     groups = schedule.tensor(op.writes[0]).shape[1] // per_group_in
     per_group_out = weights[0] // groups
+    per_input_channel = weights[0] * weights[2] * weights[3]
 
     def slice_of(tile: Region, region: Region) -> Region:
         c0, c1 = region["c"]
+        if groups == 1 and input_major:
+            return {"e": (c0 * per_input_channel, c1 * per_input_channel)}
         if groups == 1:
             return {"c": (c0, c1)}
         g0, g1 = c0 // per_group_in, (c1 - 1) // per_group_in + 1
@@ -607,6 +629,9 @@ def op_elements(schedule: Schedule, op: Op) -> int:
     else:
         name = op.writes[0]
     return math.prod(schedule.tensors[name].shape)
+
+
+_ORDERS = {"nchw": PLAIN, "nChw16c": BLOCKED, "nhwc": CHANNELS_LAST}
 
 
 def _padded(channels: int) -> int:

@@ -85,6 +85,10 @@ def split_work(
         from bnsim.dataflow import cudnn  # noqa: PLC0415 (one library per machine)
 
         work = cudnn.split(schedule, kernel, machine, wave_bytes)
+    elif machine.compute.layout == "nhwc":
+        from bnsim.dataflow import nhwc  # noqa: PLC0415
+
+        work = nhwc.split(schedule, kernel, machine)
     else:
         from bnsim.dataflow import onednn  # noqa: PLC0415
 
@@ -109,6 +113,8 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
         return FETCH
     if machine.compute.library == "cudnn":
         return ALLOCATE
+    if machine.compute.layout == "nhwc":
+        return FETCH  # brgemm convolutions and ATen's kernels store normally
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.store_kind(schedule, kernel, op_index)
@@ -116,7 +122,7 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
 
 def kernel_store_kinds(schedule: Schedule, kernel: Kernel, machine: Machine) -> list[int]:
     """`store_kind` of each op of `kernel`."""
-    if machine.compute.nontemporal_stores != "library" or machine.compute.library == "cudnn":
+    if _uniform_stores(machine):
         return [store_kind(schedule, kernel, 0, machine)] * len(kernel.ops)
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
@@ -125,15 +131,24 @@ def kernel_store_kinds(schedule: Schedule, kernel: Kernel, machine: Machine) -> 
 
 def store_kinds(schedule: Schedule, machine: Machine) -> list[int]:
     """`store_kind` of every op of the schedule, kernel by kernel (one pass)."""
-    setting = machine.compute.nontemporal_stores
     count = sum(len(kernel.ops) for kernel in schedule.kernels)
-    if setting != "library" or machine.compute.library == "cudnn":
+    if _uniform_stores(machine):
         return [store_kind(schedule, schedule.kernels[0], 0, machine)] * count if count else []
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return [
         kind for kernel in schedule.kernels for kind in onednn.kernel_store_kinds(schedule, kernel)
     ]
+
+
+def _uniform_stores(machine: Machine) -> bool:
+    """Whether every op of every kernel stores the same way on `machine`."""
+    compute = machine.compute
+    return (
+        compute.nontemporal_stores != "library"
+        or compute.library == "cudnn"
+        or compute.layout == "nhwc"
+    )
 
 
 def prologue_on_every_load(machine: Machine) -> bool:
@@ -155,6 +170,10 @@ def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
         from bnsim.dataflow import cudnn  # noqa: PLC0415
 
         return cudnn.input_passes(kernel)
+    if _brgemm_convolution(schedule, kernel, machine):
+        from bnsim.dataflow import nhwc  # noqa: PLC0415
+
+        return nhwc.input_passes(schedule, kernel)
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.input_passes(schedule, kernel)
@@ -170,6 +189,10 @@ def weight_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> tuple
         from bnsim.dataflow import cudnn  # noqa: PLC0415
 
         return cudnn.weight_passes(schedule, kernel, machine)
+    if _brgemm_convolution(schedule, kernel, machine):
+        from bnsim.dataflow import nhwc  # noqa: PLC0415
+
+        return nhwc.weight_passes(schedule, kernel, machine.cores.count), 1
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.weight_passes(schedule, kernel), 1
@@ -180,9 +203,23 @@ def input_order_is_channel_outer(schedule: Schedule, kernel: Kernel, machine: Ma
     outermost) rather than image by image."""
     if machine.compute.library == "cudnn":
         return True
+    if _brgemm_convolution(schedule, kernel, machine):
+        return False  # images outermost in both of its loop orders
     from bnsim.dataflow import onednn  # noqa: PLC0415
 
     return onednn.channel_outer(schedule, kernel)
+
+
+def _brgemm_convolution(schedule: Schedule, kernel: Kernel, machine: Machine) -> bool:
+    """Whether oneDNN runs `kernel` as a brgemm convolution on channels-last activations."""
+    if machine.compute.layout != "nhwc" or kernel.main_op().kind not in _CONV_DATA_KINDS:
+        return False
+    from bnsim.dataflow import nhwc  # noqa: PLC0415
+
+    return nhwc.brgemm_layer(schedule, kernel)
+
+
+_CONV_DATA_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA))
 
 
 def balance211(count: int, threads: int) -> list[range]:

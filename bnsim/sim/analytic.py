@@ -311,7 +311,7 @@ def _schedule_stream(trace: Trace) -> tuple[stackmodel.Stream, _Plan]:
 
 
 # how each op stores, by machine setting (library, nontemporal_stores): made once per schedule
-_STORE_KINDS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, str], Array]] = (
+_STORE_KINDS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, str, str], Array]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -322,7 +322,7 @@ def _store_kinds(trace: Trace, plan: _Plan) -> Array:
 
     compute = trace.machine.compute
     known = _STORE_KINDS.setdefault(trace.schedule, {})
-    key = (compute.library, compute.nontemporal_stores)
+    key = (compute.library, compute.nontemporal_stores, compute.layout)
     kinds = known.get(key)
     if kinds is None:
         kinds = known[key] = np.array(store_kinds(trace.schedule, trace.machine), dtype=np.int8)

@@ -54,7 +54,7 @@ class PassReread(NamedTuple):
 
 
 # per schedule, library and core count: the kernels whose operands are read in several passes
-_REREADS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, int], list[PassReread]]] = (
+_REREADS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, str, int], list[PassReread]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -76,8 +76,9 @@ def with_rereads(
     batch; on a GPU all SMs make one swizzle strip's pass over the whole batch before the next,
     and each wave of CTAs reads its strip's weights. Fast fidelity simulates each pass; this is
     its closed form."""
-    # the passes follow from the library and, for a GPU's waves, the number of cores
-    key = (trace.machine.compute.library, trace.machine.cores.count)
+    # the passes follow from the library, the layout and, for a GPU's waves, the number of cores
+    compute = trace.machine.compute
+    key = (compute.library, compute.layout, trace.machine.cores.count)
     known = _REREADS.setdefault(trace.schedule, {})
     rereads = known.get(key)
     if rereads is None:

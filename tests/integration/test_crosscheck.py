@@ -191,7 +191,7 @@ def machine_pairs(draw: st.DrawFn) -> tuple[Machine, Machine]:
     document["dram"]["channels"] = draw(st.integers(1, 3))
     document["llc"]["inclusive"] = draw(st.booleans())
     document["compute"]["nontemporal_stores"] = draw(st.booleans())
-    document["compute"]["layout"] = draw(st.sampled_from(["nchw", "nChw16c"]))
+    document["compute"]["layout"] = draw(st.sampled_from(["nchw", "nChw16c", "nhwc"]))
     document["compute"]["framework"] = draw(st.sampled_from(["caffe", "pytorch"]))
     document["compute"]["cycles_per_element"]["reorder"] = 0.25
     block = draw(st.sampled_from([32, 64, 128]))

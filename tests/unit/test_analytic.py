@@ -433,6 +433,7 @@ def test_what_is_remembered_of_a_schedule_never_carries_one_machines_numbers_to_
             [],
             ["dtype=fp16"],
             ["compute.layout=nChw16c", "llc.size=16KiB"],
+            ["compute.layout=nhwc"],
             ["compute.nontemporal_stores=true"],
             [],
         )

@@ -272,3 +272,38 @@ def test_every_key_is_documented() -> None:
     units = {doc.path: doc.unit for doc in docs}
     assert (units["llc.size"], units["cores.clock"], units["dram.latency"]) == ("bytes", "Hz", "s")
     assert not next(doc for doc in docs if doc.path == "compute.nontemporal_stores").required
+
+
+def test_a_config_with_a_base_changes_only_the_keys_it_names(tmp_path: Path, repo: Path) -> None:
+    (tmp_path / "base.yaml").write_text((repo / "hwconfigs" / "tiny.yaml").read_text())
+    (tmp_path / "variant.yaml").write_text(
+        "base: base.yaml\nname: variant\nllc: {size: 1MiB}\ncompute: {layout: nhwc}\n"
+    )
+    variant, base = load_machine(tmp_path / "variant.yaml"), load_machine(tmp_path / "base.yaml")
+    assert (variant.name, variant.llc.size_bytes, variant.compute.layout) == (
+        "variant",
+        2**20,
+        "nhwc",
+    )
+    assert variant.llc.ways == base.llc.ways  # a section merges key by key
+    assert variant.with_overrides(["compute.layout=nchw", "name=base"]).compute == base.compute
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"a.yaml": "base: missing.yaml\n"}, r"missing\.yaml: no such file"),
+        ({"a.yaml": "base: 3\n"}, r"a\.yaml: base: expected the path of another hardware config"),
+        (
+            {"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"},
+            r"b\.yaml: base: a\.yaml leads back",
+        ),
+    ],
+)
+def test_a_bad_base_is_refused_with_the_file_named(
+    tmp_path: Path, files: dict[str, str], match: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_machine(tmp_path / "a.yaml")

@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 import bnsim._tiles as tiles_module
-from bnsim._tiles import runs
+from bnsim._tiles import BLOCKED, CHANNELS_LAST, PLAIN, runs
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.schemes import build_schedule
@@ -21,12 +21,12 @@ BASE = 4096
 
 def test_a_whole_blocked_tensor_is_one_range() -> None:
     # 2 samples × 20 channels (padded to 2 blocks of 16) × 4 × 4, fp32: 2·32·16·4 bytes
-    layout = (BASE, 4, (2, 20, 4, 4), True)
+    layout = (BASE, 4, (2, 20, 4, 4), BLOCKED)
     assert runs(layout, {}) == [(BASE, BASE + 2 * 32 * 16 * 4)]
 
 
 def test_a_blocked_tile_of_rows_is_one_range_per_sample_and_channel_block() -> None:
-    layout = (BASE, 4, (2, 20, 4, 4), True)
+    layout = (BASE, 4, (2, 20, 4, 4), BLOCKED)
     row = 4 * 16 * 4  # 4 pixels of one 16-channel block
     plane = 4 * row
     # sample 1, channels 16..20 (block 1), rows 1..3
@@ -39,22 +39,22 @@ def test_a_blocked_tile_of_rows_is_one_range_per_sample_and_channel_block() -> N
 
 
 def test_whole_samples_of_some_channels_in_nchw() -> None:
-    layout = (BASE, 2, (3, 8, 5, 5), False)
+    layout = (BASE, 2, (3, 8, 5, 5), PLAIN)
     plane = 5 * 5 * 2
     found = runs(layout, {"n": (1, 3), "c": (2, 6)})
     assert found == [(BASE + (n * 8 + 2) * plane, BASE + (n * 8 + 6) * plane) for n in (1, 2)]
 
 
 def test_flat_matrix_and_vector_regions() -> None:
-    assert runs((BASE, 4, (100,), False), {"e": (10, 30)}) == [(BASE + 40, BASE + 120)]
-    assert runs((BASE, 4, (64,), False), {"c": (16, 32)}) == [(BASE + 64, BASE + 128)]
+    assert runs((BASE, 4, (100,), PLAIN), {"e": (10, 30)}) == [(BASE + 40, BASE + 120)]
+    assert runs((BASE, 4, (64,), PLAIN), {"c": (16, 32)}) == [(BASE + 64, BASE + 128)]
     # a column block of a 3 × 10 matrix: one range per row
-    found = runs((BASE, 4, (3, 10), False), {"columns": (2, 5)})
+    found = runs((BASE, 4, (3, 10), PLAIN), {"columns": (2, 5)})
     assert found == [(BASE + r * 40 + 8, BASE + r * 40 + 20) for r in range(3)]
 
 
 def test_sampled_samples_and_a_patch_of_columns() -> None:
-    layout = (BASE, 4, (4, 16, 6, 6), True)
+    layout = (BASE, 4, (4, 16, 6, 6), BLOCKED)
     row = 6 * 16 * 4
     plane = 6 * row
     region = {"c": (0, 16), "h": (2, 4), "samples": (1, 3), "cols": (1, 3)}
@@ -64,6 +64,30 @@ def test_sampled_samples_and_a_patch_of_columns() -> None:
         for r in (2, 3)
     ]
     assert runs(layout, region) == expected
+
+
+def test_channels_last_regions_worked_by_hand() -> None:
+    # 2 samples × 3 channels × 2 rows × 2 columns, fp32, NHWC: a pixel is 12 bytes, a row 24,
+    # a sample 48; element (n, c, h, w) lies at ((n·2 + h)·2 + w)·12 + c·4
+    layout = (BASE, 4, (2, 3, 2, 2), CHANNELS_LAST)
+    assert runs(layout, {}) == [(BASE, BASE + 96)]
+    # every channel of some rows: one range per sample
+    assert runs(layout, {"h": (1, 2)}) == [(BASE + 24, BASE + 48), (BASE + 72, BASE + 96)]
+    # one channel: a 4-byte range per pixel, in address order
+    assert runs(layout, {"c": (1, 2)}) == [(BASE + p * 12 + 4, BASE + p * 12 + 8) for p in range(8)]
+    # channels 1..3 of sample 1, row 0: the two pixels' last 8 bytes
+    found = runs(layout, {"n": (1, 2), "c": (1, 3), "h": (0, 1)})
+    assert found == [(BASE + 52, BASE + 60), (BASE + 64, BASE + 72)]
+
+
+def test_channels_last_sampled_columns() -> None:
+    layout = (BASE, 4, (2, 3, 2, 2), CHANNELS_LAST)
+    # sample 1, column 1 of rows 0..2, channels 0..2 (of 3): one 8-byte range per pixel
+    region = {"c": (0, 2), "h": (0, 2), "samples": (1,), "cols": (1, 2)}
+    assert runs(layout, region) == [(BASE + 60, BASE + 68), (BASE + 84, BASE + 92)]
+    # every channel: the column's pixels whole
+    region = {"c": (0, 3), "h": (0, 2), "samples": (1,), "cols": (1, 2)}
+    assert runs(layout, region) == [(BASE + 60, BASE + 72), (BASE + 84, BASE + 96)]
 
 
 def _source_module() -> ModuleType:
