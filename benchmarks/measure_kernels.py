@@ -156,6 +156,7 @@ def elementwise_ops(
     parameter.grad = torch.randn_like(parameter)
     optimizer = torch.optim.SGD([parameter], lr=0.1, momentum=0.9)
 
+    scale = torch.rand(n, c, 1, 1)
     pooled, indices = F.max_pool2d(x, 3, 2, 1, return_indices=True)
     pooled_grad = torch.randn_like(pooled)
 
@@ -187,6 +188,15 @@ def elementwise_ops(
         "relu_ (in place)": (lambda: torch.relu_(other), elements),
         "threshold_backward (relu backward)": (
             lambda: torch.ops.aten.threshold_backward(dy, x, 0.0),
+            elements,
+        ),
+        "silu_ (in place)": (lambda: F.silu(other, inplace=True), elements),
+        "silu backward": (lambda: torch.ops.aten.silu_backward(dy, x), elements),
+        "hardswish_ (in place)": (lambda: F.hardswish(other, inplace=True), elements),
+        "hardswish backward": (lambda: torch.ops.aten.hardswish_backward(dy, x), elements),
+        "mul by a per-channel scale (squeeze-excitation)": (lambda: x * scale, elements),
+        "its scale's gradient, (dy·x) summed per channel": (
+            lambda: (dy * x).sum((2, 3), keepdim=True),
             elements,
         ),
         "add": (lambda: torch.add(x, other), elements),

@@ -138,6 +138,29 @@ class ElementwiseCosts(ConfigModel):
         description="layout reorder around a convolution (nchw to nChw16c and back, weights to "
         "the library's blocked layout), per element; required where the library reorders",
     )
+    activation_fwd: CyclesPerElement | None = Field(
+        default=None,
+        description="SiLU, sigmoid, hard-swish or hard-sigmoid forward, per element; required by "
+        "networks that have them",
+    )
+    activation_bwd: CyclesPerElement | None = Field(
+        default=None,
+        description="their backward, per element; required by networks that have them",
+    )
+    scale_fwd: CyclesPerElement | None = Field(
+        default=None,
+        description="a feature map times a per-channel scale (squeeze-and-excitation's multiply), "
+        "per element; required by networks that have it",
+    )
+    scale_bwd: CyclesPerElement | None = Field(
+        default=None,
+        description="its data gradient (dy times the scale), per element; required likewise",
+    )
+    scale_grad: CyclesPerElement | None = Field(
+        default=None,
+        description="its scale's gradient (dy·x summed per channel), per map element; required "
+        "likewise",
+    )
 
 
 def _store_setting(value: object) -> object:

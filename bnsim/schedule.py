@@ -98,6 +98,11 @@ class OpKind(StrEnum):
     BN_GRAD_APPLY = "bn_grad_apply"
     RELU_FWD = "relu_fwd"
     RELU_BWD = "relu_bwd"
+    ACTIVATION_FWD = "activation_fwd"  # SiLU, sigmoid, hard-swish, hard-sigmoid
+    ACTIVATION_BWD = "activation_bwd"
+    SCALE_FWD = "scale_fwd"  # a map times a per-sample, per-channel scale (squeeze-excitation)
+    SCALE_BWD = "scale_bwd"  # its data gradient: dy times the scale
+    SCALE_GRAD = "scale_grad"  # its scale's gradient: dy·x summed over each channel's pixels
     POOL_FWD = "pool_fwd"
     POOL_BWD = "pool_bwd"
     CONCAT_FWD = "concat_fwd"

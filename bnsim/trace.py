@@ -199,6 +199,15 @@ class Trace:
             for kind, cost in ELEMENTWISE_COST.items()
             if getattr(compute.cycles_per_element, cost) is not None
         }
+        for kernel in schedule.kernels:
+            for op in kernel.ops:
+                if op.kind in ELEMENTWISE_COST and op.kind not in self._cycles_per_element:
+                    raise ConfigError(
+                        f"machine {machine.name}: compute.cycles_per_element."
+                        f"{ELEMENTWISE_COST[op.kind]}: required by layer '{op.layer}' "
+                        f"({schedule.network.layer(op.layer).layer_kind}), which the machine "
+                        "gives no cost for"
+                    )
         self.sources: list[Source] = []
         self._source_ids: dict[tuple[int, int, str], int] = {}
         self._work: dict[int, WorkSplit] = {}
@@ -429,6 +438,8 @@ class Trace:
         if op.kind is OpKind.CONCAT_FWD:
             schedule = self.schedule
             return _concat_part(schedule, op, position)
+        if op.kind in (OpKind.SCALE_FWD, OpKind.SCALE_BWD) and position == 1:
+            return _per_sample_channels  # the N×C×1×1 scale of the tile's channels
         tensor = self.schedule.tensor(name)
         if tensor.role in _ACTIVATION_ROLES or op.kind is OpKind.SGD_UPDATE:
             return None
@@ -525,6 +536,10 @@ def _input_channel_weights(schedule: Schedule, op: Op, input_major: bool) -> Reg
     return slice_of
 
 
+def _per_sample_channels(tile: Region, region: Region) -> Region:
+    return {axis: region[axis] for axis in ("n", "c") if axis in region}
+
+
 def _channels(tile: Region, region: Region) -> Region:
     return {"c": region["c"]} if "c" in region else {}
 
@@ -583,6 +598,11 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
     OpKind.BN_GRAD_APPLY: "bn_grad_apply",
     OpKind.RELU_FWD: "relu_fwd",
     OpKind.RELU_BWD: "relu_bwd",
+    OpKind.ACTIVATION_FWD: "activation_fwd",
+    OpKind.ACTIVATION_BWD: "activation_bwd",
+    OpKind.SCALE_FWD: "scale_fwd",
+    OpKind.SCALE_BWD: "scale_bwd",
+    OpKind.SCALE_GRAD: "scale_grad",
     OpKind.POOL_FWD: "pool_fwd",
     OpKind.POOL_BWD: "pool_bwd",
     OpKind.CONCAT_FWD: "concat",

@@ -25,6 +25,11 @@ class LayerKind(StrEnum):
     BATCHNORM2D = "batchnorm2d"
     RELU = "relu"
     RELU6 = "relu6"
+    SILU = "silu"
+    SIGMOID = "sigmoid"
+    HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"
+    MUL = "mul"
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
     ADAPTIVE_AVGPOOL = "adaptive_avgpool"
@@ -47,6 +52,11 @@ _CATEGORIES = {
     LayerKind.BATCHNORM2D: "bn",
     LayerKind.RELU: "relu",
     LayerKind.RELU6: "relu",
+    LayerKind.SILU: "activation",
+    LayerKind.SIGMOID: "activation",
+    LayerKind.HARDSWISH: "activation",
+    LayerKind.HARDSIGMOID: "activation",
+    LayerKind.MUL: "mul",
     LayerKind.MAXPOOL: "pool",
     LayerKind.AVGPOOL: "pool",
     LayerKind.ADAPTIVE_AVGPOOL: "pool",
@@ -56,7 +66,21 @@ _CATEGORIES = {
     LayerKind.LINEAR: "fc",
     LayerKind.SOFTMAX_CROSS_ENTROPY: "loss",
 }
-CATEGORIES = ("conv", "bn", "relu", "pool", "concat", "add", "fc", "loss", "other")
+CATEGORIES = (
+    "conv",
+    "bn",
+    "relu",
+    "activation",
+    "pool",
+    "concat",
+    "add",
+    "mul",
+    "fc",
+    "loss",
+    "other",
+)
+# the activations whose backward reads their input (x), not their output (ReLU, ReLU6, sigmoid)
+INPUT_GRADIENT_ACTIVATIONS = frozenset(("silu", "hardswish", "hardsigmoid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +247,47 @@ class ReLU6(_Layer):
     kind: Literal["relu6"] = "relu6"
 
 
+class SiLU(_Layer):
+    """x·sigmoid(x), also called Swish (EfficientNet)."""
+
+    kind: Literal["silu"] = "silu"
+
+
+class Sigmoid(_Layer):
+    """1 / (1 + exp(−x)) (squeeze-and-excitation gates)."""
+
+    kind: Literal["sigmoid"] = "sigmoid"
+
+
+class Hardswish(_Layer):
+    """x·min(max(x + 3, 0), 6) / 6 (MobileNetV3)."""
+
+    kind: Literal["hardswish"] = "hardswish"
+
+
+class Hardsigmoid(_Layer):
+    """min(max(x + 3, 0), 6) / 6 (MobileNetV3's squeeze-and-excitation gates)."""
+
+    kind: Literal["hardsigmoid"] = "hardsigmoid"
+
+
+class Mul(_Layer):
+    """A feature map scaled channel by channel: x (N×C×H×W) times s (N×C×1×1), as
+    squeeze-and-excitation multiplies its input by its gate."""
+
+    kind: Literal["mul"] = "mul"
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+
+    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
+        x, scale = in_shapes
+        if (scale.n, scale.c, scale.h, scale.w) != (x.n, x.c, 1, 1):
+            raise self._fail(
+                f"expects a scale of {x.c}×1×1 per sample for its {x.c}×{x.h}×{x.w} input "
+                f"'{self.inputs[0]}', got {scale.c}×{scale.h}×{scale.w} from '{self.inputs[1]}'"
+            )
+        return x
+
+
 class _Pool(_Layer):
     kernel: PositivePair
     stride: PositivePair  # equal to kernel when not given, as in torch
@@ -381,6 +446,11 @@ Layer = Annotated[
     | BatchNorm2d
     | ReLU
     | ReLU6
+    | SiLU
+    | Sigmoid
+    | Hardswish
+    | Hardsigmoid
+    | Mul
     | MaxPool2d
     | AvgPool2d
     | AdaptiveAvgPool2d

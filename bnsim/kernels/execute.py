@@ -30,6 +30,7 @@ from bnsim.footprint import (
 )
 from bnsim.graph import TensorShape
 from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind
+from bnsim.kernels import activations as act
 from bnsim.kernels import reference as ref
 from bnsim.sampling import Sampling, select
 from bnsim.schedule import (
@@ -326,6 +327,41 @@ def _relu_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
     dy = run.read(op.reads[0], region, run.shape(op.reads[1]))
     relu6 = run.layer(op).layer_kind is LayerKind.RELU6
     run.write(op.writes[0], region, ref.relu6_bwd(dy, y) if relu6 else ref.relu_bwd(dy, y))
+
+
+def _activation_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    kind = run.layer(op).layer_kind.value
+    run.write(op.writes[0], region, act.activation_fwd(kind, run.read(op.reads[0], region)))
+
+
+def _activation_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    saved = run.read(op.reads[1], region)
+    dy = run.read(op.reads[0], region, run.shape(op.reads[1]))
+    kind = run.layer(op).layer_kind.value
+    run.write(op.writes[0], region, act.activation_bwd(kind, dy, saved))
+
+
+def _per_sample_channels(region: Region) -> Region:
+    """The part of an N×C×1×1 scale a region of the scaled map uses."""
+    return {axis: bounds for axis, bounds in region.items() if axis in ("n", "c")}
+
+
+def _scale_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    x = run.read(op.reads[0], region)
+    scale = run.read(op.reads[1], _per_sample_channels(region))
+    run.write(op.writes[0], region, act.scale_fwd(x, scale))
+
+
+def _scale_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    dy = run.read(op.reads[0], region, run.shape(op.writes[0]))
+    scale = run.read(op.reads[1], _per_sample_channels(region))
+    run.write(op.writes[0], region, act.scale_bwd_data(dy, scale))
+
+
+def _scale_grad(run: _Run, index: int, op: Op, region: Region) -> None:
+    x = run.read(op.reads[1], region)
+    dy = run.read(op.reads[0], region, run.shape(op.reads[1]))
+    run.write(op.writes[0], region, act.scale_bwd_scale(dy, x))
 
 
 def _add(run: _Run, index: int, op: Op, region: Region) -> None:
@@ -670,6 +706,11 @@ RUNNERS: dict[OpKind, Runner] = {
     OpKind.BN_GRAD_APPLY: _bn_grad_apply,
     OpKind.RELU_FWD: _relu_fwd,
     OpKind.RELU_BWD: _relu_bwd,
+    OpKind.ACTIVATION_FWD: _activation_fwd,
+    OpKind.ACTIVATION_BWD: _activation_bwd,
+    OpKind.SCALE_FWD: _scale_fwd,
+    OpKind.SCALE_BWD: _scale_bwd,
+    OpKind.SCALE_GRAD: _scale_grad,
     OpKind.POOL_FWD: _pool_fwd,
     OpKind.POOL_BWD: _pool_bwd,
     OpKind.CONCAT_FWD: _concat_fwd,

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from bnsim.graph import LayerKind, Network, rebuild
 from bnsim.graph.layer import (
+    INPUT_GRADIENT_ACTIVATIONS,
     AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
@@ -28,6 +29,7 @@ from bnsim.graph.layer import (
     Linear,
     MaxPool2d,
 )
+from bnsim.kernels import activations as act
 from bnsim.kernels import reference as ref
 from bnsim.sampling import Sampling, select
 
@@ -164,6 +166,10 @@ def _layer_forward(
         return ref.relu_fwd(x)
     if kind is LayerKind.RELU6:
         return ref.relu6_fwd(x)
+    if kind.category == "activation":
+        return act.activation_fwd(kind.value, x)
+    if kind is LayerKind.MUL:
+        return act.scale_fwd(x, xs[1])
     if isinstance(layer, MaxPool2d):
         y, index = ref.maxpool2d_fwd(
             x,
@@ -289,6 +295,15 @@ def _layer_backward(
         return [(source, ref.relu_bwd(dy, run.acts[name]))]
     if kind is LayerKind.RELU6:
         return [(source, ref.relu6_bwd(dy, run.acts[name]))]
+    if kind.category == "activation":
+        saved = x if kind.value in INPUT_GRADIENT_ACTIVATIONS else run.acts[name]
+        return [(source, act.activation_bwd(kind.value, dy, saved))]
+    if kind is LayerKind.MUL:
+        scale = run.acts[layer.inputs[1]]
+        return [
+            (source, act.scale_bwd_data(dy, scale)),
+            (layer.inputs[1], act.scale_bwd_scale(dy, x)),
+        ]
     if isinstance(layer, MaxPool2d):
         return [
             (

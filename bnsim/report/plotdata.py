@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from bnsim.result import RunResult
 
 FORMATS = ("png", "svg", "pdf")
-KINDS = ("conv", "bn", "relu", "concat", "pool", "add", "fc", "other")  # stacking order
+# stacking order
+KINDS = ("conv", "bn", "relu", "activation", "concat", "pool", "add", "mul", "fc", "other")
 PHASES = ("fwd", "bwd_data", "bwd_weight", "update")
 PHASE_HATCHES = {"fwd": "", "bwd_data": "///", "bwd_weight": "\\\\\\", "update": "..."}
 KIND_COLORS = {  # Paul Tol's "muted" palette
     "conv": "#332288",
     "bn": "#88CCEE",
     "relu": "#44AA99",
+    "activation": "#AA4499",
     "concat": "#117733",
     "pool": "#999933",
     "add": "#DDCC77",
+    "mul": "#DDDDDD",
     "fc": "#CC6677",
     "other": "#882255",
 }

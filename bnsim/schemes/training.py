@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bnsim.graph import LayerKind, Network, TensorShape
-from bnsim.graph.layer import Conv2d, Layer, Linear
+from bnsim.graph.layer import INPUT_GRADIENT_ACTIVATIONS, Conv2d, Layer, Linear
 from bnsim.graph.network import INPUT_NAME
 from bnsim.schedule import (
     NO_REORDERS,
@@ -49,6 +49,11 @@ FLOPS_PER_ELEMENT = {
     OpKind.BN_GRAD_APPLY: 4,  # k1·dy + k2·x + k3: two FMAs
     OpKind.RELU_FWD: 1,
     OpKind.RELU_BWD: 1,
+    OpKind.ACTIVATION_FWD: 4,  # exp (or a clamp), add, reciprocal or divide, multiply
+    OpKind.ACTIVATION_BWD: 5,
+    OpKind.SCALE_FWD: 1,
+    OpKind.SCALE_BWD: 1,
+    OpKind.SCALE_GRAD: 2,  # Σ dy·x: FMA
     OpKind.DROPOUT_FWD: 1,
     OpKind.DROPOUT_BWD: 1,
     OpKind.SGD_UPDATE: 6,  # d = g + λw; v = μv + d; w -= lr·v: three FMAs
@@ -308,6 +313,10 @@ class _Lowering:
             self.batchnorm_forward(layer, x[0])
         elif kind in (LayerKind.RELU, LayerKind.RELU6):
             self.elementwise(layer, OpKind.RELU_FWD, x, (self.activation(layer),), Phase.FWD)
+        elif kind.category == "activation":
+            self.elementwise(layer, OpKind.ACTIVATION_FWD, x, (self.activation(layer),), Phase.FWD)
+        elif kind is LayerKind.MUL:
+            self.elementwise(layer, OpKind.SCALE_FWD, x, (self.activation(layer),), Phase.FWD)
         elif kind is LayerKind.MAXPOOL:
             index = self.tensor(
                 f"{self.prefix}index:{name}",
@@ -527,6 +536,12 @@ class _Lowering:
         if kind in (LayerKind.RELU, LayerKind.RELU6):
             dx = self.contribution(layer.inputs[0], name)
             self.elementwise(layer, OpKind.RELU_BWD, (g, act(name)), (dx,), Phase.BWD_DATA)
+        elif kind.category == "activation":
+            dx = self.contribution(layer.inputs[0], name)
+            saved = x[0] if kind.value in INPUT_GRADIENT_ACTIVATIONS else act(name)
+            self.elementwise(layer, OpKind.ACTIVATION_BWD, (g, saved), (dx,), Phase.BWD_DATA)
+        elif kind is LayerKind.MUL:
+            self.scale_backward(layer, g, x, needs)
         elif kind is LayerKind.DROPOUT:
             dx = self.contribution(layer.inputs[0], name)
             self.elementwise(layer, OpKind.DROPOUT_BWD, (g, f"mask:{name}"), (dx,), Phase.BWD_DATA)
@@ -641,6 +656,24 @@ class _Lowering:
             flops=FLOPS_PER_ELEMENT[OpKind.BN_GRAD_APPLY] * elements,
         )
         self.kernel(f"{name}.bwd_data.apply", Phase.BWD_DATA, apply_op, nchw_space(shape))
+
+    def scale_backward(self, layer: Layer, g: str, x: tuple[str, ...], needs: list[bool]) -> None:
+        """dx = dy·s over the map; ds = Σ dy·x per sample and channel, a kernel over (n, c)."""
+        name = layer.name
+        shape = self.net.out_shape(name)
+        if needs[0]:
+            dx = self.contribution(layer.inputs[0], name)
+            self.elementwise(layer, OpKind.SCALE_BWD, (g, x[1]), (dx,), Phase.BWD_DATA)
+        if needs[1]:
+            ds = self.contribution(layer.inputs[1], name)
+            op = Op(
+                kind=OpKind.SCALE_GRAD,
+                layer=name,
+                reads=(g, x[0]),
+                writes=(ds,),
+                flops=FLOPS_PER_ELEMENT[OpKind.SCALE_GRAD] * shape.num_elements(),
+            )
+            self.kernel(f"{name}.bwd_data.scale", Phase.BWD_DATA, op, _nc_space(shape))
 
     def loss_backward(self, layer: Layer) -> None:
         name = layer.name
