@@ -25,6 +25,7 @@ _EXPORTS = {
     "load_workload": "bnsim.graph",
     "build_network": "bnsim.graph",
     "summarize": "bnsim.graph",
+    "from_torch": "bnsim.graph.fx",
     "build_schedule": "bnsim.schemes",
     "SimOptions": "bnsim.trace",
     "library_reorders": "bnsim.trace",
@@ -53,6 +54,7 @@ __all__ = [
     "__version__",
     "build_network",
     "build_schedule",
+    "from_torch",
     "library_reorders",
     "load_machine",
     "load_workload",
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
         WorkloadError,
     )
     from bnsim.graph import Network, build_network, load_workload, summarize
+    from bnsim.graph.fx import from_torch
     from bnsim.hw import Machine, load_machine
     from bnsim.point import make_point, point_document, run_point
     from bnsim.result import RunResult, runs_from_document
