@@ -995,7 +995,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_workloads(commands: Any) -> None:
-    """`bnsim workloads list|show|export`."""
+    """`bnsim workloads list|show|export|import`."""
     workloads = commands.add_parser("workloads", help="list, inspect and export networks")
     workload_commands = workloads.add_subparsers(
         dest="subcommand", required=True, parser_class=_Parser
@@ -1007,9 +1007,10 @@ def _add_workloads(commands: Any) -> None:
     for name, handler, text in (
         ("show", _workloads_show, "size facts of one network"),
         ("export", _workloads_export, "write a network as YAML, GraphML or DOT"),
+        ("import", _workloads_export, "an ONNX file as a workload YAML file (export's YAML)"),
     ):
         sub = workload_commands.add_parser(name, help=text)
-        sub.add_argument("workload", help="zoo model name or workload YAML path")
+        sub.add_argument("workload", help="zoo model name, workload YAML or ONNX file path")
         sub.add_argument(
             "--batch", type=_positive_int, help="mini-batch size (default: the workload's)"
         )
@@ -1017,6 +1018,9 @@ def _add_workloads(commands: Any) -> None:
         sub.set_defaults(handler=handler)
         if name == "show":
             sub.add_argument("--json", action="store_true", help="print a JSON document to stdout")
+        elif name == "import":
+            sub.set_defaults(format="yaml")
+            sub.add_argument("--out", help="the workload YAML file to write (default: stdout)")
         else:
             sub.add_argument("--format", choices=["yaml", "graphml", "dot"], default="yaml")
             sub.add_argument("--out", help="output file (default: stdout)")

@@ -73,7 +73,8 @@ def is_workload_path(spec: str) -> bool:
 def load_workload(
     spec: str | Path, *, batch: int | None = None, image: int | tuple[int, int] | None = None
 ) -> Network:
-    """A Network from a zoo model name or a workload YAML path; `batch`/`image` override the file's.
+    """A Network from a zoo model name, a workload YAML path or an ONNX file (`.onnx`);
+    `batch`/`image` override the file's.
 
     Raises:
         WorkloadError: unknown model, unreadable or invalid file, or a graph that does not check.
@@ -81,10 +82,27 @@ def load_workload(
     >>> load_workload("densenet121", batch=8).out_shape("features.denseblock1.cat")
     TensorShape(n=8, c=256, h=56, w=56)
     """
+    if str(spec).endswith(".onnx"):
+        return _load_onnx(Path(spec), batch=batch, image=image)
     if isinstance(spec, Path) or is_workload_path(spec):
         return load_workload_file(spec, batch=batch, image=image)
     get_model(spec)  # a clear error for unknown names
     return build_model(spec, batch=DEFAULT_BATCH if batch is None else batch, image=image)
+
+
+def _load_onnx(path: Path, *, batch: int | None, image: int | tuple[int, int] | None) -> Network:
+    """An ONNX model file (bnsim.graph.onnximport); its image size is the file's own."""
+    from bnsim.graph.onnximport import from_onnx  # noqa: PLC0415 (onnx loads on first use)
+
+    network = from_onnx(path, batch=DEFAULT_BATCH if batch is None else batch)
+    size = (image, image) if isinstance(image, int) else image
+    if size is not None and tuple(size) != network.image:
+        height, width = network.image
+        raise WorkloadError(
+            f"{path}: the graph's input is fixed at {height}×{width} pixels; export it at "
+            f"{size[0]}×{size[1]} instead of passing --image"
+        )
+    return network
 
 
 def load_workload_file(
