@@ -15,9 +15,12 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bnsim.graph import LayerKind
+from bnsim.graph import LayerKind, Network
+from bnsim.graph.layer import INPUT_GRADIENT_ACTIVATIONS
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
 from bnsim.schemes.rewrite import (
+    ACTIVATION_KINDS,
+    RELU_KINDS,
     BNChain,
     backward_weight_host,
     batchnorm_layers,
@@ -47,8 +50,10 @@ def rewrite(draft: Draft, options: BNFFOptions) -> None:
 
 def fission_and_fusion(draft: Draft, *, wide_limit: int | None, recompute: bool) -> None:
     """bnff's rewrites; with `recompute`, BN/ReLU outputs that convs consume are never stored."""
+    # recompute rebuilds a ReLU's output from the BN input; the smooth activations stay unfused
+    kinds = RELU_KINDS if recompute else ACTIVATION_KINDS
     for bn in batchnorm_layers(draft.network):
-        chain = bn_chain(draft.network, bn, wide_limit=wide_limit)
+        chain = bn_chain(draft.network, bn, wide_limit=wide_limit, activations=kinds)
         _fuse_forward(draft, chain, recompute)
         try:
             reduce_kernel = draft.find(OpKind.BN_GRAD_REDUCE, bn)
@@ -63,7 +68,12 @@ def _fuse_forward(draft: Draft, chain: BNChain, recompute: bool) -> None:
     if chain.producer_conv is not None:
         fuse(draft, draft.find(OpKind.CONV_FWD, chain.producer_conv), stats, Placement.EPILOGUE)
     apply_kernel = draft.find(OpKind.BN_APPLY, bn)
-    relu_kernel = draft.find(OpKind.RELU_FWD, chain.activation) if chain.activation else None
+    activation = chain.activation
+    relu_kernel = (
+        draft.find(_forward_kind(draft.network, activation), activation) if activation else None
+    )
+    # the BN output stays stored where the activation's backward reads it (SiLU, hard-swish)
+    bn_output_kept = activation is not None and _reads_its_input(draft.network, activation)
     if chain.consumer_convs:
         if recompute:
             _normalize_on_every_load(draft, chain, apply_kernel, relu_kernel)
@@ -72,7 +82,8 @@ def _fuse_forward(draft: Draft, chain: BNChain, recompute: bool) -> None:
         fuse(draft, host, apply_kernel, Placement.PROLOGUE)
         if relu_kernel is not None:
             fuse(draft, host, relu_kernel, Placement.PROLOGUE)
-            make_transient(draft, act(bn))
+            if not bn_output_kept:
+                make_transient(draft, act(bn))
     elif chain.add is not None:
         host = draft.find(OpKind.ADD_FWD, chain.add)
         fuse(draft, host, apply_kernel, Placement.PROLOGUE)
@@ -84,7 +95,8 @@ def _fuse_forward(draft: Draft, chain: BNChain, recompute: bool) -> None:
                 make_transient(draft, act(chain.add))
     elif relu_kernel is not None:
         fuse(draft, apply_kernel, relu_kernel, Placement.EPILOGUE)
-        make_transient(draft, act(bn))
+        if not bn_output_kept:
+            make_transient(draft, act(bn))
 
 
 def _fuse_backward(
@@ -95,7 +107,7 @@ def _fuse_backward(
     if len(chain.consumer_convs) == 1:
         host = draft.find(OpKind.CONV_BWD_DATA, chain.consumer_convs[0])
         if relu is not None:
-            relu_backward = draft.find(OpKind.RELU_BWD, relu)
+            relu_backward = draft.find(_backward_kind(draft.network, relu), relu)
             if recompute:
                 _recompute_output(draft, chain, relu_backward, Placement.PROLOGUE, "mask")
             fuse(draft, host, relu_backward, Placement.EPILOGUE)
@@ -109,7 +121,7 @@ def _fuse_backward(
             Placement.EPILOGUE,
         )
     elif relu is not None:
-        relu_backward = draft.find(OpKind.RELU_BWD, relu)
+        relu_backward = draft.find(_backward_kind(draft.network, relu), relu)
         if recompute and chain.consumer_convs:
             _recompute_output(draft, chain, relu_backward, Placement.PROLOGUE, "mask")
         fuse(draft, relu_backward, reduce_kernel, Placement.EPILOGUE)
@@ -206,6 +218,21 @@ def _recompute_output(
     ]
     main_index = next(i for i, op in enumerate(rewritten) if op.placement is Placement.MAIN)
     draft.set_ops(kernel, (*rewritten[:main_index], *recomputed, *rewritten[main_index:]))
+
+
+def _reads_its_input(network: Network, activation: str) -> bool:
+    return network.layer(activation).layer_kind.value in INPUT_GRADIENT_ACTIVATIONS
+
+
+def _forward_kind(network: Network, activation: str) -> OpKind:
+    """The op kind of an activation layer's forward: ReLU's own, or the smooth activations'."""
+    relu = network.layer(activation).layer_kind in RELU_KINDS
+    return OpKind.RELU_FWD if relu else OpKind.ACTIVATION_FWD
+
+
+def _backward_kind(network: Network, activation: str) -> OpKind:
+    relu = network.layer(activation).layer_kind in RELU_KINDS
+    return OpKind.RELU_BWD if relu else OpKind.ACTIVATION_BWD
 
 
 def draft_tensor_of(draft: Draft, layer: str) -> str:

@@ -88,7 +88,7 @@ class BNChain:
 
     bn: str
     producer_conv: str | None  # conv whose output only this BN reads (None: concat, pool, ...)
-    activation: str | None  # ReLU/ReLU6 that alone reads the BN output
+    activation: str | None  # the activation (ReLU, ReLU6, SiLU, ...) that alone reads the BN output
     consumer_convs: tuple[str, ...]  # convs reading the (activated) output, if every reader is one
     add: str | None  # residual add that alone reads the BN output (no ReLU in between)
     add_activation: str | None  # ReLU that alone reads that add's output
@@ -98,8 +98,25 @@ class BNChain:
         return self.activation or self.bn
 
 
-def bn_chain(network: Network, bn: str, *, wide_limit: int | None) -> BNChain:
-    """Analyse the neighbourhood of BN layer `bn`.
+RELU_KINDS = (LayerKind.RELU, LayerKind.RELU6)
+# every activation a BN's normalize can take in: ReLU's, and the smooth ones
+ACTIVATION_KINDS = (
+    *RELU_KINDS,
+    LayerKind.SILU,
+    LayerKind.SIGMOID,
+    LayerKind.HARDSWISH,
+    LayerKind.HARDSIGMOID,
+)
+
+
+def bn_chain(
+    network: Network,
+    bn: str,
+    *,
+    wide_limit: int | None,
+    activations: tuple[LayerKind, ...] = RELU_KINDS,
+) -> BNChain:
+    """Analyse the neighbourhood of BN layer `bn`; `activations` are the kinds that may follow it.
 
     Convs with `wide_limit` or more input channels count as not fusable (the published BNFF kernels
     left them unfused); `wide_limit=None` fuses every conv.
@@ -119,12 +136,12 @@ def bn_chain(network: Network, bn: str, *, wide_limit: int | None) -> BNChain:
 
     source = network.layer(bn).inputs[0]
     producer = source if fusable_conv(source) and network.consumers(source) == (bn,) else None
-    activation = only_consumer(bn, (LayerKind.RELU, LayerKind.RELU6))
+    activation = only_consumer(bn, activations)
     out = activation or bn
     readers = network.consumers(out)
     consumer_convs = readers if readers and all(fusable_conv(name) for name in readers) else ()
     add = only_consumer(bn, (LayerKind.ADD,)) if activation is None else None
-    add_activation = only_consumer(add, (LayerKind.RELU, LayerKind.RELU6)) if add else None
+    add_activation = only_consumer(add, RELU_KINDS) if add else None
     return BNChain(
         bn=bn,
         producer_conv=producer,

@@ -223,3 +223,42 @@ def test_a_resnext_block_with_a_grouped_convolution_matches_the_reference() -> N
 
         report = check_schedule_against_reference(schedule, seed=0, boxes=boxes)
         assert report.passed, (name, report.worst)
+
+
+def mbconv(batch: int = 4, image: int = 8):
+    """EfficientNet's inverted residual, in small: 1×1 expand → BN → SiLU → 3×3 depthwise → BN →
+    SiLU → 1×1 project → BN."""
+    layers = [
+        Input(name="input", channels=3),
+        Conv2d(name="stem", inputs=("input",), out_channels=8, kernel=3, padding=1),
+        Conv2d(name="expand", inputs=("stem",), out_channels=32, kernel=1),
+        BatchNorm2d(name="bn0", inputs=("expand",)),
+        SiLU(name="act0", inputs=("bn0",)),
+        Conv2d(name="depthwise", inputs=("act0",), out_channels=32, kernel=3, padding=1, groups=32),
+        BatchNorm2d(name="bn1", inputs=("depthwise",)),
+        SiLU(name="act1", inputs=("bn1",)),
+        Conv2d(name="project", inputs=("act1",), out_channels=8, kernel=1),
+        BatchNorm2d(name="bn2", inputs=("project",)),
+        GlobalAvgPool2d(name="pool", inputs=("bn2",)),
+        Flatten(name="flat", inputs=("pool",)),
+        Linear(name="fc", inputs=("flat",), out_features=10),
+        SoftmaxCrossEntropy(name="loss", inputs=("fc",)),
+    ]
+    return build_network("mbconv", layers, batch=batch, image=image)
+
+
+def test_bnff_fuses_bn_and_silu_as_bn_and_relu_and_keeps_what_silu_backward_reads() -> None:
+    """Normalize + SiLU in the consumer conv's prologue, SiLU's backward and the BN reductions
+    in its backward-data epilogue; unlike ReLU's, SiLU's backward reads the BN output, which is
+    therefore stored. recompute leaves the smooth activations unfused."""
+    schedule = build_schedule(mbconv(), "bnff", input_grad=True)
+    kernels = {kernel.name: kernel for kernel in schedule.kernels}
+    prologue = [(op.kind, op.placement.value) for op in kernels["depthwise.fwd"].ops]
+    assert prologue[:2] == [(OpKind.BN_APPLY, "prologue"), (OpKind.ACTIVATION_FWD, "prologue")]
+    epilogue = [op.kind for op in kernels["depthwise.bwd_data"].ops]
+    assert epilogue[-2:] == [OpKind.ACTIVATION_BWD, OpKind.BN_GRAD_REDUCE]
+    assert not schedule.tensor("act:bn0").transient
+    assert check_schedule_against_reference(schedule, seed=0).passed
+    recompute = build_schedule(mbconv(), "recompute", input_grad=True)
+    assert any(k.main_op().kind is OpKind.ACTIVATION_FWD for k in recompute.kernels)
+    assert check_schedule_against_reference(recompute, seed=0).passed
