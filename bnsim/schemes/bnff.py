@@ -29,7 +29,7 @@ from bnsim.schemes.rewrite import (
     make_transient,
     use_one_pass_statistics,
 )
-from bnsim.schemes.training import Draft, DraftKernel, act, grad
+from bnsim.schemes.training import FLOPS_PER_ELEMENT, Draft, DraftKernel, act, grad
 
 
 class BNFFOptions(BaseModel):
@@ -50,10 +50,8 @@ def rewrite(draft: Draft, options: BNFFOptions) -> None:
 
 def fission_and_fusion(draft: Draft, *, wide_limit: int | None, recompute: bool) -> None:
     """bnff's rewrites; with `recompute`, BN/ReLU outputs that convs consume are never stored."""
-    # recompute rebuilds a ReLU's output from the BN input; the smooth activations stay unfused
-    kinds = RELU_KINDS if recompute else ACTIVATION_KINDS
     for bn in batchnorm_layers(draft.network):
-        chain = bn_chain(draft.network, bn, wide_limit=wide_limit, activations=kinds)
+        chain = bn_chain(draft.network, bn, wide_limit=wide_limit, activations=ACTIVATION_KINDS)
         _fuse_forward(draft, chain, recompute)
         try:
             reduce_kernel = draft.find(OpKind.BN_GRAD_REDUCE, bn)
@@ -157,18 +155,23 @@ def _normalize_on_every_load(
 def _recompute_output(
     draft: Draft, chain: BNChain, kernel: DraftKernel, placement: Placement, tag: str
 ) -> None:
-    """Recompute the chain's output z inside `kernel` from the stored BN input, and read that.
+    """Recompute what `kernel` reads of the chain, the BN output y (a SiLU's backward reads it)
+    or the chain's output z, from the stored BN input, and read that.
 
     The recomputed copies are transient tensors named after the originals with `~{tag}` appended.
     """
     stored = act(chain.output_layer())
-    if not any(stored in op.reads for op in kernel.ops):
+    reads_z = any(stored in op.reads for op in kernel.ops)
+    reads_y = chain.activation is not None and any(act(chain.bn) in op.reads for op in kernel.ops)
+    if not (reads_z or reads_y):
         return
     bn_output, out_output = act(chain.bn) + f"~{tag}", stored + f"~{tag}"
     network = draft.network
     bn_shape = network.out_shape(chain.bn)
     shape = (bn_shape.n, bn_shape.c, bn_shape.h, bn_shape.w)
-    for name, layer in ((bn_output, chain.bn), (out_output, chain.output_layer())):
+    recompute_z = chain.activation is not None and reads_z
+    copies = [(bn_output, chain.bn)] + ([(out_output, chain.output_layer())] if recompute_z else [])
+    for name, layer in copies:
         draft.add_tensor(
             replace(
                 draft.tensors[act(layer)],
@@ -198,23 +201,25 @@ def _recompute_output(
             attrs=(("recompute", True),),
         )
     ]
-    if chain.activation is not None:
+    if recompute_z:
+        assert chain.activation is not None
+        kind = _forward_kind(network, chain.activation)
         recomputed.append(
             Op(
-                kind=OpKind.RELU_FWD,
+                kind=kind,
                 layer=chain.activation,
                 placement=placement,
                 reads=(bn_output,),
                 writes=(out_output,),
-                flops=elements,
+                flops=FLOPS_PER_ELEMENT[kind] * elements,
                 attrs=(("recompute", True),),
             )
         )
-    else:
+    elif chain.activation is None:
         out_output = bn_output
+    renamed = {stored: out_output, act(chain.bn): bn_output}
     rewritten = [
-        replace(op, reads=tuple(out_output if read == stored else read for read in op.reads))
-        for op in kernel.ops
+        replace(op, reads=tuple(renamed.get(read, read) for read in op.reads)) for op in kernel.ops
     ]
     main_index = next(i for i, op in enumerate(rewritten) if op.placement is Placement.MAIN)
     draft.set_ops(kernel, (*rewritten[:main_index], *recomputed, *rewritten[main_index:]))

@@ -249,8 +249,8 @@ def mbconv(batch: int = 4, image: int = 8):
 
 def test_bnff_fuses_bn_and_silu_as_bn_and_relu_and_keeps_what_silu_backward_reads() -> None:
     """Normalize + SiLU in the consumer conv's prologue, SiLU's backward and the BN reductions
-    in its backward-data epilogue; unlike ReLU's, SiLU's backward reads the BN output, which is
-    therefore stored. recompute leaves the smooth activations unfused."""
+    in its backward-data epilogue; unlike ReLU's, SiLU's backward reads the BN output, which bnff
+    therefore stores and recompute rebuilds from the BN input where it is read."""
     schedule = build_schedule(mbconv(), "bnff", input_grad=True)
     kernels = {kernel.name: kernel for kernel in schedule.kernels}
     prologue = [(op.kind, op.placement.value) for op in kernels["depthwise.fwd"].ops]
@@ -260,5 +260,11 @@ def test_bnff_fuses_bn_and_silu_as_bn_and_relu_and_keeps_what_silu_backward_read
     assert not schedule.tensor("act:bn0").transient
     assert check_schedule_against_reference(schedule, seed=0).passed
     recompute = build_schedule(mbconv(), "recompute", input_grad=True)
-    assert any(k.main_op().kind is OpKind.ACTIVATION_FWD for k in recompute.kernels)
+    kernels = {kernel.name: kernel for kernel in recompute.kernels}
+    assert recompute.tensor("act:bn0").transient
+    assert [op.attr("per_load") for op in kernels["depthwise.fwd"].ops[:2]] == [True, True]
+    backward = kernels["depthwise.bwd_data"].ops
+    assert (
+        next(op for op in backward if op.kind is OpKind.ACTIVATION_BWD).reads[1] == "act:bn0~mask"
+    )
     assert check_schedule_against_reference(recompute, seed=0).passed
