@@ -6,10 +6,10 @@ boxes of the kernel's iteration space it runs, in the order it runs them. The sp
 library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as the BNFF kernels ran
 them (bnsim.dataflow.onednn), or on channels-last activations (`compute.layout: nhwc`) oneDNN v3's
 brgemm convolutions and ATen's kernels (bnsim.dataflow.nhwc); `cudnn` follows the implicit-GEMM
-tiling and rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both interpreters read the same split: the
-simulator times its boxes, the NumPy executor runs them. The library also decides how stores reach
-memory (`store_kind`), how often a kernel's loop order reads its input (`input_passes`) and where
-a fused prologue works (`prologue_on_every_load`).
+tiling and rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both
+interpreters read the same split: the simulator times its boxes, the NumPy executor runs them. The
+library also decides how stores reach memory (`store_kind`), how often a kernel's loop order reads
+its input (`input_passes`) and where a fused prologue works (`prologue_on_every_load`).
 docs/model.md cites the sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
 """
 
