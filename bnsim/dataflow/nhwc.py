@@ -80,9 +80,8 @@ def channel_block(schedule: Schedule, kernel: Kernel) -> int:
 
 
 def channel_outer(schedule: Schedule, kernel: Kernel) -> bool:
-    """`loop_ngcdhw` (channel blocks outside the rows) when the input image has fewer pixels than
-    the weights of one output channel have taps per input channel times output channels
-    (ih·iw < oc·kh·kw), else `loop_ndhwgc` (blocks innermost)."""
+    """`loop_ngcdhw` (channel blocks outside the rows) when an image's input is smaller than the
+    weights (oneDNN compares ih·iw·ic with oc·kh·kw·ic), else `loop_ndhwgc` (blocks innermost)."""
     main = kernel.main_op()
     layer = schedule.network.layer(main.layer)
     assert isinstance(layer, Conv2d)
