@@ -1059,7 +1059,11 @@ def _add_run(commands: Any) -> None:
 def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     """The arguments that define a point: machine, workload, schemes, options, outputs."""
     parser.add_argument("--hw", required=True, help="hardware YAML file, e.g. hwconfigs/cmp16.yaml")
-    parser.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    parser.add_argument(
+        "--workload",
+        required=True,
+        help="zoo model name, workload YAML or ONNX file, or torchvision:NAME",
+    )
     parser.add_argument(
         "--scheme",
         action="append",
@@ -1196,7 +1200,11 @@ def _add_schemes_and_verify(commands: Any) -> None:
     check = commands.add_parser(
         "verify", help="prove schemes compute what the reference computes (NumPy, down-scaled)"
     )
-    check.add_argument("--workload", required=True, help="zoo model name or workload YAML path")
+    check.add_argument(
+        "--workload",
+        required=True,
+        help="zoo model name, workload YAML or ONNX file, or torchvision:NAME",
+    )
     check.add_argument(
         "--scheme",
         action="append",

@@ -170,3 +170,36 @@ def _unique(layer: Layer, taken: set[str]) -> Layer:
     while f"{layer.name}_{index}" in taken:
         index += 1
     return layer.model_copy(update={"name": f"{layer.name}_{index}"})
+
+
+# torchvision models built without their auxiliary classifiers: one output of logits
+WITHOUT_AUX = {"inception_v3": {"aux_logits": False}, "googlenet": {"aux_logits": False}}
+
+
+def from_torchvision(
+    name: str, *, batch: int = 32, image: int | tuple[int, int] | None = None
+) -> Network:
+    """torchvision's classification model `name` (built without weights, without auxiliary
+    classifiers), imported with `from_torch` at 224 × 224 pixels (Inception-v3: 299) or `image`.
+
+    Raises:
+        WorkloadError: torchvision is missing or does not import, or has no such model.
+    """
+    spec = f"torchvision:{name}"
+    try:
+        import torchvision  # noqa: PLC0415 (an optional dependency)
+    except ImportError as error:
+        raise WorkloadError(
+            f"{spec}: needs torchvision: pip install torchvision (its CPU build, docs/workloads.md)"
+        ) from error
+    except Exception as error:  # a torchvision built for another torch fails as it loads
+        raise WorkloadError(f"{spec}: torchvision does not import: {_first(error)}") from error
+    try:
+        module = torchvision.models.get_model(name, weights=None, **WITHOUT_AUX.get(name, {}))
+    except ValueError as error:
+        raise WorkloadError(
+            f"{spec}: torchvision has no model {name!r} (torchvision.models.list_models())"
+        ) from error
+    side = 299 if name == "inception_v3" else 224
+    height, width = (image, image) if isinstance(image, int) else image or (side, side)
+    return from_torch(module, (3, height, width), batch=batch, name=name)

@@ -73,8 +73,8 @@ def is_workload_path(spec: str) -> bool:
 def load_workload(
     spec: str | Path, *, batch: int | None = None, image: int | tuple[int, int] | None = None
 ) -> Network:
-    """A Network from a zoo model name, a workload YAML path or an ONNX file (`.onnx`);
-    `batch`/`image` override the file's.
+    """A Network from a zoo model name, a workload YAML path, an ONNX file (`.onnx`) or a
+    torchvision model (`torchvision:NAME`); `batch`/`image` override the file's.
 
     Raises:
         WorkloadError: unknown model, unreadable or invalid file, or a graph that does not check.
@@ -84,10 +84,18 @@ def load_workload(
     """
     if str(spec).endswith(".onnx"):
         return _load_onnx(Path(spec), batch=batch, image=image)
+    if str(spec).startswith(TORCHVISION):
+        from bnsim.graph.fx import from_torchvision  # noqa: PLC0415 (torch loads on first use)
+
+        name = str(spec).removeprefix(TORCHVISION)
+        return from_torchvision(name, batch=DEFAULT_BATCH if batch is None else batch, image=image)
     if isinstance(spec, Path) or is_workload_path(spec):
         return load_workload_file(spec, batch=batch, image=image)
     get_model(spec)  # a clear error for unknown names
     return build_model(spec, batch=DEFAULT_BATCH if batch is None else batch, image=image)
+
+
+TORCHVISION = "torchvision:"
 
 
 def _load_onnx(path: Path, *, batch: int | None, image: int | tuple[int, int] | None) -> Network:

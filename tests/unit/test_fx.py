@@ -3,6 +3,8 @@ same logits and gradients as PyTorch's own training step, and clear refusals."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,64 @@ def test_a_bad_input_shape_is_refused() -> None:
         from_torch(Small(), (32, 32), batch=2)
     with pytest.raises(WorkloadError, match=r"does not run on a \(1, 32, 32\) input"):
         from_torch(Small(), (1, 32, 32), batch=2)
+
+
+class FakeModels:
+    """torchvision.models as from_torchvision uses it, serving test modules."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def get_model(self, name: str, weights: object = None, **options: object) -> object:
+        self.calls.append((name, {"weights": weights, **options}))
+        if name not in ("small", "inception_v3"):
+            raise ValueError(f"Unknown model {name}")
+        return Small()
+
+
+def test_torchvision_models_load_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--workload torchvision:NAME`: the model without weights (Inception-v3 without its
+    auxiliary classifier, at 299 pixels), imported through torch.fx."""
+    import types  # noqa: PLC0415
+
+    from bnsim.graph import load_workload  # noqa: PLC0415
+
+    fake = types.ModuleType("torchvision")
+    fake.models = FakeModels()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    network = load_workload("torchvision:small", batch=4, image=32)
+    assert (network.name, network.batch, network.image) == ("small", 4, (32, 32))
+    assert param_count(network) == sum(p.numel() for p in Small().parameters())
+    inception = load_workload("torchvision:inception_v3", batch=2)
+    assert inception.image == (299, 299)
+    assert fake.models.calls[-1] == ("inception_v3", {"weights": None, "aux_logits": False})  # type: ignore[attr-defined]
+    with pytest.raises(WorkloadError, match=r"torchvision:nope: torchvision has no model 'nope'"):
+        load_workload("torchvision:nope")
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
+    with pytest.raises(WorkloadError, match=r"torchvision:small: needs torchvision: pip install"):
+        load_workload("torchvision:small")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet50",
+        "resnext50_32x4d",
+        "wide_resnet50_2",
+        "densenet121",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "regnet_y_400mf",
+        "mnasnet1_0",
+        "vgg16_bn",
+    ],
+)
+def test_torchvision_models_import_with_their_parameter_count(name: str) -> None:
+    """Runs where torchvision is installed (its CPU build); bnsim counts what PyTorch counts."""
+    torchvision = pytest.importorskip("torchvision", reason="needs torchvision (its CPU build)")
+    from bnsim.graph.fx import from_torchvision  # noqa: PLC0415
+
+    module = torchvision.models.get_model(name, weights=None)
+    network = from_torchvision(name, batch=2)
+    assert param_count(network) == sum(p.numel() for p in module.parameters())

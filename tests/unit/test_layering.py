@@ -129,7 +129,7 @@ THIRD_PARTY = {
     "bnsim.hwkeys": {"pydantic"},
     "bnsim.datafile": {"yaml", "pydantic"},
     "bnsim.graph": {"yaml", "pydantic", "networkx"},
-    "bnsim.graph.fx": {"torch"},  # optional (bnsim[torch]), imported only when called
+    "bnsim.graph.fx": {"torch", "torchvision"},  # optional (bnsim[torch]), imported when called
     "bnsim.graph.onnximport": {"onnx"},  # optional (bnsim[onnx]), imported only when called
     "bnsim.sampling": {"numpy"},
     "bnsim.schemes": {"yaml", "pydantic", "networkx"},
