@@ -194,3 +194,35 @@ def _path_text(loc: tuple[int | str, ...], names: Mapping[tuple[int | str, ...],
         else:
             parts.append(("." if parts else "") + str(loc[index]))
     return "".join(parts)
+
+
+def read_yaml_with_base(
+    path: Path, error_class: type[BnsimError], seen: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """A YAML mapping (a hardware config) over the one its `base` key names (a path relative to
+    it): sections merge key by key, any other value replaces the base's.
+
+    Raises:
+        error_class: as read_yaml, or a base that is not a path or leads back to the file.
+    """
+    raw = read_yaml(path, error_class)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise error_class(f"{path}: base: expected the path of another file of the same kind")
+    base_path = path.parent / base
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise error_class(f"{path}: base: {base} leads back to this file")
+    merged = read_yaml_with_base(base_path, error_class, (*seen, path.resolve()))
+    _merge(merged, raw)
+    return merged
+
+
+def _merge(into: dict[str, Any], keys: dict[str, Any]) -> None:
+    for key, value in keys.items():
+        known = into.get(key)
+        if isinstance(known, dict) and isinstance(value, dict):
+            _merge(known, value)
+        else:
+            into[key] = value

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from bnsim import units
-from bnsim.datafile import describe_errors, read_yaml
+from bnsim.datafile import describe_errors, read_yaml_with_base
 from bnsim.errors import ConfigError
 from bnsim.hwdram import DRAMConfig
 from bnsim.hwtypes import (
@@ -338,33 +338,8 @@ def load_machine(path: str | Path, overrides: Sequence[str] = ()) -> Machine:
     >>> load_machine("hwconfigs/cmp16.yaml", ["cores.count=8"]).cores.count
     8
     """
-    return machine_from_dict(_read_config(Path(path), ()), source=str(path), overrides=overrides)
-
-
-def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """A config file's keys over those of the file its `base` key names (a path relative to it):
-    sections merge key by key, any other value replaces the base's."""
-    raw = read_yaml(path, ConfigError)
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    if not isinstance(base, str) or not base.strip():
-        raise ConfigError(f"{path}: base: expected the path of another hardware config file")
-    base_path = path.parent / base
-    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
-        raise ConfigError(f"{path}: base: {base} leads back to this file")
-    merged = _read_config(base_path, (*seen, path.resolve()))
-    _merge(merged, raw)
-    return merged
-
-
-def _merge(into: dict[str, Any], keys: Mapping[str, Any]) -> None:
-    for key, value in keys.items():
-        known = into.get(key)
-        if isinstance(known, dict) and isinstance(value, dict):
-            _merge(known, value)
-        else:
-            into[key] = value
+    raw = read_yaml_with_base(Path(path), ConfigError)
+    return machine_from_dict(raw, source=str(path), overrides=overrides)
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], object]:

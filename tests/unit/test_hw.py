@@ -293,7 +293,7 @@ def test_a_config_with_a_base_changes_only_the_keys_it_names(tmp_path: Path, rep
     ("files", "match"),
     [
         ({"a.yaml": "base: missing.yaml\n"}, r"missing\.yaml: no such file"),
-        ({"a.yaml": "base: 3\n"}, r"a\.yaml: base: expected the path of another hardware config"),
+        ({"a.yaml": "base: 3\n"}, r"a\.yaml: base: expected the path of another file"),
         (
             {"a.yaml": "base: b.yaml\n", "b.yaml": "base: a.yaml\n"},
             r"b\.yaml: base: a\.yaml leads back",
