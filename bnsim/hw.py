@@ -149,12 +149,12 @@ class ElementwiseCosts(ConfigModel):
     )
     scale_fwd: CyclesPerElement | None = Field(
         default=None,
-        description="a feature map times a per-channel scale (squeeze-and-excitation's multiply), "
-        "per element; required by networks that have it",
+        description="a feature map times a per-channel scale (squeeze-and-excitation's multiply) "
+        "or a per-sample one (stochastic depth), per element; required by networks that have them",
     )
     scale_bwd: CyclesPerElement | None = Field(
         default=None,
-        description="its data gradient (dy times the scale), per element; required likewise",
+        description="their data gradient (dy times the scale), per element; required likewise",
     )
     scale_grad: CyclesPerElement | None = Field(
         default=None,

@@ -42,7 +42,7 @@ class TensorRole(StrEnum):
     WEIGHT_GRADIENT = "weight_gradient"
     ACTIVATION_GRADIENT = "activation_gradient"
     BN_STATISTICS = "bn_statistics"  # batch mean/var and running mean/var
-    MASK = "mask"  # dropout masks
+    MASK = "mask"  # dropout masks, stochastic depth's per-sample keep values
     OPTIMIZER_STATE = "optimizer_state"  # SGD momentum
     WORKSPACE = "workspace"  # max-pool argmax indices, the loss's log-probabilities
 
@@ -111,6 +111,12 @@ class OpKind(StrEnum):
     GRAD_ACCUMULATE = "grad_accumulate"
     DROPOUT_FWD = "dropout_fwd"
     DROPOUT_BWD = "dropout_bwd"
+    STOCHASTIC_DEPTH_FWD = "stochastic_depth_fwd"  # a map times its sample's keep value
+    STOCHASTIC_DEPTH_BWD = "stochastic_depth_bwd"  # dy times the same value
+    CHUNK_FWD = "chunk_fwd"  # a copy of a channel range (torch.chunk, read by a convolution)
+    CHUNK_BWD = "chunk_bwd"  # the chunks' gradients concatenated into their input's
+    SHUFFLE_FWD = "shuffle_fwd"  # a copy that permutes channels (ShuffleNet)
+    SHUFFLE_BWD = "shuffle_bwd"  # the inverse permutation of the gradient
     LOSS_FWD = "loss_fwd"
     LOSS_BWD = "loss_bwd"
     SGD_UPDATE = "sgd_update"

@@ -440,6 +440,12 @@ class Trace:
             return _concat_part(schedule, op, position)
         if op.kind in (OpKind.SCALE_FWD, OpKind.SCALE_BWD) and position == 1:
             return _per_sample_channels  # the N×C×1×1 scale of the tile's channels
+        if op.kind is OpKind.CHUNK_FWD:
+            return _channels_from(op.attr("channels")[0])
+        if op.kind is OpKind.CHUNK_BWD:
+            return _part_of(op.attr("channels")[position])
+        if op.kind is OpKind.STOCHASTIC_DEPTH_BWD and position == 1:
+            return _per_sample  # the N×1×1×1 keep values of the tile's samples
         tensor = self.schedule.tensor(name)
         if tensor.role in _ACTIVATION_ROLES or op.kind is OpKind.SGD_UPDATE:
             return None
@@ -465,6 +471,8 @@ class Trace:
         return select(Sampling(*op.attr("sampling")), op.layer, TensorShape(n, c, h, w))
 
     def _write_region(self, op: Op, name: str) -> RegionRule | None:
+        if op.kind is OpKind.STOCHASTIC_DEPTH_FWD and name == op.writes[1]:
+            return _per_sample
         if op.kind is OpKind.CONCAT_BWD:
             part = op.attr("slices")[op.writes.index(name)]
             schedule = self.schedule
@@ -540,6 +548,10 @@ def _per_sample_channels(tile: Region, region: Region) -> Region:
     return {axis: region[axis] for axis in ("n", "c") if axis in region}
 
 
+def _per_sample(tile: Region, region: Region) -> Region:
+    return {"n": region["n"]} if "n" in region else {}
+
+
 def _channels(tile: Region, region: Region) -> Region:
     return {"c": region["c"]} if "c" in region else {}
 
@@ -611,6 +623,13 @@ ELEMENTWISE_COST: dict[OpKind, str] = {
     OpKind.GRAD_ACCUMULATE: "add",
     OpKind.DROPOUT_FWD: "dropout",
     OpKind.DROPOUT_BWD: "dropout",
+    # torchvision multiplies the map by its per-sample keep values: a broadcast multiply
+    OpKind.STOCHASTIC_DEPTH_FWD: "scale_fwd",
+    OpKind.STOCHASTIC_DEPTH_BWD: "scale_bwd",
+    OpKind.CHUNK_FWD: "concat",  # copies, as a concatenation's
+    OpKind.CHUNK_BWD: "concat",
+    OpKind.SHUFFLE_FWD: "concat",
+    OpKind.SHUFFLE_BWD: "concat",
     OpKind.LOSS_FWD: "loss",
     OpKind.LOSS_BWD: "loss",
     OpKind.SGD_UPDATE: "sgd_update",
@@ -663,7 +682,22 @@ def _concat_part(schedule: Schedule, op: Op, position: int) -> RegionRule:
     layer = schedule.network.layer(op.layer)
     channels = [schedule.network.out_shape(source).c for source in layer.inputs]
     offset = sum(channels[:position])
-    end = offset + channels[position]
+    return _part_of((offset, offset + channels[position]))
+
+
+def _channels_from(offset: int) -> RegionRule:
+    """Rule: a chunk's region read from its input, whose channels start at `offset`."""
+
+    def shifted(tile: Region, region: Region) -> Region:
+        start, stop = region["c"]
+        return {**region, "c": (start + offset, stop + offset)}
+
+    return shifted
+
+
+def _part_of(channels: tuple[int, int]) -> RegionRule:
+    """Rule: the region of the part holding `channels` of a whole that a region of it covers."""
+    offset, end = channels
 
     def part(tile: Region, region: Region) -> Region:
         start, stop = region.get("c", (0, end))

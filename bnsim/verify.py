@@ -23,12 +23,12 @@ from numpy.typing import NDArray
 from bnsim.dataflow import split_work
 from bnsim.errors import WorkloadError
 from bnsim.graph import LayerKind, Network, build_network
-from bnsim.graph.layer import BatchNorm2d, Conv2d, Layer, Linear
+from bnsim.graph.layer import BatchNorm2d, Chunk, Conv2d, Layer, Linear
 from bnsim.hw import Machine
 from bnsim.kernels import reference as ref
 from bnsim.kernels.execute import BoxRule, execute_schedule, halving_boxes
 from bnsim.kernels.network import reference_step
-from bnsim.sampling import Sampling
+from bnsim.sampling import Sampling, select
 from bnsim.schedule import Box, Kernel, Schedule, TensorRole
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.schemes.sampling import SamplingOptions
@@ -38,6 +38,11 @@ IMAGE_SIZES = (32, 48, 64, 75, 96, 128, 160, 224, 299)  # 32 first: several rows
 # float64 only: its rounding (about 1e-13 here) is far below any schedule error, while in float32
 # the rounding of deep networks at batch 8 reaches 1e-1 and hides real errors
 TOLERANCE = 1e-9
+# sampled statistics from fewer elements per channel make a down-scaled network so ill-conditioned
+# that rounding decides the comparison (measured: EfficientNet-B1 sampling 8 of 64 samples at 32
+# pixels, where its last BNs see 1×1 maps, differs by 2e-8 between two correct tile orders; at
+# 64 pixels, 2×2 maps, by 2e-12)
+MIN_SAMPLED_ELEMENTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,19 @@ class VerificationReport:
 
 
 def downscale(
-    network: Network, *, batch: int = 2, width_divisor: int = 8, max_classes: int = 10
+    network: Network,
+    *,
+    batch: int = 2,
+    width_divisor: int = 8,
+    max_classes: int = 10,
+    sampling: Sampling | None = None,
 ) -> Network:
     """A small copy of `network` with the same layers and topology.
 
     Channels are divided by `width_divisor` (depthwise convs stay depthwise), classifiers keep at
-    most `max_classes` outputs, and the image is the smallest of IMAGE_SIZES the network accepts.
+    most `max_classes` outputs, and the image is the smallest of IMAGE_SIZES the network accepts
+    (with `sampling`, at which every BN's sampled statistics read MIN_SAMPLED_ELEMENTS per channel,
+    or else the largest it accepts).
 
     Raises:
         WorkloadError: no image size in IMAGE_SIZES fits the network.
@@ -92,14 +104,31 @@ def downscale(
     layers: list[Layer] = []
     for layer in network.layers:
         layers.append(_shrink(network, layer, widths, width_divisor, max_classes))
+    fitting = None
     for size in IMAGE_SIZES:
         try:
-            small = build_network(network.name, layers, batch=batch, image=size)
+            fitting = build_network(network.name, layers, batch=batch, image=size)
         except WorkloadError:
             continue
-        return small
-    raise WorkloadError(
-        f"{network.name}: no image size in {IMAGE_SIZES} fits the down-scaled network"
+        if _fewest_sampled(fitting, sampling) >= MIN_SAMPLED_ELEMENTS:
+            return fitting
+    if fitting is None:
+        raise WorkloadError(
+            f"{network.name}: no image size in {IMAGE_SIZES} fits the down-scaled network"
+        )
+    return fitting
+
+
+def _fewest_sampled(network: Network, sampling: Sampling | None) -> float:
+    """The fewest elements per channel any BN's sampled statistics read (inf: none sampled)."""
+    if sampling is None or sampling.method == "virtual":
+        return math.inf
+    return min(
+        (
+            select(sampling, name, network.in_shapes(name)[0]).elements_per_channel()
+            for name in (layer.name for layer in network.layers_of_kind(LayerKind.BATCHNORM2D))
+        ),
+        default=math.inf,
     )
 
 
@@ -136,6 +165,10 @@ def _shrink(
         widths[name] = network.out_shape(name).c
     elif layer.layer_kind is LayerKind.CONCAT:
         widths[name] = sum(widths[source] for source in layer.inputs)
+    elif isinstance(layer, Chunk):
+        assert in_width is not None
+        start, stop = layer.channel_range(in_width)
+        widths[name] = stop - start
     elif in_width is not None:
         widths[name] = in_width
     return layer
@@ -233,7 +266,8 @@ def verify(
     samples (`8 / fraction`): a BN over a 1×1 feature map of one or two samples normalizes by the
     spread of two numbers, which makes the network so ill-conditioned that rounding differences, not
     schedule errors, decide the comparison (measured: ResNet-50 at batch 2 differs by 7e-7 between
-    two correct summation orders; DenseNet-121 sampling 2 of 16 samples by 8e-5).
+    two correct summation orders; DenseNet-121 sampling 2 of 16 samples by 8e-5). For the same
+    reason the image grows until every sampled BN reads MIN_SAMPLED_ELEMENTS per channel.
 
     Raises:
         ConfigError: a bad scheme spec.
@@ -245,7 +279,7 @@ def verify(
     sampling = _sampling_rule(spec)
     if batch is None:
         batch = 8 if sampling is None else max(8, math.ceil(8 / sampling.fraction))
-    small = downscale(network, batch=batch, width_divisor=width_divisor)
+    small = downscale(network, batch=batch, width_divisor=width_divisor, sampling=sampling)
     schedule = build_schedule(small, scaled_spec(spec, width_divisor))
     boxes: BoxRule = halving_boxes
     if machine is not None:

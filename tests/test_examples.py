@@ -30,6 +30,7 @@ WRITES = {
         "custom_traffic_residual_cnn.png",
         "custom_traffic_custom_resnet_cifar.png",
     ],
+    "torchvision_models": ["torchvision_models.json", "torchvision_models.md"],
 }
 
 
@@ -54,6 +55,8 @@ def test_zoo_summary_prints_its_committed_output() -> None:
 
 @pytest.mark.parametrize("name", sorted(WRITES))
 def test_example_runs_small_and_writes_its_files(name: str, tmp_path: Path) -> None:
+    if name == "torchvision_models":
+        pytest.importorskip("torchvision", reason="needs torchvision (bnsim[test])")
     result = run_example(name, "--small", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -75,5 +78,9 @@ def test_example_runs_small_and_writes_its_files(name: str, tmp_path: Path) -> N
         }
         sizes = sorted(baseline)
         assert all(baseline[a] >= baseline[b] for a, b in itertools.pairwise(sizes))
+    if name == "torchvision_models":
+        assert result.stdout.count("as torchvision counts") == 2
+        rows = json.loads((tmp_path / "torchvision_models.json").read_text())
+        assert [row["verified"] for row in rows] == [{"baseline": True, "bnff": True}] * 2
     if name == "custom_network":
         assert result.stdout.count("same outputs and gradients") == 2

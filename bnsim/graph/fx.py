@@ -19,7 +19,14 @@ from typing import Any
 from bnsim.errors import WorkloadError
 from bnsim.graph.layer import Input, Layer, SoftmaxCrossEntropy
 from bnsim.graph.network import INPUT_NAME, Network, build_network
-from bnsim.graph.torchmap import FUNCTION_TARGETS, FUNCTIONS, MODULES, supported, tensor_inputs
+from bnsim.graph.torchmap import (
+    FUNCTION_TARGETS,
+    FUNCTIONS,
+    MODULES,
+    QUALIFIED_FUNCTIONS,
+    supported,
+    tensor_inputs,
+)
 
 
 def from_torch(
@@ -160,7 +167,8 @@ def _function_key(node: Any, torch: Any) -> str | None:
     for key, candidates in FUNCTION_TARGETS.items():
         if any(target is candidate for candidate in candidates(torch)):
             return key
-    return None
+    qualified = f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
+    return QUALIFIED_FUNCTIONS.get(qualified)
 
 
 def _unique(layer: Layer, taken: set[str]) -> Layer:
@@ -180,7 +188,8 @@ def from_torchvision(
     name: str, *, batch: int = 32, image: int | tuple[int, int] | None = None
 ) -> Network:
     """torchvision's classification model `name` (built without weights, without auxiliary
-    classifiers), imported with `from_torch` at 224 × 224 pixels (Inception-v3: 299) or `image`.
+    classifiers), imported with `from_torch` at the image size its weights are evaluated at
+    (224 × 224 pixels for most; Inception-v3 299, EfficientNet-B7 600) or `image`.
 
     Raises:
         WorkloadError: torchvision is missing or does not import, or has no such model.
@@ -190,7 +199,7 @@ def from_torchvision(
         import torchvision  # noqa: PLC0415 (an optional dependency)
     except ImportError as error:
         raise WorkloadError(
-            f"{spec}: needs torchvision: pip install torchvision (its CPU build, docs/workloads.md)"
+            f"{spec}: needs torchvision: pip install 'bnsim[torchvision]' (docs/workloads.md)"
         ) from error
     except Exception as error:  # a torchvision built for another torch fails as it loads
         raise WorkloadError(f"{spec}: torchvision does not import: {_first(error)}") from error
@@ -200,6 +209,17 @@ def from_torchvision(
         raise WorkloadError(
             f"{spec}: torchvision has no model {name!r} (torchvision.models.list_models())"
         ) from error
-    side = 299 if name == "inception_v3" else 224
+    side = _native_side(torchvision, name)
     height, width = (image, image) if isinstance(image, int) else image or (side, side)
     return from_torch(module, (3, height, width), batch=batch, name=name)
+
+
+def _native_side(torchvision: Any, name: str) -> int:
+    """The image side torchvision evaluates the model's default weights at (its crop size, read
+    from the weights' metadata without downloading them): 224 for most, 299 for Inception-v3,
+    600 for EfficientNet-B7; 224 where a torchvision has no such metadata."""
+    try:
+        crop = torchvision.models.get_model_weights(name).DEFAULT.transforms.keywords["crop_size"]
+    except (AttributeError, KeyError, ValueError):
+        return 299 if name == "inception_v3" else 224
+    return int(crop[0] if isinstance(crop, list | tuple) else crop)

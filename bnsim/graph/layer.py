@@ -39,6 +39,9 @@ class LayerKind(StrEnum):
     LINEAR = "linear"
     FLATTEN = "flatten"
     DROPOUT = "dropout"
+    STOCHASTIC_DEPTH = "stochastic_depth"
+    CHUNK = "chunk"
+    CHANNEL_SHUFFLE = "channel_shuffle"
     SOFTMAX_CROSS_ENTROPY = "softmax_cross_entropy"
 
     @property
@@ -356,10 +359,11 @@ class GlobalAvgPool2d(_Layer):
 
 
 class Concat(_Layer):
-    """Concatenation along channels."""
+    """Concatenation along channels. Of one input it is a copy, as torch.cat of a one-tensor list
+    (torchvision's DenseNet concatenates each block's input alone for its first layer)."""
 
     kind: Literal["concat"] = "concat"
-    arity: ClassVar[tuple[int, int | None]] = (2, None)
+    arity: ClassVar[tuple[int, int | None]] = (1, None)
 
     def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
         first = in_shapes[0]
@@ -430,6 +434,55 @@ class Dropout(_Layer):
     p: float = Field(default=0.5, ge=0, lt=1, strict=True)
 
 
+class Chunk(_Layer):
+    """One of `chunks` equal channel ranges of its input, as `torch.chunk(x, chunks, 1)[index]`
+    (ShuffleNet-v2's channel split): ranges of ⌈C/chunks⌉ channels, the last one shorter. PyTorch
+    copies it where a convolution reads it; its backward concatenates the chunks' gradients."""
+
+    kind: Literal["chunk"] = "chunk"
+    chunks: Annotated[int, Field(strict=True, ge=2)]
+    index: NonNegativeInt
+
+    def channel_range(self, channels: int) -> tuple[int, int]:
+        """The input channels [start, stop) this chunk holds."""
+        size = -(-channels // self.chunks)
+        return self.index * size, min(channels, (self.index + 1) * size)
+
+    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
+        x = in_shapes[0]
+        start, stop = self.channel_range(x.c)
+        if start >= stop:
+            raise self._fail(
+                f"chunk {self.index} of {self.chunks} of {x.c} channels is empty "
+                f"(torch.chunk makes {-(-x.c // -(-x.c // self.chunks))})"
+            )
+        return TensorShape(x.n, stop - start, x.h, x.w)
+
+
+class ChannelShuffle(_Layer):
+    """ShuffleNet's channel shuffle (Zhang et al., CVPR 2018): channels in `groups` groups of C/g,
+    output channel j taken from input channel (j mod g)·C/g + j div g; a copy, as torchvision's
+    view → transpose → contiguous makes it."""
+
+    kind: Literal["channel_shuffle"] = "channel_shuffle"
+    groups: Annotated[int, Field(strict=True, ge=2)]
+
+    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
+        x = in_shapes[0]
+        if x.c % self.groups:
+            raise self._fail(f"groups={self.groups} must divide the input's {x.c} channels")
+        return x
+
+
+class StochasticDepth(_Layer):
+    """Stochastic depth by sample (torchvision.ops.StochasticDepth, mode "row"): in training, each
+    sample's residual branch is kept with probability 1 − p and scaled by 1/(1 − p), else zeroed
+    (Huang et al., ECCV 2016). It keeps one value per sample for backward."""
+
+    kind: Literal["stochastic_depth"] = "stochastic_depth"
+    p: float = Field(ge=0, lt=1, strict=True)
+
+
 class SoftmaxCrossEntropy(_Layer):
     """Mean softmax cross-entropy of the logits against the labels: the training loss (a scalar)."""
 
@@ -460,6 +513,9 @@ Layer = Annotated[
     | Linear
     | Flatten
     | Dropout
+    | StochasticDepth
+    | Chunk
+    | ChannelShuffle
     | SoftmaxCrossEntropy,
     Field(discriminator="kind"),
 ]

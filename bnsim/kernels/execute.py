@@ -29,7 +29,7 @@ from bnsim.footprint import (
     prologue_operand,
 )
 from bnsim.graph import TensorShape
-from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind
+from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind, StochasticDepth
 from bnsim.kernels import activations as act
 from bnsim.kernels import reference as ref
 from bnsim.sampling import Sampling, select
@@ -389,6 +389,29 @@ def _dropout_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
     run.write(op.writes[0], region, ref.dropout_bwd(dy, keep, p=layer.p))
 
 
+def _stochastic_depth_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    layer = run.layer(op)
+    assert isinstance(layer, StochasticDepth)
+    samples = _per_sample_region(region)
+    keep_shape = run.shape(op.writes[1])
+    keep = ref.dropout_mask(op.layer, keep_shape, layer.p, run.dropout_seed)[_index(samples, 4)]
+    x = run.read(op.reads[0], region, run.shape(op.writes[0]))
+    run.write(op.writes[0], region, ref.dropout_fwd(x, keep, p=layer.p))
+    run.write(op.writes[1], samples, keep / (1 - layer.p))
+
+
+def _stochastic_depth_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    layer = run.layer(op)
+    keep = run.read(op.reads[1], _per_sample_region(region)) > 0
+    dy = run.read(op.reads[0], region, run.shape(op.writes[0]))
+    run.write(op.writes[0], region, ref.dropout_bwd(dy, keep, p=layer.p))
+
+
+def _per_sample_region(region: Region) -> Region:
+    """The part of an N×1×1×1 tensor of per-sample values a region of the map uses."""
+    return {"n": region["n"]} if "n" in region else {}
+
+
 # --- pooling and concatenation (tiles over samples and channels)
 # -----------------------------------
 
@@ -489,6 +512,38 @@ def _concat_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
             value = run.read(op.reads[0], {**region, "c": (low, high)})
             run.write(written[position], {**region, "c": (low - offset, high - offset)}, value)
         offset += shape.c
+
+
+def _chunk_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    offset = op.attr("channels")[0]
+    start, stop = region["c"]
+    run.write(
+        op.writes[0],
+        region,
+        run.read(op.reads[0], {**region, "c": (start + offset, stop + offset)}),
+    )
+
+
+def _chunk_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    """The chunks' gradients where they cover the region; zero where none does."""
+    start, stop = region["c"]
+    total = np.zeros_like(run.read(op.writes[0], region))
+    for name, (offset, end) in zip(op.reads, op.attr("channels"), strict=True):
+        low, high = max(start, offset), min(stop, end)
+        if low < high:
+            part = run.read(name, {**region, "c": (low - offset, high - offset)})
+            total[:, low - start : high - start] = part
+    run.write(op.writes[0], region, total)
+
+
+def _shuffle_fwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    x = run.read(op.reads[0], region)
+    run.write(op.writes[0], region, ref.channel_shuffle(x, op.attr("groups")))
+
+
+def _shuffle_bwd(run: _Run, index: int, op: Op, region: Region) -> None:
+    dy = run.read(op.reads[0], region)
+    run.write(op.writes[0], region, ref.channel_shuffle_bwd(dy, op.attr("groups")))
 
 
 # --- convolution and fully connected
@@ -719,6 +774,12 @@ RUNNERS: dict[OpKind, Runner] = {
     OpKind.GRAD_ACCUMULATE: _add,
     OpKind.DROPOUT_FWD: _dropout_fwd,
     OpKind.DROPOUT_BWD: _dropout_bwd,
+    OpKind.STOCHASTIC_DEPTH_FWD: _stochastic_depth_fwd,
+    OpKind.STOCHASTIC_DEPTH_BWD: _stochastic_depth_bwd,
+    OpKind.CHUNK_FWD: _chunk_fwd,
+    OpKind.CHUNK_BWD: _chunk_bwd,
+    OpKind.SHUFFLE_FWD: _shuffle_fwd,
+    OpKind.SHUFFLE_BWD: _shuffle_bwd,
     OpKind.LOSS_FWD: _loss_fwd,
     OpKind.LOSS_BWD: _loss_bwd,
     OpKind.SGD_UPDATE: _sgd_update,

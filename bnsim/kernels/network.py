@@ -23,11 +23,14 @@ from bnsim.graph.layer import (
     AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
+    ChannelShuffle,
+    Chunk,
     Conv2d,
     Dropout,
     Layer,
     Linear,
     MaxPool2d,
+    StochasticDepth,
 )
 from bnsim.kernels import activations as act
 from bnsim.kernels import reference as ref
@@ -195,14 +198,20 @@ def _layer_forward(
         return ref.global_avgpool_fwd(x)
     if kind is LayerKind.CONCAT:
         return np.concatenate(xs, axis=1)
+    if isinstance(layer, Chunk):
+        start, stop = layer.channel_range(x.shape[1])
+        return x[:, start:stop]
+    if isinstance(layer, ChannelShuffle):
+        return ref.channel_shuffle(x, layer.groups)
     if kind is LayerKind.ADD:
         return sum(xs[1:], xs[0])
     if kind is LayerKind.FLATTEN:
         return x.reshape(x.shape[0], -1, 1, 1)
     if isinstance(layer, Linear):
         return ref.linear_fwd(x, p[f"w:{name}"], p.get(f"b:{name}"))
-    if isinstance(layer, Dropout):
-        keep = ref.dropout_mask(name, x.shape, layer.p, dropout_seed)
+    if isinstance(layer, Dropout | StochasticDepth):
+        shape = x.shape if isinstance(layer, Dropout) else (x.shape[0], 1, 1, 1)
+        keep = ref.dropout_mask(name, shape, layer.p, dropout_seed)
         run.saved[name] = keep
         return ref.dropout_fwd(x, keep, p=layer.p)
     if kind is LayerKind.SOFTMAX_CROSS_ENTROPY:
@@ -342,12 +351,19 @@ def _layer_backward(
         return [(s, dy[:, bounds[i] : bounds[i + 1]]) for i, s in enumerate(layer.inputs)]
     if kind in (LayerKind.ADD, LayerKind.FLATTEN):
         return [(s, dy) for s in layer.inputs]
+    if isinstance(layer, Chunk):
+        start, stop = layer.channel_range(x.shape[1])
+        whole = np.zeros_like(x)
+        whole[:, start:stop] = dy
+        return [(source, whole)]
+    if isinstance(layer, ChannelShuffle):
+        return [(source, ref.channel_shuffle_bwd(dy, layer.groups))]
     if isinstance(layer, Linear):
         dw, db = ref.linear_bwd_weight(x.reshape(x.shape[0], -1), dy.reshape(dy.shape[0], -1))
         results[f"dw:{name}"] = dw
         if layer.bias:
             results[f"db:{name}"] = db
         return [(source, ref.linear_bwd_data(dy, p[f"w:{name}"]))]
-    if isinstance(layer, Dropout):
+    if isinstance(layer, Dropout | StochasticDepth):
         return [(source, ref.dropout_bwd(dy, run.saved[name], p=layer.p))]
     raise AssertionError(f"no reference backward for {kind}")

@@ -777,6 +777,19 @@ def dropout_bwd(dy: FloatArray, mask: BoolArray, *, p: float) -> FloatArray:
     return np.where(mask, _as_float(dy), 0) / (1 - p)
 
 
+def channel_shuffle(x: FloatArray, groups: int) -> FloatArray:
+    """Output channel j = input channel (j mod g)·C/g + j div g (ShuffleNet; torchvision's view to
+    N × g × C/g × H × W, transpose of the two, view back)."""
+    n, c = x.shape[:2]
+    grouped = x.reshape(n, groups, c // groups, *x.shape[2:])
+    return np.ascontiguousarray(grouped.swapaxes(1, 2)).reshape(x.shape)
+
+
+def channel_shuffle_bwd(dy: FloatArray, groups: int) -> FloatArray:
+    """The inverse permutation: a shuffle by C/g groups."""
+    return channel_shuffle(dy, dy.shape[1] // groups)
+
+
 def sgd_momentum_update(
     w: FloatArray,
     g: FloatArray,

@@ -140,6 +140,10 @@ def bn_chain(
     out = activation or bn
     readers = network.consumers(out)
     consumer_convs = readers if readers and all(fusable_conv(name) for name in readers) else ()
+    # the first consumer to run normalizes into the stored output, so it must load every element:
+    # a strided 1×1 convolution (RegNet's first shortcut) skips pixels that its sibling reads
+    if consumer_convs and not reads_every_pixel(network, consumer_convs[0]):
+        consumer_convs = ()
     add = only_consumer(bn, (LayerKind.ADD,)) if activation is None else None
     add_activation = only_consumer(add, RELU_KINDS) if add else None
     return BNChain(
@@ -150,6 +154,27 @@ def bn_chain(
         add=add,
         add_activation=add_activation,
     )
+
+
+def reads_every_pixel(network: Network, conv: str) -> bool:
+    """Whether convolution `conv`'s windows together cover every pixel of its input."""
+    layer = network.layer(conv)
+    assert isinstance(layer, Conv2d)
+    x, y = network.in_shapes(conv)[0], network.out_shape(conv)
+    for size, out, kernel, stride, padding, dilation in zip(
+        (x.h, x.w),
+        (y.h, y.w),
+        layer.kernel,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        strict=True,
+    ):
+        gapless = stride <= kernel if dilation == 1 else stride == 1
+        last = (out - 1) * stride - padding + dilation * (kernel - 1)  # the last pixel read
+        if not gapless or last < size - 1:
+            return False
+    return True
 
 
 def batchnorm_layers(network: Network) -> list[str]:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bnsim.graph import LayerKind, Network, TensorShape
-from bnsim.graph.layer import INPUT_GRADIENT_ACTIVATIONS, Conv2d, Layer, Linear
+from bnsim.graph.layer import (
+    INPUT_GRADIENT_ACTIVATIONS,
+    ChannelShuffle,
+    Chunk,
+    Conv2d,
+    Layer,
+    Linear,
+    MaxPool2d,
+)
 from bnsim.graph.network import INPUT_NAME
 from bnsim.schedule import (
     NO_REORDERS,
@@ -56,6 +64,8 @@ FLOPS_PER_ELEMENT = {
     OpKind.SCALE_GRAD: 2,  # Σ dy·x: FMA
     OpKind.DROPOUT_FWD: 1,
     OpKind.DROPOUT_BWD: 1,
+    OpKind.STOCHASTIC_DEPTH_FWD: 1,
+    OpKind.STOCHASTIC_DEPTH_BWD: 1,
     OpKind.SGD_UPDATE: 6,  # d = g + λw; v = μv + d; w -= lr·v: three FMAs
     "loss_fwd_per_logit": 5,
     "loss_bwd_per_logit": 2,
@@ -235,6 +245,10 @@ class _Lowering:
         )
         self.tensor_of: dict[str, str] = {}  # layer → tensor holding its output (flatten aliases)
         self.contributions: dict[str, list[str]] = {name: [] for name in network.graph}
+        # layer → its chunks' (channel range, output gradient), concatenated by chunk_backward
+        self.chunk_gradients: dict[str, list[tuple[tuple[int, int], str]]] = {
+            name: [] for name in network.graph
+        }
         self.requires_grad = _requires_grad(network, input_grad)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -290,25 +304,8 @@ class _Lowering:
             return
         out_shape = self.net.out_shape(name)
         x = self.inputs(layer)
-        in_shapes = self.net.in_shapes(name)
         if isinstance(layer, Conv2d):
-            params = [
-                self.param(
-                    "w", layer, (layer.out_channels, in_shapes[0].c // layer.groups, *layer.kernel)
-                )
-            ]
-            if layer.bias:
-                params.append(self.param("b", layer, (layer.out_channels,)))
-            macs = layer.macs(in_shapes, out_shape)
-            flops = 2 * macs + (out_shape.num_elements() if layer.bias else 0)
-            op = Op(
-                kind=OpKind.CONV_FWD,
-                layer=name,
-                reads=(x[0], *params),
-                writes=(self.activation(layer),),
-                flops=flops,
-            )
-            self.kernel(f"{name}.fwd", Phase.FWD, op, nchw_space(out_shape))
+            self.conv_forward(layer, x[0])
         elif kind is LayerKind.BATCHNORM2D:
             self.batchnorm_forward(layer, x[0])
         elif kind in (LayerKind.RELU, LayerKind.RELU6):
@@ -317,32 +314,8 @@ class _Lowering:
             self.elementwise(layer, OpKind.ACTIVATION_FWD, x, (self.activation(layer),), Phase.FWD)
         elif kind is LayerKind.MUL:
             self.elementwise(layer, OpKind.SCALE_FWD, x, (self.activation(layer),), Phase.FWD)
-        elif kind is LayerKind.MAXPOOL:
-            index = self.tensor(
-                f"{self.prefix}index:{name}",
-                (out_shape.n, out_shape.c, out_shape.h, out_shape.w),
-                TensorRole.WORKSPACE,
-                name,
-                ElementType.UINT8,
-            )
-            flops = out_shape.num_elements() * math.prod(layer.kernel)  # type: ignore[union-attr]
-            op = Op(
-                kind=OpKind.POOL_FWD,
-                layer=name,
-                reads=x,
-                writes=(self.activation(layer), index),
-                flops=flops,
-            )
-            self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
-        elif kind in (LayerKind.AVGPOOL, LayerKind.ADAPTIVE_AVGPOOL, LayerKind.GLOBAL_AVGPOOL):
-            op = Op(
-                kind=OpKind.POOL_FWD,
-                layer=name,
-                reads=x,
-                writes=(self.activation(layer),),
-                flops=in_shapes[0].num_elements() + out_shape.num_elements(),
-            )
-            self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
+        elif kind.category == "pool":
+            self.pool_forward(layer, x[0])
         elif kind is LayerKind.CONCAT:
             op = Op(kind=OpKind.CONCAT_FWD, layer=name, reads=x, writes=(self.activation(layer),))
             self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
@@ -358,21 +331,86 @@ class _Lowering:
             self.kernel(f"{name}.fwd", Phase.FWD, op, nchw_space(out_shape))
         elif isinstance(layer, Linear):
             self.linear_forward(layer, x[0])
-        elif kind is LayerKind.DROPOUT:
-            mask = self.tensor(
-                f"{self.prefix}mask:{name}",
-                (out_shape.n, out_shape.c, out_shape.h, out_shape.w),
-                TensorRole.MASK,
-                name,
-                ElementType.UINT8,
-            )
-            self.elementwise(
-                layer, OpKind.DROPOUT_FWD, x, (self.activation(layer), mask), Phase.FWD
-            )
+        elif kind in (LayerKind.DROPOUT, LayerKind.STOCHASTIC_DEPTH):
+            self.masked_forward(layer, x)
+        elif isinstance(layer, Chunk | ChannelShuffle):
+            self.copy_forward(layer, x[0])
         elif kind is LayerKind.SOFTMAX_CROSS_ENTROPY:
             self.loss_forward(layer, x[0])
         else:  # pragma: no cover - every LayerKind is handled above
             raise AssertionError(f"no forward lowering for {kind}")
+
+    def conv_forward(self, layer: Conv2d, x: str) -> None:
+        name = layer.name
+        in_shapes, out_shape = self.net.in_shapes(name), self.net.out_shape(name)
+        params = [
+            self.param(
+                "w", layer, (layer.out_channels, in_shapes[0].c // layer.groups, *layer.kernel)
+            )
+        ]
+        if layer.bias:
+            params.append(self.param("b", layer, (layer.out_channels,)))
+        macs = layer.macs(in_shapes, out_shape)
+        flops = 2 * macs + (out_shape.num_elements() if layer.bias else 0)
+        op = Op(
+            kind=OpKind.CONV_FWD,
+            layer=name,
+            reads=(x, *params),
+            writes=(self.activation(layer),),
+            flops=flops,
+        )
+        self.kernel(f"{name}.fwd", Phase.FWD, op, nchw_space(out_shape))
+
+    def pool_forward(self, layer: Layer, x: str) -> None:
+        """Max pooling keeps the index of each window's maximum for backward; averages do not."""
+        name = layer.name
+        out_shape = self.net.out_shape(name)
+        writes: tuple[str, ...]
+        if isinstance(layer, MaxPool2d):
+            index = self.tensor(
+                f"{self.prefix}index:{name}",
+                (out_shape.n, out_shape.c, out_shape.h, out_shape.w),
+                TensorRole.WORKSPACE,
+                name,
+                ElementType.UINT8,
+            )
+            writes = (self.activation(layer), index)
+            flops = out_shape.num_elements() * math.prod(layer.kernel)
+        else:
+            writes = (self.activation(layer),)
+            flops = self.net.in_shapes(name)[0].num_elements() + out_shape.num_elements()
+        op = Op(kind=OpKind.POOL_FWD, layer=name, reads=(x,), writes=writes, flops=flops)
+        self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
+
+    def copy_forward(self, layer: Chunk | ChannelShuffle, x: str) -> None:
+        """A chunk (its channel range, copied as a convolution's input) or a channel shuffle (all
+        channels of some rows at a time: each output row gathers every input channel)."""
+        shape = self.net.out_shape(layer.name)
+        attrs: tuple[tuple[str, Any], ...]
+        if isinstance(layer, Chunk):
+            channels = layer.channel_range(self.net.in_shapes(layer.name)[0].c)
+            kind, attrs, space = OpKind.CHUNK_FWD, (("channels", channels),), nchw_space(shape)
+        else:
+            kind, attrs, space = OpKind.SHUFFLE_FWD, (("groups", layer.groups),), _nh_space(shape)
+        writes = (self.activation(layer),)
+        op = Op(kind=kind, layer=layer.name, reads=(x,), writes=writes, attrs=attrs)
+        self.kernel(f"{layer.name}.fwd", Phase.FWD, op, space)
+
+    def masked_forward(self, layer: Layer, x: tuple[str, ...]) -> None:
+        """Dropout (a byte per element) or stochastic depth (one value per sample, in the data
+        type, as torchvision keeps it): the output and the mask backward reads."""
+        shape = self.net.out_shape(layer.name)
+        name = f"{self.prefix}mask:{layer.name}"
+        if layer.layer_kind is LayerKind.DROPOUT:
+            dims, element, kind = (
+                (shape.n, shape.c, shape.h, shape.w),
+                ElementType.UINT8,
+                OpKind.DROPOUT_FWD,
+            )
+        else:
+            dims, element, kind = (shape.n, 1, 1, 1), ElementType.DATA, OpKind.STOCHASTIC_DEPTH_FWD
+        mask = self.tensor(name, dims, TensorRole.MASK, layer.name, element)
+        self.elementwise(layer, kind, x, (self.activation(layer), mask), Phase.FWD)
 
     def elementwise(
         self,
@@ -485,6 +523,8 @@ class _Lowering:
 
     def output_gradient(self, layer: Layer) -> str | None:
         """The summed gradient of `layer`'s output, accumulating several contributions if needed."""
+        if self.chunk_gradients[layer.name]:
+            self.chunk_backward(layer)
         parts = self.contributions[layer.name]
         if not parts:
             return None
@@ -506,6 +546,33 @@ class _Lowering:
         )
         self.kernel(f"{layer.name}.bwd_data.accumulate", Phase.BWD_DATA, op, nchw_space(shape))
         return total
+
+    def copy_backward(self, layer: Chunk | ChannelShuffle, g: str) -> None:
+        """A chunk's gradient waits for its siblings' (chunk_backward); a shuffle's is undone."""
+        name = layer.name
+        if isinstance(layer, Chunk):
+            channels = layer.channel_range(self.net.in_shapes(name)[0].c)
+            self.chunk_gradients[layer.inputs[0]].append((channels, g))
+            return
+        dx = self.contribution(layer.inputs[0], name)
+        attrs = (("groups", layer.groups),)
+        op = Op(kind=OpKind.SHUFFLE_BWD, layer=name, reads=(g,), writes=(dx,), attrs=attrs)
+        self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, _nh_space(self.net.out_shape(name)))
+
+    def chunk_backward(self, layer: Layer) -> None:
+        """The gradients of `layer`'s chunks concatenated into one contribution to its gradient, as
+        autograd's split backward does (channels no chunk's gradient covers are zero)."""
+        parts = sorted(self.chunk_gradients[layer.name])
+        dx = self.contribution(layer.name, "chunks")
+        op = Op(
+            kind=OpKind.CHUNK_BWD,
+            layer=layer.name,
+            reads=tuple(gradient for _, gradient in parts),
+            writes=(dx,),
+            attrs=(("channels", tuple(channels for channels, _ in parts)),),
+        )
+        space = nchw_space(self.net.out_shape(layer.name))
+        self.kernel(f"{layer.name}.bwd_data.chunks", Phase.BWD_DATA, op, space)
 
     def backward(self, layer: Layer) -> None:
         kind = layer.layer_kind
@@ -545,6 +612,12 @@ class _Lowering:
         elif kind is LayerKind.DROPOUT:
             dx = self.contribution(layer.inputs[0], name)
             self.elementwise(layer, OpKind.DROPOUT_BWD, (g, f"mask:{name}"), (dx,), Phase.BWD_DATA)
+        elif kind is LayerKind.STOCHASTIC_DEPTH:
+            dx = self.contribution(layer.inputs[0], name)
+            keep = (g, f"mask:{name}")
+            self.elementwise(layer, OpKind.STOCHASTIC_DEPTH_BWD, keep, (dx,), Phase.BWD_DATA)
+        elif isinstance(layer, Chunk | ChannelShuffle):
+            self.copy_backward(layer, g)
         elif kind in (
             LayerKind.MAXPOOL,
             LayerKind.AVGPOOL,
@@ -732,6 +805,10 @@ def lower_forward(network: Network, layers: set[str], *, prefix: str) -> Draft:
         if layer.name in layers:
             lowering.forward(layer)
     return lowering.draft
+
+
+def _nh_space(shape: TensorShape) -> tuple[Axis, ...]:
+    return (Axis("n", shape.n), Axis("h", shape.h))
 
 
 def _nc_space(shape: TensorShape) -> tuple[Axis, ...]:

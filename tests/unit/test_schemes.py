@@ -14,8 +14,9 @@ from fractions import Fraction
 import pytest
 
 from bnsim.errors import ConfigError, SimulationError
-from bnsim.graph import build_network
+from bnsim.graph import Network, build_network
 from bnsim.graph.layer import (
+    Add,
     BatchNorm2d,
     Conv2d,
     Flatten,
@@ -29,6 +30,7 @@ from bnsim.graph.zoo import build_model
 from bnsim.sampling import Sampling, select
 from bnsim.schedule import OpKind, Phase, Schedule, check_schedule
 from bnsim.schemes import build_schedule, parse_scheme, scheme_names
+from bnsim.verify import check_schedule_against_reference
 
 BATCH, CHANNELS, SIZE = 8, 8, 8
 GROUP = {
@@ -396,3 +398,43 @@ def test_a_schedule_asked_for_again_is_the_same_object() -> None:
     assert build_schedule(network, "bnff", input_grad=True) is not first
     other_batch = build_network("canonical", list(network.layers), batch=BATCH + 1, image=SIZE)
     assert build_schedule(other_batch, "bnff") is not first
+
+
+def shortcut_first(first: str) -> Network:
+    """A BN → ReLU read by two convolutions, RegNet's first block: a strided 1×1 shortcut that
+    loads every other pixel and a 3×3 that loads them all; `first` runs first."""
+    convs = {
+        "proj": Conv2d(name="proj", inputs=("relu",), out_channels=8, kernel=1, stride=2),
+        "body": Conv2d(
+            name="body", inputs=("relu",), out_channels=8, kernel=3, stride=2, padding=1
+        ),
+    }
+    layers = [
+        Input(name="input", channels=3),
+        Conv2d(name="stem", inputs=("input",), out_channels=8, kernel=3, padding=1),
+        BatchNorm2d(name="bn", inputs=("stem",)),
+        ReLU(name="relu", inputs=("bn",)),
+        convs[first],
+        *(conv for name, conv in convs.items() if name != first),
+        Add(name="sum", inputs=("proj", "body")),
+        GlobalAvgPool2d(name="pool", inputs=("sum",)),
+        Flatten(name="flat", inputs=("pool",)),
+        Linear(name="fc", inputs=("flat",), out_features=4),
+        SoftmaxCrossEntropy(name="loss", inputs=("fc",)),
+    ]
+    return build_network("shortcut_first", layers, batch=4, image=8)
+
+
+@pytest.mark.parametrize(("first", "host"), [("proj", "bn.fwd.apply"), ("body", "body.fwd")])
+def test_bnff_normalizes_into_a_consumer_only_if_it_loads_every_pixel(
+    first: str, host: str
+) -> None:
+    """The first consumer to run writes the stored ReLU output as it normalizes its loads: a strided
+    1×1 convolution would leave the pixels it skips unwritten for the other consumer."""
+    for scheme in ("bnff", "recompute"):
+        schedule = build_schedule(shortcut_first(first), scheme, input_grad=True)
+        applies = [k.name for k in schedule.kernels for op in k.ops if op.kind is OpKind.BN_APPLY]
+        if scheme == "bnff":
+            assert applies == [host]
+        report = check_schedule_against_reference(schedule, seed=0)
+        assert report.passed, (scheme, report.worst)
