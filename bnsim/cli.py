@@ -930,7 +930,6 @@ def _verify_document(workload: str, reports: Sequence[Any]) -> dict[str, Any]:
 
 def _write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename: an interrupted run never leaves a truncated file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
         partial.write_text(text, encoding="utf-8")
@@ -963,6 +962,18 @@ def _size(text: str) -> int:
         return units.parse_bytes(text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _output_file(text: str) -> str:
+    """A file to write: refused before any work if it names a folder or its folder is missing."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text}: folder {path.parent} does not exist (bnsim creates no folders for a file)"
+        )
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1020,10 +1031,12 @@ def _add_workloads(commands: Any) -> None:
             sub.add_argument("--json", action="store_true", help="print a JSON document to stdout")
         elif name == "import":
             sub.set_defaults(format="yaml")
-            sub.add_argument("--out", help="the workload YAML file to write (default: stdout)")
+            sub.add_argument(
+                "--out", type=_output_file, help="the workload YAML file to write (default: stdout)"
+            )
         else:
             sub.add_argument("--format", choices=["yaml", "graphml", "dot"], default="yaml")
-            sub.add_argument("--out", help="output file (default: stdout)")
+            sub.add_argument("--out", type=_output_file, help="output file (default: stdout)")
 
 
 def _add_run(commands: Any) -> None:
@@ -1038,13 +1051,22 @@ def _add_run(commands: Any) -> None:
         "line: tile events, exact set-associative caches of lines; analytic: tensor-level stack "
         "distances and a roofline, no tiles (docs/model.md, Fidelity)",
     )
-    run.add_argument("--csv", metavar="FILE", help="write traffic and time by phase and layer kind")
     run.add_argument(
-        "--plot", metavar="FILE", help="draw the DRAM traffic breakdown (.png, .svg or .pdf)"
+        "--csv",
+        metavar="FILE",
+        type=_output_file,
+        help="write traffic and time by phase and layer kind",
+    )
+    run.add_argument(
+        "--plot",
+        metavar="FILE",
+        type=_output_file,
+        help="draw the DRAM traffic breakdown (.png, .svg or .pdf)",
     )
     run.add_argument(
         "--timeline",
         metavar="FILE",
+        type=_output_file,
         help="write a Chrome/Perfetto trace (JSON) of tiles on cores, DRAM channels and the LLC",
     )
     run.set_defaults(handler=_run)
@@ -1099,7 +1121,9 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         type=_positive_int,
         help="simulations to run at once in separate processes (default: as many as CPUs)",
     )
-    parser.add_argument("--json", metavar="FILE", help="write the result document as JSON")
+    parser.add_argument(
+        "--json", metavar="FILE", type=_output_file, help="write the result document as JSON"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
@@ -1189,7 +1213,9 @@ def _add_plot(commands: Any) -> None:
     plot.add_argument(
         "--schemes", metavar="A,B,...", help="only these schemes, in this order (default: all)"
     )
-    plot.add_argument("--out", required=True, help="image file: .png, .svg or .pdf")
+    plot.add_argument(
+        "--out", required=True, type=_output_file, help="image file: .png, .svg or .pdf"
+    )
     plot.set_defaults(handler=_plot)
 
 
@@ -1225,7 +1251,9 @@ def _add_schemes_and_verify(commands: Any) -> None:
         default=8,
         help="divide every layer's channels by this (default 8)",
     )
-    check.add_argument("--json", metavar="FILE", help="write the reports as JSON")
+    check.add_argument(
+        "--json", metavar="FILE", type=_output_file, help="write the reports as JSON"
+    )
     check.set_defaults(handler=_verify)
 
 
@@ -1256,7 +1284,9 @@ def _add_membench(commands: Any) -> None:
     _add_overrides(
         bench, "override a hardware key, e.g. --set cores.prefetch.distance=0 (repeatable)"
     )
-    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument(
+        "--json", metavar="FILE", type=_output_file, help="also write the results as JSON"
+    )
     bench.set_defaults(handler=_membench)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,10 +57,38 @@ def test_workloads_list_names_every_model(capsys: pytest.CaptureFixture[str]) ->
     assert {item["name"]: item["params"] for item in json.loads(out)}["inception_v3"] == 23_834_568
 
 
+@pytest.mark.parametrize(
+    ("option", "target", "message"),
+    [
+        ("--json", ".", r"argument --json: \S+ is a folder; give a file name"),
+        ("--csv", "missing/x.csv", r"argument --csv: \S+missing/x\.csv: folder \S+ does not exist"),
+        ("--timeline", "missing/t.json", r"argument --timeline: .* does not exist"),
+    ],
+)
+def test_an_output_file_in_no_folder_or_naming_a_folder_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, target: str, message: str
+) -> None:
+    code, out, err = run(
+        capsys,
+        "run",
+        "--hw",
+        str(REPO / "hwconfigs" / "tiny.yaml"),
+        "--workload",
+        "tiny_cnn",
+        option,
+        str(tmp_path / target),
+    )
+    assert code == 2
+    assert out == ""
+    assert re.match(r"bnsim run: error: " + message, err)
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # no folder made, nothing written
+
+
 def test_workloads_export_yaml_round_trips(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    out_path = tmp_path / "sub" / "mobilenet.yaml"
+    out_path = tmp_path / "mobilenet.yaml"
     code, out, _ = run(
         capsys, "workloads", "export", "mobilenet_v2", "--batch", "2", "--out", str(out_path)
     )
