@@ -23,6 +23,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +47,7 @@ from bnsim.schemes import DEFAULT_SCHEMES, parse_scheme
 from bnsim.trace import FIDELITIES, SimOptions
 
 Executor = Literal["local", "dask"]
+logger = logging.getLogger(__name__)
 POINT_KEYS = ("workload", "batch", "image", "scheme")  # grid keys that are not hardware keys
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.csv"
@@ -281,7 +283,7 @@ def plan(sweep: Sweep) -> list[Task]:
         machine = machines.get(hardware)
         if machine is None:
             try:
-                machine = machines[hardware] = base.with_overrides(list(hardware))
+                machine = machines[hardware] = base.with_overrides(_whole_sets(base, hardware))
             except ConfigError as err:
                 raise ConfigError(f"grid point {', '.join(hardware)}: {err}") from None
             options.check(machine)
@@ -312,6 +314,43 @@ def plan(sweep: Sweep) -> list[Task]:
                     )
                 )
     return tasks
+
+
+CACHES = ("private", "llc")
+
+
+def _whole_sets(base: Machine, hardware: tuple[str, ...]) -> list[str]:
+    """A grid point's hardware overrides with each cache size rounded down to whole sets of that
+    point's ways × block, with a note: a sweep over sizes (2MiB..64MiB*2) must run on an 11-way
+    cache too. `--set` keeps its size exact and refuses one that is not whole sets."""
+    sizes = [item for item in hardware if item.split("=", 1)[0] in (f"{c}.size" for c in CACHES)]
+    if not sizes:
+        return list(hardware)
+    others = base.with_overrides([item for item in hardware if item not in sizes])
+    rounded = []
+    for item in hardware:
+        if item not in sizes:
+            rounded.append(item)
+            continue
+        key, text = item.split("=", 1)
+        cache = getattr(others, key.split(".")[0])
+        set_bytes = cache.ways * cache.block_bytes
+        size = units.parse_bytes(text)
+        whole = size // set_bytes * set_bytes
+        if whole != size and whole > 0:
+            logger.warning(
+                "grid point %s: %s %s is not whole sets of %d ways × %s; simulated at %s B "
+                "(%s sets)",
+                ", ".join(hardware),
+                key,
+                text,
+                cache.ways,
+                units.bytes_text(cache.block_bytes),
+                f"{whole:,}",
+                f"{whole // set_bytes:,}",
+            )
+        rounded.append(f"{key}={whole}B" if whole not in (size, 0) else item)
+    return rounded
 
 
 def _whole(text: str, key: str) -> int:

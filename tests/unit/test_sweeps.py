@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 import bnsim.sweeps as sweep_module
 from bnsim.errors import ConfigError, InfeasibleError
+from bnsim.hw import load_machine
 from bnsim.point import Point
 from bnsim.result import RunResult
 from bnsim.schemes import SchemeSpec
@@ -229,3 +231,29 @@ def test_stored_points_group_the_other_grid_values(tmp_path: Path) -> None:
     assert [run.scheme for run in groups["batch=2"][0][1]] == ["baseline", "bnff"]
     with pytest.raises(ConfigError, match="not a grid key"):
         stored_points(tmp_path, "cores.count")
+
+
+def test_a_grids_cache_sizes_round_down_to_whole_sets_with_a_note(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """cmp16's LLC has 11 ways of 64 B lines (704 B a set): 2, 4 and 8 MiB are not whole sets.
+    `--set` keeps its size exact; a grid's ways (here from --set) decide the rounding."""
+    cmp16 = str(REPO / "hwconfigs" / "cmp16.yaml")
+    sweep = Sweep(
+        hw=cmp16,
+        workloads=("tiny_cnn",),
+        schemes=("baseline",),
+        grid=parse_grid(["llc.size=2MiB..8MiB*2"]),
+    )
+    with caplog.at_level(logging.WARNING, logger="bnsim.sweeps"):
+        tasks = plan(sweep)
+    assert [task.machine.llc.size_bytes for task in tasks] == [2978 * 704, 5957 * 704, 11915 * 704]
+    assert (
+        "grid point llc.size=2MiB: llc.size 2MiB is not whole sets of 11 ways × 64B; simulated at "
+        "2,096,512 B (2,978 sets)"
+    ) in caplog.text
+    assert [dict(task.values)["llc.size"] for task in tasks] == ["2MiB", "4MiB", "8MiB"]
+    sixteen_ways = plan(Sweep(**{**sweep.__dict__, "overrides": ("llc.ways=16",)}))
+    assert [task.machine.llc.size_bytes for task in sixteen_ways] == [2**21, 2**22, 2**23]
+    with pytest.raises(ConfigError, match=r"size 2MiB is not a multiple of ways × block"):
+        load_machine(cmp16, ["llc.size=2MiB"])
