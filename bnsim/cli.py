@@ -1092,7 +1092,11 @@ def _add_point_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         metavar="SPEC",
         help=f"scheme to {verb}, repeatable (default: baseline and bnff)",
     )
-    parser.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
+    parser.add_argument(
+        "--batch",
+        type=_positive_int,
+        help="mini-batch size (default: the workload file's own, else 32)",
+    )
     parser.add_argument("--image", type=_positive_int, help="input height = width in pixels")
     _add_overrides(parser, "override a hardware key, e.g. --set llc.size=32MiB (repeatable)")
     parser.add_argument(
@@ -1150,7 +1154,11 @@ def _add_sweep(commands: Any) -> None:
         "(e.g. llc.size=2MiB..64MiB*2)",
     )
     _add_overrides(sweep, "fixed hardware override")
-    sweep.add_argument("--batch", type=_positive_int, help="mini-batch size (default: 32)")
+    sweep.add_argument(
+        "--batch",
+        type=_positive_int,
+        help="mini-batch size (default: the workload file's own, else 32)",
+    )
     sweep.add_argument("--image", type=_positive_int, help="input height = width in pixels")
     sweep.add_argument(
         "--fidelity", choices=["fast", "line", "analytic"], default="fast", help="default fast"

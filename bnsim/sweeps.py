@@ -295,7 +295,7 @@ def plan(sweep: Sweep) -> list[Task]:
             network = networks.get((workload, batch, image))
             if network is None:
                 network = networks[workload, batch, image] = load_workload(
-                    workload, batch=batch if batch is not None else 32, image=image
+                    workload, batch=batch, image=image
                 )
                 documents[id(network)] = _canonical(network_to_dict(network))
             for scheme in schemes:

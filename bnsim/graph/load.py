@@ -102,7 +102,7 @@ def _load_onnx(path: Path, *, batch: int | None, image: int | tuple[int, int] | 
     """An ONNX model file (bnsim.graph.onnximport); its image size is the file's own."""
     from bnsim.graph.onnximport import from_onnx  # noqa: PLC0415 (onnx loads on first use)
 
-    network = from_onnx(path, batch=DEFAULT_BATCH if batch is None else batch)
+    network = from_onnx(path, batch=batch)
     size = (image, image) if isinstance(image, int) else image
     if size is not None and tuple(size) != network.image:
         height, width = network.image

@@ -20,6 +20,7 @@ from bnsim.errors import WorkloadError
 from bnsim.graph.layer import Input, Layer, SoftmaxCrossEntropy
 from bnsim.graph.network import INPUT_NAME, Network, build_network
 from bnsim.graph.onnxmap import OPS, Graph, supported
+from bnsim.graph.zoo import DEFAULT_BATCH
 
 CONTROL_FLOW = ("If", "Loop", "Scan")
 FOLDED_BN = (
@@ -30,7 +31,7 @@ FOLDED_BN = (
 
 def from_onnx(path: str | Path, *, batch: int | None = None, name: str | None = None) -> Network:
     """The network of the ONNX file at `path`, at `batch` images (default: the file's batch if it
-    is fixed, else 32).
+    is fixed, else DEFAULT_BATCH, 32).
 
     Raises:
         WorkloadError: onnx is missing, the file is no ONNX model, or a node is not supported.
@@ -65,7 +66,7 @@ def from_onnx(path: str | Path, *, batch: int | None = None, name: str | None = 
         raise WorkloadError(f"{path}: the graph must have one output of logits, got {outputs}")
     layers.append(SoftmaxCrossEntropy(name="loss", inputs=(graph.names[outputs[0]],)))
     fixed = image.shape[0]
-    count = batch if batch is not None else (fixed if fixed > 0 else 32)
+    count = batch if batch is not None else (fixed if fixed > 0 else DEFAULT_BATCH)
     return build_network(title, layers, batch=count, image=(height, width))
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import bnsim.sweeps as sweep_module
 from bnsim.errors import ConfigError, InfeasibleError
+from bnsim.graph import load_workload
 from bnsim.hw import load_machine
 from bnsim.point import Point
 from bnsim.result import RunResult
@@ -257,3 +258,12 @@ def test_a_grids_cache_sizes_round_down_to_whole_sets_with_a_note(
     assert [task.machine.llc.size_bytes for task in sixteen_ways] == [2**21, 2**22, 2**23]
     with pytest.raises(ConfigError, match=r"size 2MiB is not a multiple of ways × block"):
         load_machine(cmp16, ["llc.size=2MiB"])
+
+
+def test_a_sweep_takes_a_workload_files_own_batch_as_load_workload_does() -> None:
+    path = str(REPO / "workloads" / "custom_resnet_cifar.yaml")
+    tasks = plan(Sweep(hw=TINY, workloads=(path,), schemes=("baseline",)))
+    assert tasks[0].network.batch == load_workload(path).batch == 64
+    assert (
+        plan(Sweep(hw=TINY, workloads=("tiny_cnn",), schemes=("baseline",)))[0].network.batch == 32
+    )
