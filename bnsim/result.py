@@ -149,6 +149,16 @@ class RunResult(_PicklesAsValues):
         )
         return (_rebuild_run, (values,))
 
+    def __repr__(self) -> str:
+        """The totals and how many rows lie behind them: the rows of a whole network run to
+        hundreds of kilobytes of text (`kernels`, `traffic` and `breakdown()` give them)."""
+        return (
+            f"RunResult(scheme={self.scheme!r}, fidelity={self.fidelity!r}, "
+            f"seconds={self.seconds:.6g}, cycles={self.cycles}, flops={self.flops}, "
+            f"dram_read_bytes={self.dram_read_bytes}, dram_write_bytes={self.dram_write_bytes}, "
+            f"kernels=<{len(self.kernels)} rows>, traffic=<{len(self.traffic)} rows>)"
+        )
+
     def dram_bytes(self) -> int:
         """Read plus write bytes."""
         return self.dram_read_bytes + self.dram_write_bytes
