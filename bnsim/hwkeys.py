@@ -6,6 +6,7 @@ field declarations of bnsim.hw. Imports bnsim.hw; pydantic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -81,3 +82,40 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
+
+
+# a quantity's column in tables: the key with its unit, as bnsim's own columns are named
+UNIT_SUFFIXES = {
+    "bytes": "bytes",
+    "Hz": "hz",
+    "s": "s",
+    "cycles": "cycles",
+    "cycles/element": "cycles_per_element",
+    "bytes/s": "bytes_per_s",
+}
+
+
+def key_value(machine: Machine, path: str) -> tuple[Any, str]:
+    """The value `path` (`llc.size`) resolves to in `machine`, as Python holds it (bytes, Hz,
+    seconds), and its unit's column suffix ("" for counts, fractions and names).
+
+    >>> from bnsim.hw import load_machine
+    >>> key_value(load_machine("hwconfigs/cmp16.yaml"), "llc.size")
+    (23068672, 'bytes')
+    >>> key_value(load_machine("hwconfigs/cmp16.yaml"), "cores.count")
+    (16, '')
+    """
+    value: Any = machine
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value[part]
+            continue
+        fields = type(value).model_fields
+        name = next(name for name, field in fields.items() if part in (field.alias, name))
+        value = getattr(value, name)
+    return value, UNIT_SUFFIXES.get(_units()[path], "")
+
+
+@functools.cache
+def _units() -> dict[str, str]:
+    return {doc.path: doc.unit for doc in describe_keys()}

@@ -40,6 +40,7 @@ from bnsim.errors import BnsimError, ConfigError
 from bnsim.graph import Network, load_workload
 from bnsim.graph.load import network_to_dict
 from bnsim.hw import Machine, load_machine
+from bnsim.hwkeys import key_value
 from bnsim.parallel import process_pool
 from bnsim.point import make_point, simulate_scheme
 from bnsim.result import RunResult
@@ -688,6 +689,7 @@ def summary_rows(tasks: Sequence[Task], records: Sequence[dict[str, Any]]) -> li
         run = record["run"] or {}
         baseline = baselines.get(_group(task))
         row: dict[str, Any] = {key: dict(task.values)[key] for key in grid_keys}
+        row.update(_resolved(task, grid_keys))
         row.update(
             workload=task.workload,
             batch=record["batch"],
@@ -713,6 +715,34 @@ def summary_rows(tasks: Sequence[Task], records: Sequence[dict[str, Any]]) -> li
     return rows
 
 
+def _resolved(task: Task, grid_keys: Sequence[str]) -> dict[str, Any]:
+    """The machine's value of each hardware grid key, as numbers: a quantity in its own column
+    named with its unit (`llc.size_bytes`, next to the label `2MiB` as given); a count or a
+    fraction in place of its label."""
+    columns: dict[str, Any] = {}
+    for key in grid_keys:
+        if key in POINT_KEYS:
+            continue
+        value, suffix = key_value(task.machine, key)
+        if suffix:
+            columns[f"{key}_{suffix}"] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            columns[key] = value
+    return columns
+
+
+def summary_columns(tasks: Sequence[Task]) -> list[str]:
+    """The columns of summary rows: each grid key (with its value in its unit after it, for a
+    quantity), then SUMMARY_COLUMNS."""
+    grid_keys = _grid_columns(tasks)
+    values = _resolved(tasks[0], grid_keys) if tasks else {}
+    columns = []
+    for key in grid_keys:
+        columns.append(key)
+        columns += [column for column in values if column.startswith(f"{key}_")]
+    return [*columns, *SUMMARY_COLUMNS]
+
+
 def _grid_columns(tasks: Sequence[Task]) -> list[str]:
     """The grid's keys that are not summary columns already (batch, image, workload, scheme)."""
     keys = [key for key, _ in tasks[0].values] if tasks else []
@@ -729,9 +759,8 @@ def write_summary(
 ) -> Path:
     """Write folder/summary.csv (through a temporary file and a rename)."""
     rows = summary_rows(tasks, records)
-    grid_keys = _grid_columns(tasks)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*grid_keys, *SUMMARY_COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=summary_columns(tasks), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     path = Path(folder) / SUMMARY_FILE

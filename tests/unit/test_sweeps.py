@@ -25,6 +25,8 @@ from bnsim.sweeps import (
     plan,
     run_sweep,
     stored_points,
+    summary_columns,
+    summary_rows,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,7 +126,7 @@ def test_a_sweep_stores_every_point_and_a_rerun_runs_nothing(tmp_path: Path) -> 
     assert (tmp_path / "summary.csv").read_text() == summary
     assert again.rows() == first.rows()
     header = summary.splitlines()[0].split(",")
-    assert header[:3] == ["llc.size", "workload", "batch"]
+    assert header[:3] == ["llc.size", "llc.size_bytes", "workload"]
     baseline, bnff = again.rows()[:2]
     assert baseline["speedup_vs_baseline"] == 1.0
     assert bnff["speedup_vs_baseline"] == baseline["cycles"] / bnff["cycles"]
@@ -267,3 +269,36 @@ def test_a_sweep_takes_a_workload_files_own_batch_as_load_workload_does() -> Non
     assert (
         plan(Sweep(hw=TINY, workloads=("tiny_cnn",), schemes=("baseline",)))[0].network.batch == 32
     )
+
+
+def test_rows_hold_each_quantity_as_a_number_in_a_column_named_with_its_unit() -> None:
+    cmp16 = str(REPO / "hwconfigs" / "cmp16.yaml")
+    sweep = Sweep(
+        hw=cmp16,
+        workloads=("tiny_cnn",),
+        schemes=("baseline",),
+        grid=parse_grid(["llc.size=4MiB,16MiB", "cores.count=4,8", "cores.clock=2GHz"]),
+        overrides=("llc.ways=16",),
+    )
+    tasks = plan(sweep)
+    records = [
+        {"key": task.key, "status": "failed", "batch": 32, "image": 16, "fidelity": "fast",
+         "run": None, "error": "not run"}
+        for task in tasks
+    ]  # fmt: skip
+    rows = summary_rows(tasks, records)
+    assert [(r["llc.size"], r["llc.size_bytes"], r["cores.count"]) for r in rows] == [
+        ("4MiB", 2**22, 4),
+        ("4MiB", 2**22, 8),
+        ("16MiB", 2**24, 4),
+        ("16MiB", 2**24, 8),
+    ]
+    assert rows[0]["cores.clock_hz"] == 2e9
+    assert summary_columns(tasks)[:6] == [
+        "llc.size",
+        "llc.size_bytes",
+        "cores.count",
+        "cores.clock",
+        "cores.clock_hz",
+        "workload",
+    ]
