@@ -39,6 +39,8 @@ _EXPORTS = {
 }
 # exported under another name: `bnsim.verify` is also the module, which importing it would shadow
 _RENAMED = {"verify_scheme": ("bnsim.verify", "verify")}
+# modules a notebook reaches through the package: `bnsim.layers.Conv2d(...)`, `bnsim.plots.roofline`
+_MODULES = {"layers": "bnsim.graph.layer", "plots": "bnsim.report.plots"}
 
 __all__ = [
     "BnsimError",
@@ -55,10 +57,12 @@ __all__ = [
     "build_network",
     "build_schedule",
     "from_torch",
+    "layers",
     "library_reorders",
     "load_machine",
     "load_workload",
     "make_point",
+    "plots",
     "point_document",
     "run_point",
     "runs_from_document",
@@ -78,9 +82,11 @@ if TYPE_CHECKING:
         WorkloadError,
     )
     from bnsim.graph import Network, build_network, load_workload, summarize
+    from bnsim.graph import layer as layers
     from bnsim.graph.fx import from_torch
     from bnsim.hw import Machine, load_machine
     from bnsim.point import make_point, point_document, run_point
+    from bnsim.report import plots
     from bnsim.result import RunResult, runs_from_document
     from bnsim.schemes import build_schedule
     from bnsim.sim import simulate
@@ -95,6 +101,8 @@ def __getattr__(name: str) -> Any:
     if name in _RENAMED:
         module, attribute = _RENAMED[name]
         return getattr(importlib.import_module(module), attribute)
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module 'bnsim' has no attribute '{name}'")
 
 
