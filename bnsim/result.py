@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar
@@ -226,6 +226,26 @@ class RunResult(_PicklesAsValues):
         document["num_events"] = self.num_events
         return document
 
+    def to_dataframe(self, table: str = "kernels") -> Any:
+        """One of the run's tables as a pandas DataFrame (needs pandas): `kernels` (a row per
+        kernel), `traffic` (per source), `breakdown` (by phase and layer kind) or `summary` (the
+        totals), each row with its scheme and fidelity; columns as in the result document.
+
+        Raises:
+            ValueError: an unknown table.
+        """
+        import pandas as pd  # noqa: PLC0415 (optional: pip install 'bnsim[notebook]')
+
+        if table not in ("kernels", "traffic", "breakdown", "summary"):
+            raise ValueError(f"no table {table!r}: kernels, traffic, breakdown or summary")
+        document = self.to_dict(details=table in ("kernels", "traffic"))
+        totals = ("cycles", "seconds", "flops", "dram_read_bytes", "dram_write_bytes")
+        rows = [{key: document[key] for key in totals}] if table == "summary" else document[table]
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "fidelity", self.fidelity)
+        frame.insert(0, "scheme", self.scheme)
+        return frame
+
     def kernel_dram_bandwidth(self, kernel: KernelResult) -> float:
         """Bytes per second the kernel's DRAM traffic achieved over its span (0 for an instant)."""
         if not kernel.cycles() or not self.cycles:
@@ -353,42 +373,3 @@ def runs_from_document(document: dict[str, Any]) -> list[RunResult]:
 def total(rows: Iterable[dict[str, Any]], key: str) -> int:
     """Sum of one column of breakdown rows."""
     return sum(row[key] for row in rows)
-
-
-MAX_TILE_SPANS = 50_000  # past this many tiles, a timeline draws one span per core and kernel
-
-
-@dataclass
-class Timeline:
-    """Spans and counters of one simulated iteration, in core cycles."""
-
-    scheme: str
-    clock_hz: float
-    max_tile_spans: int = MAX_TILE_SPANS
-    kernels: list[tuple[str, str, float, float]] = field(default_factory=list)  # name, phase, span
-    tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
-    channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
-    channel_busy: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
-    llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
-
-    def tile(self, core: int, start: float, end: float) -> None:
-        """A tile ran on `core` from `start` to `end` (in the kernel being recorded)."""
-        self.tiles.append((core, len(self.kernels), start, end))
-
-    def kernel(
-        self,
-        name: str,
-        phase: str,
-        start: float,
-        end: float,
-        channel_bytes: tuple[float, ...],
-        llc_bytes: int,
-        channel_busy: tuple[float, ...] = (),
-    ) -> None:
-        """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content,
-        and the cycles each channel was busy in it."""
-        self.kernels.append((name, phase, start, end))
-        self.channel_bytes.append((start, end, channel_bytes))
-        if channel_busy:
-            self.channel_busy.append((start, end, channel_busy))
-        self.llc_bytes.append((end, llc_bytes))

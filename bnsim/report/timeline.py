@@ -1,6 +1,6 @@
 """Timelines as Chrome trace-event JSON, for ui.perfetto.dev and chrome://tracing.
 
-`trace_events` turns bnsim.result.Timeline records into one process per scheme: a track of kernel
+`trace_events` turns bnsim.timeline.Timeline records into one process per scheme: a track of kernel
 spans, one track per core with its tile spans, counters per DRAM channel (its bandwidth over each
 kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
 every kernel end. Past a timeline's `max_tile_spans` tiles, each core's tiles in a kernel become one
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bnsim.result import Timeline
+from bnsim.timeline import Timeline
 
 
 def trace_events(timelines: list[Timeline]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from bnsim import units
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
-from bnsim.result import CacheCounters, KernelResult, RunResult, Timeline, TrafficRow
+from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
@@ -35,6 +35,7 @@ from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
 from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.sim.reduction import reduction_cycles
+from bnsim.timeline import Timeline
 from bnsim.trace import BoxWork, SimOptions, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each

@@ -59,6 +59,7 @@ ALLOWED = {
         "bnsim.kernels",
     },
     "bnsim.result": set(),
+    "bnsim.timeline": set(),
     "bnsim.parallel": set(),
     "bnsim.heap": set(),
     "bnsim.point": {
@@ -69,6 +70,7 @@ ALLOWED = {
         "bnsim.trace",
         "bnsim.sim",
         "bnsim.result",
+        "bnsim.timeline",
     },
     "bnsim.crosscheck": {
         "bnsim.parallel",
@@ -113,10 +115,17 @@ ALLOWED = {
         "bnsim.schedule",
         "bnsim.trace",
         "bnsim.result",
+        "bnsim.timeline",
         "bnsim.sim",
         "bnsim.heap",
     },
-    "bnsim.report": {"bnsim.errors", "bnsim.units", "bnsim.report", "bnsim.result"},
+    "bnsim.report": {
+        "bnsim.errors",
+        "bnsim.units",
+        "bnsim.report",
+        "bnsim.result",
+        "bnsim.timeline",
+    },
     "bnsim.report.membench": {"bnsim.units", "bnsim.report", "bnsim.sim.membench"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},
@@ -145,6 +154,7 @@ THIRD_PARTY = {
     "bnsim.sim.passes": {"numpy"},
     "bnsim.report": {"matplotlib"},
     "bnsim.sweeps": {"pydantic", "dask", "pandas"},
+    "bnsim.result": {"pandas"},  # optional (bnsim[notebook]), imported when called
 }
 STDLIB_OK = {
     "__future__",

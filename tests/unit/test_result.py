@@ -1,8 +1,10 @@
-"""What a notebook sees of a result: a short repr with units in its names."""
+"""What a notebook sees of a result: a short repr, tables as DataFrames, the package's names."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 import bnsim
 
@@ -26,3 +28,35 @@ def test_the_layer_classes_and_the_plots_are_reached_through_the_package() -> No
     assert bnsim.layers.Conv2d is Conv2d
     assert bnsim.plots.roofline is roofline
     assert {"layers", "plots"} <= set(dir(bnsim))
+
+
+def test_a_runs_tables_are_dataframes_with_units_in_their_column_names() -> None:
+    pytest.importorskip("pandas", reason="needs pandas (bnsim[notebook])")
+    machine = bnsim.load_machine(REPO / "hwconfigs" / "tiny.yaml")
+    run = bnsim.simulate(bnsim.build_schedule(bnsim.load_workload("tiny_cnn"), "bnff"), machine)
+    kernels = run.to_dataframe("kernels")
+    assert len(kernels) == len(run.kernels)
+    assert list(kernels.columns[:4]) == ["scheme", "fidelity", "name", "phase"]
+    assert kernels["dram_read_bytes"].sum() == sum(k.dram_read_bytes for k in run.kernels)
+    assert kernels["cycles"].dtype.kind == "i"
+    traffic = run.to_dataframe("traffic")
+    assert traffic["dram_write_bytes"].sum() == sum(row.dram_write_bytes for row in run.traffic)
+    summary = run.to_dataframe("summary")
+    assert summary.to_dict("records") == [
+        {
+            "scheme": "bnff",
+            "fidelity": "fast",
+            "cycles": run.cycles,
+            "seconds": run.seconds,
+            "flops": run.flops,
+            "dram_read_bytes": run.dram_read_bytes,
+            "dram_write_bytes": run.dram_write_bytes,
+        }
+    ]
+    breakdown = run.to_dataframe("breakdown")
+    assert set(breakdown.columns) >= {"phase", "layer_kind", "cycles", "dram_read_bytes"}
+    assert breakdown["dram_read_bytes"].sum() == run.dram_read_bytes
+    with pytest.raises(
+        ValueError, match="no table 'tiles': kernels, traffic, breakdown or summary"
+    ):
+        run.to_dataframe("tiles")

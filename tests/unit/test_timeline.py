@@ -12,7 +12,7 @@ import pytest
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.report.timeline import trace_events
-from bnsim.result import Timeline
+from bnsim.timeline import Timeline
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import SimOptions
