@@ -389,7 +389,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.timeline:
         from bnsim.report.timeline import trace_events
 
-        events = trace_events([timeline for _, timeline in recorded])
+        events = trace_events([timeline for _, timeline in recorded], runs)
         _write_text(Path(args.timeline), json.dumps(events, separators=(",", ":")) + "\n")
         print(f"wrote {args.timeline} (open it in ui.perfetto.dev or chrome://tracing)")
     return EXIT_OK

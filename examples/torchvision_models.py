@@ -52,7 +52,8 @@ def model_row(name: str, schemes: tuple[str, ...]) -> dict[str, object]:
     try:
         network = from_torchvision(name, batch=1)
     except bnsim.WorkloadError as error:  # what bnsim cannot describe, said in one line
-        return {"model": name, "refused": str(error).split("; bnsim maps")[0]}
+        reason = str(error).split("; bnsim maps")[0].removeprefix(f"{name}: ")
+        return {"model": name, "refused": reason}
     summary = bnsim.summarize(network)
     published = torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"]
     bnff = bnsim.build_schedule(network, "bnff")

@@ -5,25 +5,46 @@ spans, one track per core with its tile spans, counters per DRAM channel (its ba
 kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
 every kernel end. Past a timeline's `max_tile_spans` tiles, each core's tiles in a kernel become one
 span (with the tile count), so a trace stays a few
-MB. Imports bnsim.result.
+MB. Imports bnsim.result, bnsim.timeline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from bnsim.result import KernelResult, RunResult
 from bnsim.timeline import Timeline
 
 
-def trace_events(timelines: list[Timeline]) -> dict[str, Any]:
-    """Chrome trace-event JSON of one or more schemes' timelines (one process per scheme)."""
+def trace_events(
+    timelines: Sequence[Timeline], runs: Sequence[RunResult] | None = None
+) -> dict[str, Any]:
+    """Chrome trace-event JSON of one or more schemes' timelines (one process per scheme); with
+    their `runs`, each kernel's span carries its work, traffic and bound, shown on hover."""
     events: list[dict[str, Any]] = []
     for process, timeline in enumerate(timelines, start=1):
-        events.extend(_scheme_events(process, timeline))
+        run = runs[process - 1] if runs is not None else None
+        events.extend(_scheme_events(process, timeline, run))
     return {"traceEvents": events, "displayTimeUnit": "ns"}
 
 
-def _scheme_events(pid: int, timeline: Timeline) -> list[dict[str, Any]]:
+def kernel_args(run: RunResult, kernel: KernelResult) -> dict[str, Any]:
+    """What a kernel's span says on hover, each number with its unit in its name."""
+    return {
+        "flops": kernel.flops,
+        "dram_read_bytes": kernel.dram_read_bytes,
+        "dram_write_bytes": kernel.dram_write_bytes,
+        "dram_GB_per_s": round(run.kernel_dram_bandwidth(kernel) / 1e9, 3),
+        "bound": kernel.bound(),
+        "compute_cycles": kernel.compute_cycles,
+        "memory_cycles": kernel.memory_cycles,
+        "tiles": kernel.num_tiles,
+        "layers": ", ".join(kernel.layers),
+    }
+
+
+def _scheme_events(pid: int, timeline: Timeline, run: RunResult | None) -> list[dict[str, Any]]:
     micro = 1e6 / timeline.clock_hz  # microseconds per cycle: trace-event time unit
 
     def at(cycle: float) -> float:
@@ -35,8 +56,11 @@ def _scheme_events(pid: int, timeline: Timeline) -> list[dict[str, Any]]:
         _meta(pid, 0, "thread_name", "kernels"),
         *(_meta(pid, core + 1, "thread_name", f"core {core}") for core in cores),
     ]
-    for name, phase, start, end in timeline.kernels:
-        events.append(_span(pid, 0, name, phase, at(start), at(end) - at(start)))
+    for index, (name, phase, start, end) in enumerate(timeline.kernels):
+        event = _span(pid, 0, name, phase, at(start), at(end) - at(start))
+        if run is not None:
+            event["args"] = kernel_args(run, run.kernels[index])
+        events.append(event)
     if len(timeline.tiles) <= timeline.max_tile_spans:
         for core, kernel, start, end in timeline.tiles:
             name, phase = (

@@ -12,9 +12,9 @@ import pytest
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.report.timeline import trace_events
-from bnsim.timeline import Timeline
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
+from bnsim.timeline import Timeline
 from bnsim.trace import SimOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_trace_events_are_consistent_with_the_run() -> None:
     schedule = build_schedule(build_model("tiny_cnn", batch=4, image=32), "baseline")
     timeline = Timeline(scheme="baseline", clock_hz=machine.cores.clock_hz)
     run = simulate(schedule, machine, timeline=timeline)
-    events = json.loads(json.dumps(trace_events([timeline])))["traceEvents"]
+    events = json.loads(json.dumps(trace_events([timeline], [run])))["traceEvents"]
     spans = [event for event in events if event["ph"] == "X"]
     kernel_spans = [event for event in spans if event["tid"] == 0]
     tile_spans = [event for event in spans if event["tid"] > 0]
@@ -48,6 +48,16 @@ def test_trace_events_are_consistent_with_the_run() -> None:
         assert span["name"] == kernel.name
         assert span["ts"] == pytest.approx(kernel.start_cycle * micro, abs=micro)
         assert span["ts"] + span["dur"] == pytest.approx(kernel.end_cycle * micro, abs=micro)
+        args = span["args"]  # what Perfetto shows on hover
+        assert (args["flops"], args["dram_read_bytes"], args["dram_write_bytes"]) == (
+            kernel.flops,
+            kernel.dram_read_bytes,
+            kernel.dram_write_bytes,
+        )
+        assert args["bound"] == kernel.bound() in ("compute", "memory")
+        seconds = kernel.cycles() / machine.cores.clock_hz
+        moved = kernel.dram_read_bytes + kernel.dram_write_bytes
+        assert args["dram_GB_per_s"] == pytest.approx(moved / seconds / 1e9, abs=1e-3)
     by_core = defaultdict(list)
     for span in tile_spans:
         by_core[span["tid"]].append((span["ts"], span["ts"] + span["dur"]))
