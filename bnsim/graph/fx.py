@@ -25,8 +25,8 @@ from bnsim.graph.torchmap import (
     MODULES,
     QUALIFIED_FUNCTIONS,
     supported,
-    tensor_inputs,
 )
+from bnsim.graph.torchviews import tensor_inputs
 
 
 def from_torch(
