@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bnsim import __version__, units
-from bnsim.errors import BnsimError, ConfigError, InfeasibleError, WorkloadError
+from bnsim.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INFEASIBLE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    BnsimError,
+    ConfigError,
+    InfeasibleError,
+    WorkloadError,
+)
 from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
@@ -33,7 +43,6 @@ if TYPE_CHECKING:
 # Library modules that pull in networkx, pydantic or matplotlib are imported inside the handlers
 # that need them, so that `bnsim --help` and argument errors answer at once.
 
-EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -6,6 +6,9 @@ Leaf module: imports nothing from bnsim. The CLI maps ConfigError and WorkloadEr
 
 from __future__ import annotations
 
+# the command line's exit statuses (bnsim.cli; bnsim.__main__ for an interrupt while it loads)
+EXIT_OK, EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
 
 class BnsimError(Exception):
     """Base class: catch this to catch everything bnsim raises on purpose."""

@@ -130,3 +130,21 @@ def test_absurd_sizes_are_refused_before_anything_is_allocated(tmp_path: Path) -
     schedule = bnsim.build_schedule(bnsim.load_workload("tiny_cnn", batch=2), "baseline")
     with pytest.raises(InfeasibleError, match=r"about 352 GiB of cache state; use --fidelity fast"):
         bnsim.simulate(schedule, machine, bnsim.SimOptions(fidelity="line"))
+
+
+def test_ctrl_c_while_the_interface_loads_ends_with_130_and_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An interrupt that lands before the command runs (while bnsim.cli and what it imports load,
+    which on a cold machine takes seconds) says the same one line as one during a run."""
+    import types  # noqa: PLC0415
+
+    from bnsim.__main__ import run  # noqa: PLC0415
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "bnsim.cli", Loading("bnsim.cli"))
+    assert run() == 130
+    assert capsys.readouterr().err == "bnsim: interrupted\n"

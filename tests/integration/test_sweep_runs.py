@@ -187,6 +187,6 @@ def test_sweep_results_become_a_dataframe(tmp_path: Path) -> None:
     )
     frame = results.to_dataframe()
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame["cores.count"]) == ["1", "1", "2", "2"]
+    assert list(frame["cores.count"]) == [1, 1, 2, 2]  # counts are numbers, not labels
     assert list(frame["scheme"]) == ["baseline", "bnff"] * 2
     assert frame["cycles"].tolist() == [row["cycles"] for row in results.rows()]

@@ -129,7 +129,7 @@ ALLOWED = {
     "bnsim.report.membench": {"bnsim.units", "bnsim.report", "bnsim.sim.membench"},
     "bnsim.cli": {"bnsim"},  # everything
     "bnsim.__init__": {"bnsim"},
-    "bnsim.__main__": {"bnsim.cli"},
+    "bnsim.__main__": {"bnsim.cli", "bnsim.errors"},
 }
 THIRD_PARTY = {
     "bnsim.hw": {"yaml", "pydantic"},
