@@ -53,6 +53,10 @@ def test_results_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> None:
     out = tmp_path / "result.json"
+    # the child meets Ctrl-C as under a terminal: a shell starts a background job with SIGINT
+    # ignored, which its children inherit (Python then never raises KeyboardInterrupt); a handler
+    # set here is reset to the default in the child
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -76,6 +80,7 @@ def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> N
         text=True,
         start_new_session=True,  # Ctrl-C reaches the whole process group, workers included
     )
+    signal.signal(signal.SIGINT, previous)
     time.sleep(2.0)  # imports done, simulating
     os.killpg(process.pid, signal.SIGINT)
     _, err = process.communicate(timeout=60)
