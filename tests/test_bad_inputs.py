@@ -2,20 +2,21 @@
 
 tests/bad_inputs/expected.yaml lists, per file, the error class the Python API raises and a
 fragment of the message. Hardware files go through `bnsim run --hw FILE`, workload files through
-`bnsim run --workload FILE`, both with a --json path that must stay absent.
+`bnsim run --workload FILE`, both with a --json path that must stay absent: every file through the
+command line's entry point in this process, and a few in a process of their own.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
 import bnsim
+from bnsim.cli import main
 from bnsim.errors import ConfigError, WorkloadError
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
@@ -72,42 +73,50 @@ def test_the_api_raises_the_expected_error(name: str, corpus: Path) -> None:
     assert str(path) in str(raised.value)
 
 
-@pytest.fixture(scope="module")
-def cli_runs(
-    corpus: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, tuple[Path, Path, subprocess.CompletedProcess[str]]]:
-    """Every file through `bnsim run`, each in its own process, four at a time."""
-    folder = tmp_path_factory.mktemp("outputs")
+def cli_arguments(name: str, path: Path, output: Path) -> list[str]:
+    """`bnsim run` on the file: a machine with tiny_cnn, or a workload on tiny."""
+    target = ["--hw", str(path), "--workload", "tiny_cnn"]
+    if name.startswith("workloads/"):
+        target = ["--hw", TINY, "--workload", str(path)]
+    return ["run", *target, "--json", str(output)]
 
-    def run(name: str) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
-        path = path_of(name, corpus)
-        output = folder / (name.replace("/", "_") + ".json")
-        target = ["--hw", str(path), "--workload", "tiny_cnn"]
-        if name.startswith("workloads/"):
-            target = ["--hw", TINY, "--workload", str(path)]
-        result = subprocess.run(
-            [sys.executable, "-m", "bnsim", "run", *target, "--json", str(output)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        return path, output, result
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(sorted(EXPECTED), pool.map(run, sorted(EXPECTED)), strict=True))
+def check_one_line(name: str, path: Path, output: Path, code: int, out: str, err: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"bnsim: error: {path}: ")
+    assert EXPECTED[name]["message"] in lines[0]
+    assert out == ""
+    assert not output.exists()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_command_line_says_one_line_and_writes_nothing(
-    name: str, cli_runs: dict[str, tuple[Path, Path, subprocess.CompletedProcess[str]]]
+    name: str, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path, output, result = cli_runs[name]
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"bnsim: error: {path}: ")
-    assert EXPECTED[name]["message"] in lines[0]
-    assert result.stdout == ""
-    assert not output.exists()
+    """Through the command line's entry point, in this process."""
+    path, output = path_of(name, corpus), tmp_path / "result.json"
+    code = main(cli_arguments(name, path, output))
+    out, err = capsys.readouterr()
+    check_one_line(name, path, output, code, out, err)
+
+
+# a machine, a workload and the 100,000-layer network also end to end, each in its own process
+END_TO_END = ("hw/binary_garbage.yaml", "workloads/yaml_syntax_error.yaml", HUGE)
+
+
+@pytest.mark.parametrize("name", END_TO_END)
+def test_the_bnsim_process_says_one_line_and_writes_nothing(
+    name: str, corpus: Path, tmp_path: Path
+) -> None:
+    path, output = path_of(name, corpus), tmp_path / "result.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bnsim", *cli_arguments(name, path, output)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    check_one_line(name, path, output, result.returncode, result.stdout, result.stderr)
