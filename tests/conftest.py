@@ -24,6 +24,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.markexpr = "not benchmark"
 
 
+KernelBytes = Callable[[Schedule, Machine, str], dict[str, int]]
+
+
+@pytest.fixture(scope="session")
+def kernel_bytes() -> KernelBytes:
+    """Bytes each tensor streams in kernel `name` of a schedule on a machine, over all its boxes."""
+
+    def by_tensor(schedule: Schedule, machine: Machine, name: str) -> dict[str, int]:
+        trace = Trace(schedule, machine, SimOptions())
+        index = next(i for i, kernel in enumerate(schedule.kernels) if kernel.name == name)
+        boxes, _ = trace.boxes(index)
+        found: dict[str, int] = {}
+        for box in boxes:
+            for _kind, source, _blocks, size in box.streams:
+                tensor = trace.sources[source].tensor
+                found[tensor] = found.get(tensor, 0) + size
+        return found
+
+    return by_tensor
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     """The repository root."""

@@ -4,6 +4,7 @@ and gradients, a squeeze-excitation block under every scheme, its bytes and its 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from bnsim.kernels import activations as act
 from bnsim.schedule import OpKind
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.trace import SimOptions, Trace, library_reorders
+from bnsim.trace import SimOptions, library_reorders
 from bnsim.verify import check_schedule_against_reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,20 +124,18 @@ def test_the_backward_reads_what_pytorch_saves() -> None:
     assert reads["excite.bwd_data.scale"][1] == "act:act0"
 
 
-def test_the_scale_is_read_once_per_sample_and_channel_of_a_tile() -> None:
+def test_the_scale_is_read_once_per_sample_and_channel_of_a_tile(
+    kernel_bytes: Callable[..., dict[str, int]],
+) -> None:
     """excite.fwd on one core of tiny: 4 × 16 × 8 × 8 fp32 maps (16 KiB per sample) and a
     4 × 16 scale (64 bytes per sample)."""
     machine = load_machine(REPO / "hwconfigs" / "tiny.yaml").with_overrides(["cores.count=1"])
     schedule = build_schedule(squeeze_excitation(), "baseline")
-    trace = Trace(schedule, machine, SimOptions())
-    index = next(i for i, k in enumerate(schedule.kernels) if k.name == "excite.fwd")
-    boxes, _ = trace.boxes(index)
-    by_tensor: dict[str, int] = {}
-    for box in boxes:
-        for _kind, source, _blocks, size in box.streams:
-            name = trace.sources[source].tensor
-            by_tensor[name] = by_tensor.get(name, 0) + size
-    assert by_tensor == {"act:act0": 4 * 4096, "act:gate": 4 * 64, "act:excite": 4 * 4096}
+    assert kernel_bytes(schedule, machine, "excite.fwd") == {
+        "act:act0": 4 * 4096,
+        "act:gate": 4 * 64,
+        "act:excite": 4 * 4096,
+    }
 
 
 def test_every_fidelity_simulates_them_on_every_bundled_machine() -> None:

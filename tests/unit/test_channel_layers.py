@@ -3,6 +3,7 @@ scheme and the libraries' splits, their bytes, and what is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from bnsim.graph.layer import (
 from bnsim.hw import load_machine
 from bnsim.kernels import reference as ref
 from bnsim.schemes import build_schedule
-from bnsim.trace import SimOptions, Trace, library_reorders
+from bnsim.trace import library_reorders
 from bnsim.verify import check_schedule_against_reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,24 +91,16 @@ def test_the_libraries_splits_of_it_match_the_reference(name: str) -> None:
     assert report.passed, report.worst
 
 
-def test_they_move_what_pytorch_copies() -> None:
+def test_they_move_what_pytorch_copies(kernel_bytes: Callable[..., dict[str, int]]) -> None:
     """On one core of tiny, 4 samples of 16 × 8 × 8 fp32 (4 KiB per sample, 2 KiB a half): the
     convolution's half is copied, the shuffle copies everything, and the chunks' gradients are
     concatenated into the stem's; the half that goes to the concatenation is copied too (PyTorch
     reads it in place: 2 KiB per sample read and written more than PyTorch)."""
     machine = load_machine(REPO / "hwconfigs" / "tiny.yaml").with_overrides(["cores.count=1"])
     schedule = build_schedule(shuffle_unit(), "baseline")
-    trace = Trace(schedule, machine, SimOptions())
 
     def bytes_by_tensor(kernel_name: str) -> dict[str, int]:
-        index = next(i for i, k in enumerate(schedule.kernels) if k.name == kernel_name)
-        boxes, _ = trace.boxes(index)
-        found: dict[str, int] = {}
-        for box in boxes:
-            for _kind, source, _blocks, size in box.streams:
-                name = trace.sources[source].tensor
-                found[name] = found.get(name, 0) + size
-        return found
+        return kernel_bytes(schedule, machine, kernel_name)
 
     assert bytes_by_tensor("x2.fwd") == {"act:stem": 4 * 2048, "act:x2": 4 * 2048}
     assert bytes_by_tensor("shuffle.fwd") == {"act:cat": 4 * 4096, "act:shuffle": 4 * 4096}

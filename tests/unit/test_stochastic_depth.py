@@ -4,6 +4,7 @@ scheme, its bytes and its costs."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from bnsim.kernels.network import reference_step
 from bnsim.schedule import OpKind
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.trace import SimOptions, Trace, library_reorders
+from bnsim.trace import library_reorders
 from bnsim.verify import check_schedule_against_reference, initial_values
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,22 +94,16 @@ def test_the_libraries_splits_of_it_match_the_reference(name: str) -> None:
     assert report.passed, report.worst
 
 
-def test_it_moves_the_map_and_one_value_per_sample() -> None:
+def test_it_moves_the_map_and_one_value_per_sample(
+    kernel_bytes: Callable[..., dict[str, int]],
+) -> None:
     """drop.fwd and drop.bwd_data on one core of tiny: 8 × 16 × 8 × 8 fp32 maps (4 KiB per
     sample) and 8 keep values of 4 bytes."""
     machine = load_machine(REPO / "hwconfigs" / "tiny.yaml").with_overrides(["cores.count=1"])
     schedule = build_schedule(residual_block(), "baseline")
-    trace = Trace(schedule, machine, SimOptions())
 
     def bytes_by_tensor(kernel_name: str) -> dict[str, int]:
-        index = next(i for i, k in enumerate(schedule.kernels) if k.name == kernel_name)
-        boxes, _ = trace.boxes(index)
-        found: dict[str, int] = {}
-        for box in boxes:
-            for _kind, source, _blocks, size in box.streams:
-                name = trace.sources[source].tensor
-                found[name] = found.get(name, 0) + size
-        return found
+        return kernel_bytes(schedule, machine, kernel_name)
 
     assert bytes_by_tensor("drop.fwd") == {
         "act:bn1": 8 * 4096,
