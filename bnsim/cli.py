@@ -34,8 +34,6 @@ from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
     from bnsim.crosscheck import TimedRun
-    from bnsim.dramdevice import Controller
-    from bnsim.hw import Machine
     from bnsim.point import Point, Progress
     from bnsim.result import RunResult
     from bnsim.sim.engine import KernelProgress
@@ -167,139 +165,10 @@ def _hw_show(args: argparse.Namespace) -> int:
         }
         print(json.dumps({**machine.to_dict(), "derived": derived}, indent=2))
         return EXIT_OK
+    from bnsim.report.machine import describe_machine
+
     print(describe_machine(machine))
     return EXIT_OK
-
-
-def describe_machine(machine: Machine) -> str:
-    """The human summary of `bnsim hw show`."""
-    cores, dram = machine.cores, machine.dram
-    rows = [
-        [
-            "cores",
-            f"{cores.count} × {units.format_frequency(cores.clock_hz)}, {cores.simd_lanes} "
-            f"{machine.dtype} lanes × {cores.fma_units} FMA units = {cores.flops_per_cycle()} "
-            f"FLOP/cycle/core, {cores.max_outstanding_misses} outstanding misses/core"
-            + (
-                f", a stream prefetcher {cores.prefetch.distance} lines ahead "
-                f"({cores.prefetch.queue} in flight)"
-                if cores.prefetch and cores.prefetch.distance
-                else ""
-            ),
-        ],
-        [
-            "peak compute",
-            f"{units.format_flop_rate(machine.peak_flops_per_second())} "
-            f"({machine.dtype}, {machine.dtype_bytes()} bytes/element)",
-        ],
-    ]
-    for label, cache in (("private", machine.private), ("llc", machine.llc)):
-        scope = "shared" if label == "llc" else "per core"
-        extra = ""
-        if label == "llc":
-            extra = ", inclusive" if machine.llc.inclusive else ", non-inclusive"
-        rows.append(
-            [
-                label,
-                f"{units.format_bytes(cache.size_bytes, binary=True)} {scope}, "
-                f"{cache.ways}-way, {cache.block_bytes} B blocks, {cache.num_sets()} sets, "
-                f"{cache.latency_cycles} cycles{extra}",
-            ]
-        )
-    from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
-
-    device = dram.device
-    peak = dram.peak_bandwidth_bytes_per_second()
-    rates = [dram.channels * rate for rate in channel_rates(machine)]
-    sustained = rates[0]
-    rows += [
-        [
-            "dram",
-            f"{dram.channels} channels × "
-            f"{units.format_bandwidth(dram.channel_peak_bytes_per_second())}"
-            f" = {units.format_bandwidth(peak)} peak, "
-            f"{units.format_duration(dram.latency_s)} idle latency, "
-            f"{units.format_bytes(dram.interleave_bytes(), binary=True)} per channel in turn",
-        ],
-        [
-            "dram devices",
-            f"{device.ranks} rank(s) × {device.bank_groups} bank groups × "
-            f"{device.banks_per_group} banks, {units.format_bytes(device.row_bytes, binary=True)} "
-            f"rows, {units.format_frequency(device.clock_hz)}, CL-tRCD-tRP "
-            f"{device.timing.cl}-{device.timing.trcd}-{device.timing.trp}",
-        ],
-        ["dram controller", _controller_text(dram.controller_settings())],
-        [
-            "dram sustained",
-            ", ".join(
-                f"{units.format_bandwidth(rate)} ({rate / peak:.0%}) at {share:.0%} writes"
-                for share, rate in zip(WRITE_SHARES, rates, strict=True)
-            ),
-        ],
-        [
-            "machine balance",
-            f"{machine.peak_flops_per_second() / sustained:.1f} FLOP/byte "
-            "(peak compute / DRAM bandwidth sustained for reads)",
-        ],
-        _efficiency_row(machine),
-        _library_row(machine),
-    ]
-    costs = machine.compute.cycles_per_element.model_dump(exclude_none=True)
-    lines = [f"{machine.name}: {machine.description}" if machine.description else machine.name]
-    lines.append(key_value_table(rows, indent="  "))
-    lines.append("  element-wise ops (cycles/element per core):")
-    lines.append(
-        text_table(
-            ["op", "cycles/element"],
-            [[op, f"{value:g} cycles"] for op, value in costs.items()],
-            indent="    ",
-        )
-    )
-    lines.append(f"  rates from: {machine.compute.source}")
-    return "\n".join(lines)
-
-
-def _library_row(machine: Machine) -> list[str]:
-    """`hw show`'s row on the kernel library, the layouts kept and the copies between them."""
-    from bnsim.trace import library_reorders
-
-    compute = machine.compute
-    reorders = library_reorders(machine)
-    copied = [name for name in ("activations", "weights") if getattr(reorders, name)]
-    copies = (
-        f"; {compute.library} reorders the {' and '.join(copied)} of every convolution"
-        if copied
-        else ""
-    )
-    return ["library", f"{compute.library} under {compute.framework}, {compute.layout}{copies}"]
-
-
-def _efficiency_row(machine: Machine) -> list[str]:
-    """`hw show`'s row on the convolutions' and GEMMs' fractions of peak FMA throughput."""
-    compute = machine.compute
-    passes = compute.conv_efficiencies()
-    fused = f"of peak FMA throughput; fused conv kernels × {compute.fused_conv_factor}"
-    if isinstance(compute.conv_efficiency, float):
-        return ["conv / fc", f"{passes.forward:.0%} / {compute.fc_efficiency:.0%} {fused}"]
-    return [
-        "conv / fc",
-        f"{passes.forward:.0%} forward, {passes.backward_data:.0%} backward data, "
-        f"{passes.backward_weight:.0%} backward weight / {compute.fc_efficiency:.0%} {fused}",
-    ]
-
-
-def _controller_text(controller: Controller) -> str:
-    """One line on a channel controller's queues (in bursts)."""
-    if controller.shared:
-        queues = f"one FR-FCFS queue of {controller.read_queue} bursts, reads and writes together"
-    else:
-        queues = (
-            f"read queue {controller.read_queue} bursts, write queue {controller.write_queue} "
-            f"bursts drained from {controller.write_high} to {controller.write_low}"
-        )
-    if controller.miss_queue:
-        return f"{queues}; {controller.miss_queue} bursts may wait in front (miss queue)"
-    return f"{queues}; no miss queue"
 
 
 def _hw_keys(args: argparse.Namespace) -> int:
@@ -401,6 +270,11 @@ def _run(args: argparse.Namespace) -> int:
         events = trace_events([timeline for _, timeline in recorded], runs)
         _write_text(Path(args.timeline), json.dumps(events, separators=(",", ":")) + "\n")
         print(f"wrote {args.timeline} (open it in ui.perfetto.dev or chrome://tracing)")
+    if args.report:
+        from bnsim.report.html import run_report, write_report
+
+        write_report(run_report(point_document(point, runs, __version__)), args.report)
+        print(f"wrote {args.report}")
     return EXIT_OK
 
 
@@ -538,6 +412,11 @@ def _sweep(args: argparse.Namespace) -> int:
         )
     if args.plot:
         _plot_sweep(args.out, sweep.grid[0][0])
+    if args.report and len(failed) < len(results.records):
+        from bnsim.report.html import sweep_report, write_report
+
+        write_report(sweep_report(args.out), args.report)
+        print(f"wrote {args.report}")
     return EXIT_OK
 
 
@@ -546,9 +425,11 @@ def _plot_sweep(folder: str, parameter: str) -> None:
     from bnsim.report import plots
     from bnsim.sweeps import stored_points
 
-    groups, unit = stored_points(folder, parameter)
+    stored = stored_points(folder, parameter)
     for metric, name in (("speedup", "sweep_speedup.png"), ("traffic", "sweep_traffic.png")):
-        figure = plots.parameter_sweep(groups, parameter, metric=metric, unit=unit)
+        figure = plots.parameter_sweep(
+            stored.groups, parameter, metric=metric, unit=stored.unit, context=stored.context
+        )
         plots.save(figure, Path(folder) / name)
         print(f"wrote {Path(folder) / name}")
 
@@ -639,90 +520,31 @@ def _percent(relative: float | None, fidelity: str) -> str:
 
 def describe_runs(point: Point, runs: Sequence[RunResult]) -> str:
     """The human summary of `bnsim run`: totals per scheme, then where traffic and time go."""
+    from bnsim.report.summary import ATTRIBUTION, phase_kind_table, scheme_table
+
+    lines = [point_heading(point), "", text_table(*scheme_table(runs))]
+    for run in runs:
+        lines += [
+            "",
+            f"{run.scheme}: DRAM traffic (read + write) and time by phase and layer kind",
+            f"  ({ATTRIBUTION})",
+            text_table(*phase_kind_table(run), indent="  "),
+        ]
+    return "\n".join(lines)
+
+
+def point_heading(point: Point) -> str:
+    """One line on what was simulated: network, batch, input, machine, fidelity."""
     machine, network = point.machine, point.network
     c = network.input_channels()
     h, w = network.image
-    lines = [
+    return (
         f"{network.name}, batch {network.batch} samples of {c}×{h}×{w}, one training iteration, on "
         f"{machine.name} ({machine.cores.count} cores, "
         f"{units.format_flop_rate(machine.peak_flops_per_second())}, "
         f"{units.format_bandwidth(machine.dram.peak_bandwidth_bytes_per_second())} DRAM), "
         f"{point.options.fidelity} fidelity"
-    ]
-    baseline = next((r for r in runs if r.scheme.split(":")[0] == "baseline"), None)
-    rows = []
-    for run in runs:
-        speedup = f"{baseline.cycles / run.cycles:.3f}×" if baseline else "—"
-        traffic = (
-            f"{run.dram_bytes() / baseline.dram_bytes() - 1:+.1%}"
-            if baseline and baseline.dram_bytes()
-            else "—"
-        )
-        rows.append(
-            [
-                run.scheme,
-                f"{run.seconds * 1e3:.1f}",
-                f"{run.cycles:,}",
-                f"{run.dram_read_bytes / 1e9:.2f}",
-                f"{run.dram_write_bytes / 1e9:.2f}",
-                f"{run.dram_bytes() / run.seconds / 1e9:.1f}",
-                f"{run.flops / run.seconds / 1e12:.3f}",
-                speedup,
-                traffic,
-            ]
-        )
-    header = [
-        "scheme",
-        "time (ms)",
-        "time (cycles)",
-        "DRAM read (GB)",
-        "DRAM write (GB)",
-        "DRAM BW (GB/s)",
-        "TFLOP/s",
-        "speedup",
-        "DRAM traffic vs baseline",
-    ]
-    lines += ["", text_table(header, rows)]
-    for run in runs:
-        lines += [
-            "",
-            f"{run.scheme}: DRAM traffic (GB, read + write) and time (ms) by phase and layer kind",
-        ]
-        lines.append(_pivot(run))
-    return "\n".join(lines)
-
-
-def _pivot(run: RunResult) -> str:
-    from bnsim.graph.layer import CATEGORIES
-
-    phases = ["fwd", "bwd_data", "bwd_weight", "update"]
-    cells = {(row["phase"], row["layer_kind"]): row for row in run.breakdown("phase", "layer_kind")}
-    header = [
-        "layer kind",
-        *[f"{phase} GB" for phase in phases],
-        "total GB",
-        *[f"{phase} ms" for phase in phases],
-        "total ms",
-    ]
-    rows = []
-    for kind in CATEGORIES:
-        found = [cells.get((phase, kind)) for phase in phases]
-        if not any(found):
-            continue
-        traffic = [
-            (f["dram_read_bytes"] + f["dram_write_bytes"]) / 1e9 if f else 0.0 for f in found
-        ]
-        times = [f["cycles"] / run.cycles * run.seconds * 1e3 if f else 0.0 for f in found]
-        rows.append(
-            [
-                kind,
-                *[f"{t:.2f}" for t in traffic],
-                f"{sum(traffic):.2f}",
-                *[f"{t:.1f}" for t in times],
-                f"{sum(times):.1f}",
-            ]
-        )
-    return text_table(header, rows, indent="  ")
+    )
 
 
 def breakdown_csv(runs: Sequence[RunResult]) -> str:
@@ -757,8 +579,11 @@ def _plot(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"{args.results[0]}: a sweep folder draws --kind speedup --x GRID_KEY"
             )
-        groups, unit = stored_points(args.results[0], args.x)
-        plots.save(plots.parameter_sweep(groups, args.x, metric=args.metric, unit=unit), args.out)
+        stored = stored_points(args.results[0], args.x)
+        figure = plots.parameter_sweep(
+            stored.groups, args.x, metric=args.metric, unit=stored.unit, context=stored.context
+        )
+        plots.save(figure, args.out)
         print(f"wrote {args.out}")
         return EXIT_OK
     loaded = [(path, *read_document(path)) for path in args.results]
@@ -769,7 +594,22 @@ def _plot(args: argparse.Namespace) -> int:
         for path, document, runs in loaded:
             value, unit = parameter_value(document, args.x, source=path)
             points.append((value, _chosen(runs, args.schemes, path)))
-        figure = plots.parameter_sweep(points, args.x, metric=args.metric, unit=unit)
+        from bnsim.sweeps import shared_context
+
+        context = shared_context(
+            [
+                {
+                    "workload": document["workload"].get("name"),
+                    "batch": document["workload"].get("batch"),
+                    "machine": document["hardware"].get("name"),
+                }
+                for _, document, _ in loaded
+            ],
+            args.x,
+        )
+        figure = plots.parameter_sweep(
+            points, args.x, metric=args.metric, unit=unit, context=context
+        )
     else:
         if len(loaded) != 1:
             raise ConfigError(
@@ -787,18 +627,34 @@ def _plot(args: argparse.Namespace) -> int:
         elif args.kind == "layers":
             if len(runs) < 2:
                 raise ConfigError(f"{path}: --kind layers compares two schemes; it holds one")
-            figure = plots.layer_traffic(runs[0], runs[1])
+            figure = plots.layer_traffic(
+                runs[0],
+                runs[1],
+                title=f"{title}: DRAM traffic per layer, {runs[0].scheme} vs {runs[1].scheme}",
+            )
         else:
-            from bnsim.sim.dramrate import sustained_bandwidth
+            from bnsim.report.machine import machine_roofs
 
             machine = machine_from_dict(document["hardware"], source=f"{path} (hardware)")
             figure = plots.roofline(
-                runs,
-                machine.peak_flops_per_second(),
-                sustained_bandwidth(machine),
-                title=f"{title}: kernels on the roofline",
+                runs, machine_roofs(machine), title=f"{title}: kernels on the roofline"
             )
     plots.save(figure, args.out)
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bnsim.report.documents import read_document
+    from bnsim.report.html import run_report, sweep_report, write_report
+
+    source = Path(args.source)
+    if source.is_dir():
+        text = sweep_report(source)
+    else:
+        document, _ = read_document(source)
+        text = run_report(document, source=str(source))
+    write_report(text, args.out)
     print(f"wrote {args.out}")
     return EXIT_OK
 
@@ -985,6 +841,13 @@ def _output_file(text: str) -> str:
     return text
 
 
+def _report_file(text: str) -> str:
+    """An HTML file to write, checked as `_output_file` checks, with an .html or .htm name."""
+    if Path(text).suffix.lower() not in (".html", ".htm"):
+        raise argparse.ArgumentTypeError(f"{text}: a report is HTML; name it .html")
+    return _output_file(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line on stderr and exit status 2."""
 
@@ -1077,6 +940,12 @@ def _add_run(commands: Any) -> None:
         metavar="FILE",
         type=_output_file,
         help="write a Chrome/Perfetto trace (JSON) of tiles on cores, DRAM channels and the LLC",
+    )
+    run.add_argument(
+        "--report",
+        metavar="FILE.html",
+        type=_report_file,
+        help="write a single-file HTML report: summary, breakdowns, figures, machine",
     )
     run.set_defaults(handler=_run)
     check = commands.add_parser(
@@ -1195,6 +1064,12 @@ def _add_sweep(commands: Any) -> None:
     sweep.add_argument(
         "--plot", action="store_true", help="draw speedup and traffic against the first grid key"
     )
+    sweep.add_argument(
+        "--report",
+        metavar="FILE.html",
+        type=_report_file,
+        help="write a single-file HTML report of the sweep when it ends",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     sweep.set_defaults(handler=_sweep)
 
@@ -1234,6 +1109,18 @@ def _add_plot(commands: Any) -> None:
         "--out", required=True, type=_output_file, help="image file: .png, .svg or .pdf"
     )
     plot.set_defaults(handler=_plot)
+    report = commands.add_parser(
+        "report", help="write a single-file HTML report of a result document or a sweep folder"
+    )
+    report.add_argument(
+        "source",
+        metavar="RESULT.json|DIR",
+        help="a document of bnsim run --json, or a sweep folder",
+    )
+    report.add_argument(
+        "--out", required=True, metavar="FILE.html", type=_report_file, help="the report to write"
+    )
+    report.set_defaults(handler=_report)
 
 
 def _add_schemes_and_verify(commands: Any) -> None:

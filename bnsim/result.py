@@ -16,7 +16,7 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar
 
-SCHEMA = "bnsim.result/1"
+SCHEMA = "bnsim.result/2"
 
 
 class _PicklesAsValues:
@@ -70,7 +70,14 @@ class TrafficRow(NamedTuple):
 
 
 class KernelResult(NamedTuple):
-    """One kernel's time, work and attributed traffic (a named tuple, as TrafficRow)."""
+    """One kernel's time, work and traffic (a named tuple, as TrafficRow).
+
+    Two byte counts answer two questions: `dram_read_bytes` and `dram_write_bytes` are the bytes
+    its ops caused (a dirty line written back later is charged to the op that wrote it), which
+    is what the breakdowns add up; `dram_transferred_bytes` are the bytes the DRAM channels moved
+    while it ran, whichever kernel caused them, which is what its achieved bandwidth and its
+    place on a roofline are made of.
+    """
 
     name: str
     phase: str
@@ -82,8 +89,9 @@ class KernelResult(NamedTuple):
     flops: int
     compute_cycles: int  # sum over its tiles of the cores' compute time
     memory_cycles: int  # sum over its tiles of the cores' memory time
-    dram_read_bytes: int
+    dram_read_bytes: int  # charged to it as their source (write-backs: to the writer)
     dram_write_bytes: int
+    dram_transferred_bytes: int  # what the channels moved during its span, whoever caused it
     num_tiles: int
 
     def cycles(self) -> int:
@@ -93,6 +101,20 @@ class KernelResult(NamedTuple):
     def bound(self) -> str:
         """'compute' or 'memory': which of the two dominated its tiles."""
         return "compute" if self.compute_cycles >= self.memory_cycles else "memory"
+
+
+class OpTime(NamedTuple):
+    """The share of a kernel's span charged to one of its ops (a named tuple, as TrafficRow):
+    the span split over the kernel's ops in proportion to what bounds the kernel (bnsim.sim.
+    attribution), so a fused kernel's time goes to the ops its bytes and cycles go to."""
+
+    kernel: int  # index into RunResult.kernels
+    op: str  # op kind
+    layer: str
+    layer_kind: str
+    phase: str
+    compute_cycles: int  # the op's own work on one core
+    cycles: int  # its share of the kernel's span (the shares add up to the span)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,12 +161,13 @@ class RunResult(_PicklesAsValues):
     core_busy_cycles: tuple[int, ...]
     channel_bytes: tuple[int, ...]
     num_events: int
+    op_times: tuple[OpTime, ...]
     dram_channels: tuple[ChannelTraffic, ...] = ()  # fast and line fidelity
 
     def __reduce__(self) -> tuple[Any, ...]:
         # rows as plain tuples: pickle then handles thousands of them without a call per row
         values = tuple(
-            tuple(map(tuple, value)) if name in ("kernels", "traffic") else value
+            tuple(map(tuple, value)) if name in _ROW_FIELDS else value
             for name, value in zip(self.__slots__, _values_of(RunResult)(self), strict=True)
         )
         return (_rebuild_run, (values,))
@@ -164,9 +187,11 @@ class RunResult(_PicklesAsValues):
         return self.dram_read_bytes + self.dram_write_bytes
 
     def breakdown(self, *keys: str) -> list[dict[str, Any]]:
-        """Traffic and kernel time summed by TrafficRow fields (e.g. "phase", "layer_kind").
+        """Traffic and time summed by TrafficRow fields (e.g. "phase", "layer_kind").
 
-        Cycles are charged to a kernel's phase and layer kind (its main op), bytes to their sources.
+        One rule for both: bytes and time go to ops. Bytes go to the op that caused them, time
+        to the ops of each kernel as OpTime rows split it. Time has no tensor: with "tensor" or
+        "tensor_role" among the keys, cycles are None.
         """
         key_of = _key_getter(keys)
         reads: dict[tuple[Any, ...], int] = defaultdict(int)
@@ -176,15 +201,16 @@ class RunResult(_PicklesAsValues):
             key = key_of(row)
             reads[key] += row.dram_read_bytes
             writes[key] += row.dram_write_bytes
-        if set(keys) <= {"phase", "layer_kind"}:
-            for kernel in self.kernels:
-                cycles[key_of(kernel)] += kernel.cycles()
+        timed = set(keys) <= set(OpTime._fields)
+        if timed:
+            for share in self.op_times:
+                cycles[key_of(share)] += share.cycles
         # every key with traffic or time, ordered by the text of its parts
         found = sorted({**reads, **cycles}, key=lambda key: tuple(str(part) for part in key))
         return [
             {
                 **dict(zip(keys, key, strict=True)),
-                "cycles": cycles.get(key, 0),
+                "cycles": cycles.get(key, 0) if timed else None,
                 "dram_read_bytes": reads.get(key, 0),
                 "dram_write_bytes": writes.get(key, 0),
             }
@@ -217,6 +243,7 @@ class RunResult(_PicklesAsValues):
                 for kernel in self.kernels
             ]
             document["traffic"] = [row._asdict() for row in self.traffic]
+            document["op_times"] = [row._asdict() for row in self.op_times]
         document["caches"] = {name: asdict(counters) for name, counters in self.caches}
         document["cores"] = {"busy_cycles": list(self.core_busy_cycles)}
         document["dram_channels"] = {
@@ -228,17 +255,20 @@ class RunResult(_PicklesAsValues):
 
     def to_dataframe(self, table: str = "kernels") -> Any:
         """One of the run's tables as a pandas DataFrame (needs pandas): `kernels` (a row per
-        kernel), `traffic` (per source), `breakdown` (by phase and layer kind) or `summary` (the
-        totals), each row with its scheme and fidelity; columns as in the result document.
+        kernel), `traffic` (per source), `op_times` (per op), `breakdown` (by phase and layer
+        kind) or `summary` (the totals), each row with its scheme and fidelity; columns as in the
+        result document.
 
         Raises:
             ValueError: an unknown table.
         """
         import pandas as pd  # noqa: PLC0415 (optional: pip install 'bnsim[notebook]')
 
-        if table not in ("kernels", "traffic", "breakdown", "summary"):
-            raise ValueError(f"no table {table!r}: kernels, traffic, breakdown or summary")
-        document = self.to_dict(details=table in ("kernels", "traffic"))
+        if table not in ("kernels", "traffic", "op_times", "breakdown", "summary"):
+            raise ValueError(
+                f"no table {table!r}: kernels, traffic, op_times, breakdown or summary"
+            )
+        document = self.to_dict(details=table in _ROW_FIELDS)
         totals = ("cycles", "seconds", "flops", "dram_read_bytes", "dram_write_bytes")
         rows = [{key: document[key] for key in totals}] if table == "summary" else document[table]
         frame = pd.DataFrame(rows)
@@ -247,11 +277,11 @@ class RunResult(_PicklesAsValues):
         return frame
 
     def kernel_dram_bandwidth(self, kernel: KernelResult) -> float:
-        """Bytes per second the kernel's DRAM traffic achieved over its span (0 for an instant)."""
+        """Bytes per second the DRAM channels moved during the kernel's span (0 for an instant)."""
         if not kernel.cycles() or not self.cycles:
             return 0.0
         clock_hz = self.cycles / self.seconds
-        return (kernel.dram_read_bytes + kernel.dram_write_bytes) * clock_hz / kernel.cycles()
+        return kernel.dram_transferred_bytes * clock_hz / kernel.cycles()
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> RunResult:
@@ -266,6 +296,7 @@ class RunResult(_PicklesAsValues):
             dram_write_bytes=document["dram_write_bytes"],
             kernels=tuple(_kernel_from_dict(kernel) for kernel in document["kernels"]),
             traffic=tuple(TrafficRow(**row) for row in document["traffic"]),
+            op_times=tuple(OpTime(**row) for row in document["op_times"]),
             caches=tuple(
                 sorted((name, CacheCounters(**c)) for name, c in document["caches"].items())
             ),
@@ -291,12 +322,18 @@ def _key_getter(keys: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
 
 def _rebuild_run(values: tuple[Any, ...]) -> RunResult:
     run: RunResult = _rebuild(RunResult, values)
-    object.__setattr__(run, "kernels", _named(KernelResult, run.kernels))
-    object.__setattr__(run, "traffic", _named(TrafficRow, run.traffic))
+    for name, row_type in _ROW_FIELDS.items():
+        object.__setattr__(run, name, _named(row_type, getattr(run, name)))
     return run
 
 
-_Row = TypeVar("_Row", TrafficRow, KernelResult)
+# the fields of a RunResult that hold rows, and the rows' type
+_ROW_FIELDS: dict[str, type[Any]] = {
+    "kernels": KernelResult,
+    "traffic": TrafficRow,
+    "op_times": OpTime,
+}
+_Row = TypeVar("_Row", TrafficRow, KernelResult, OpTime)
 
 
 def from_columns(cls: type[_Row], columns: Mapping[str, Sequence[Any]]) -> list[_Row]:

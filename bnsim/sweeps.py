@@ -592,6 +592,8 @@ def _record(task: Task, outcome: Outcome) -> dict[str, Any]:
         "index": task.index,
         "values": dict(task.values),
         "workload": task.workload,
+        "machine": task.machine.name,
+        "hardware": task.machine.to_dict(),
         "batch": task.network.batch,
         "image": task.network.out_shape("input").h,
         "scheme": task.scheme,
@@ -628,9 +630,9 @@ def sweep(
     >>> for row in results.rows():
     ...     print(row["llc.size"], row["scheme"], f"{row['speedup_vs_baseline']:.3f}")
     64KiB baseline 1.000
-    64KiB bnff 1.136
+    64KiB bnff 1.126
     256KiB baseline 1.000
-    256KiB bnff 1.132
+    256KiB bnff 1.124
     """
     axes = tuple(
         (key, grid_values(key, values) if isinstance(values, str) else tuple(map(str, values)))
@@ -774,24 +776,42 @@ def write_summary(
     return path
 
 
-def stored_points(
-    folder: str | Path, parameter: str
-) -> tuple[dict[str, list[tuple[float, list[RunResult]]]], str]:
-    """For plotting a stored sweep (finished or not): per group of the other grid values, the
-    (value of `parameter`, runs) points, and the parameter's axis unit. Reads results.jsonl only.
+def records_of(folder: str | Path) -> list[dict[str, Any]]:
+    """Every stored record of a sweep folder (finished, failed), in grid order.
 
     Raises:
-        ConfigError: no store in `folder`, or `parameter` is not a grid key of the sweep.
+        ConfigError: no store in `folder`.
     """
     store = Store(folder)
     if not store.path.exists():
         raise ConfigError(f"{folder}: no {RESULTS_FILE}; is it a bnsim sweep folder?")
-    records = [r for r in store.load().values() if r["status"] == "ok"]
+    return sorted(store.load().values(), key=lambda record: record["index"])
+
+
+@dataclass(frozen=True)
+class StoredSweep:
+    """What a plot of a stored sweep draws against one of its grid keys."""
+
+    groups: dict[str, list[tuple[float, list[RunResult]]]]  # other grid values → (x, runs)
+    unit: str  # of the x values
+    context: str  # what every point shares: "densenet121, batch 32, on cmp16" (parts that vary
+    # are in the group labels)
+
+
+def stored_points(folder: str | Path, parameter: str) -> StoredSweep:
+    """For plotting a stored sweep (finished or not): per group of the other grid values, the
+    (value of `parameter`, runs) points; the parameter's axis unit; and what all points share
+    (workload, batch, machine). Reads results.jsonl only.
+
+    Raises:
+        ConfigError: no store in `folder`, or `parameter` is not a grid key of the sweep.
+    """
+    records = [r for r in records_of(folder) if r["status"] == "ok"]
     if not records:
-        raise ConfigError(f"{store.path}: no finished points yet")
+        raise ConfigError(f"{Path(folder) / RESULTS_FILE}: no finished points yet")
     groups: dict[str, dict[float, list[RunResult]]] = {}
     unit = ""
-    for record in sorted(records, key=lambda r: r["index"]):
+    for record in records:
         values = dict(record["values"])
         if parameter in ("batch", "image"):
             x, unit = float(record[parameter]), ""
@@ -812,6 +832,25 @@ def stored_points(
         if "workload" not in values and len({r["workload"] for r in records}) > 1:
             others.insert(0, record["workload"])
         label = ", ".join(others)
-        run = RunResult.from_dict({**record["run"], "kernels": [], "traffic": []})
+        run = RunResult.from_dict({**record["run"], "kernels": [], "traffic": [], "op_times": []})
         groups.setdefault(label, {}).setdefault(x, []).append(run)
-    return {label: sorted(points.items()) for label, points in groups.items()}, unit
+    return StoredSweep(
+        {label: sorted(points.items()) for label, points in groups.items()},
+        unit,
+        shared_context(records, parameter),
+    )
+
+
+def shared_context(points: Sequence[Mapping[str, Any]], parameter: str) -> str:
+    """What a plot's points share, for its title: their "workload", "batch" and "machine" keys,
+    each where it is one for all and not the `parameter` plotted against."""
+    parts = []
+    for key, spell in (
+        ("workload", "{}"),
+        ("batch", "batch {}"),
+        ("machine", "on {}"),
+    ):
+        found = {point.get(key) for point in points}
+        if len(found) == 1 and None not in found and key != parameter:
+            parts.append(spell.format(found.pop()))
+    return ", ".join(parts)

@@ -409,6 +409,15 @@ class Trace:
             )
         return plan
 
+    def op_compute_cycles(self, index: int) -> list[float]:
+        """Core cycles of each op's whole work in kernel `index`, as its tiles charge them."""
+        kernel = self.schedule.kernels[index]
+        main, fused = kernel.main_op(), len(kernel.ops) > 1
+        return [
+            self.compute_cycles(op, self.sampled_share(op), fused and op is main)
+            for op in kernel.ops
+        ]
+
     def sampled_share(self, op: Op) -> float:
         """The fraction of its input a sampled statistics op reads (1 for every other op)."""
         if op.kind is not OpKind.BN_STATS or not op.attr("sampling"):
@@ -646,6 +655,7 @@ _INPUT_SIZED_KINDS = frozenset(
     (
         OpKind.POOL_FWD,
         OpKind.BN_STATS,
+        OpKind.BN_GRAD_REDUCE,
         OpKind.LOSS_FWD,
         OpKind.LOSS_BWD,
         OpKind.SGD_UPDATE,

@@ -58,9 +58,10 @@ def main() -> None:
             )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    title = f"{workload} on {machine.name}"
-    plots.save(plots.parameter_sweep(points, "batch", title=title), args.out / "batch_speedup.png")
-    figure = plots.parameter_sweep(points, "batch", metric="traffic_reduction", title=title)
+    context = f"{workload}, on {machine.name}"
+    figure = plots.parameter_sweep(points, "batch", context=context)
+    plots.save(figure, args.out / "batch_speedup.png")
+    figure = plots.parameter_sweep(points, "batch", metric="traffic_reduction", context=context)
     plots.save(figure, args.out / "batch_traffic_saved.png")
     with (args.out / "batch_sweep.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))

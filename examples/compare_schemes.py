@@ -16,7 +16,7 @@ from pathlib import Path
 
 import bnsim
 from bnsim.report import plots
-from bnsim.sim.dramrate import sustained_bandwidth
+from bnsim.report.machine import machine_roofs
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMES = ["baseline", "fission", "bnff", "recompute", "bnff+sampling"]
@@ -55,9 +55,7 @@ def main() -> None:
         "compare_time.png": plots.time_breakdown(runs, title=f"{title}: iteration time"),
         "compare_layers.png": plots.layer_traffic(runs[0], runs[2]),
         "compare_roofline.png": plots.roofline(
-            runs,
-            machine.peak_flops_per_second(),
-            sustained_bandwidth(machine),
+            runs, machine_roofs(machine), title=f"{title}: kernels on the roofline"
         ),
     }
     for name, figure in figures.items():

@@ -77,7 +77,8 @@ def main() -> None:
             f"bnff {bnff.seconds * 1e3:.3f} ms, {bnff.dram_bytes() / 1e6:.1f} MB "
             f"({baseline.cycles / bnff.cycles:.3f}× faster)"
         )
-        figure = plots.traffic_breakdown(runs, title=f"{network.name}, batch {batch}")
+        title = f"{network.name}, batch {batch}, on {machine.name}: DRAM traffic"
+        figure = plots.traffic_breakdown(runs, title=title)
         plots.save(figure, args.out / f"custom_traffic_{network.name}.png")
     print(f"wrote {len(networks)} figures into {args.out}/")
 

@@ -38,7 +38,9 @@ def main() -> None:
                 f"{workload:12s} {run.scheme:10s} {run.seconds * 1e3:8.2f} ms "
                 f"{run.dram_bytes() / 1e9:7.2f} GB  {runs[0].cycles / run.cycles:.3f}× vs baseline"
             )
-        figure = plots.traffic_breakdown(runs, title=f"{workload}, batch {batch}, on the V100")
+        figure = plots.traffic_breakdown(
+            runs, title=f"{workload}, batch {batch}, on the V100: DRAM traffic"
+        )
         plots.save(figure, args.out / f"v100_traffic_{workload}.png")
     print(f"wrote {len(points)} figures into {args.out}/")
 

@@ -50,10 +50,12 @@ def main() -> None:
                 f"bnff {row['speedup_vs_baseline']:.3f}× faster, "
                 f"{1 - row['dram_vs_baseline']:.1%} less DRAM traffic"
             )
-    groups, unit = stored_points(folder, "llc.size")
-    title = f"batch {batch}, on {hw.removesuffix('.yaml')} with a 16-way LLC"
+    stored = stored_points(folder, "llc.size")
+    context = f"{stored.context}, a 16-way LLC"
     for metric, name in (("speedup", "llc_speedup.png"), ("traffic", "llc_traffic.png")):
-        figure = plots.parameter_sweep(groups, "LLC size", metric=metric, unit=unit, title=title)
+        figure = plots.parameter_sweep(
+            stored.groups, "LLC size", metric=metric, unit=stored.unit, context=context
+        )
         plots.save(figure, args.out / name)
     print(f"wrote {folder}/summary.csv, llc_speedup.png and llc_traffic.png into {args.out}/")
 

@@ -17,7 +17,8 @@ FORMATS = ("png", "svg", "pdf")
 # stacking order
 KINDS = ("conv", "bn", "relu", "activation", "concat", "pool", "add", "mul", "fc", "other")
 PHASES = ("fwd", "bwd_data", "bwd_weight", "update")
-PHASE_HATCHES = {"fwd": "", "bwd_data": "///", "bwd_weight": "\\\\\\", "update": "..."}
+# a different pattern per phase (not mirror images), drawn in a colour that stands out from the fill
+PHASE_HATCHES = {"fwd": "", "bwd_data": "///", "bwd_weight": "xxx", "update": "..."}
 KIND_COLORS = {  # Paul Tol's "muted" palette
     "conv": "#332288",
     "bn": "#88CCEE",
@@ -47,6 +48,12 @@ def scheme_color(scheme: str) -> str:
     if known is not None:
         return known
     return _MORE_COLORS[zlib.crc32(name.encode()) % len(_MORE_COLORS)]
+
+
+def hatch_color(fill: str) -> str:
+    """Near black on a light fill, white on a dark one (relative luminance, sRGB weights)."""
+    red, green, blue = (int(fill[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#222222" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "#FFFFFF"
 
 
 def kind_of(layer_kind: str) -> str:
@@ -151,27 +158,45 @@ def layer_table(runs: Sequence[RunResult]) -> tuple[list[str], dict[str, list[fl
 
 
 @dataclass(frozen=True, slots=True)
+class Roofs:
+    """A machine's roofline: what no kernel can exceed, and the pins' peak that nothing reaches."""
+
+    flops_per_second: float  # all cores' peak
+    sustained_bytes_per_second: float  # DRAM, at the channels' best mix of reads and writes
+    peak_bytes_per_second: float  # DRAM, at the pins
+
+
+@dataclass(frozen=True, slots=True)
 class KernelPoint:
-    """One kernel on the roofline."""
+    """One kernel on the roofline: FLOPs per byte the DRAM channels moved during its span."""
 
     scheme: str
     kernel: str
+    layer_kind: str  # its stacking category (kind_of)
     intensity: float  # FLOPs per DRAM byte
     flops_per_second: float
+    dram_bytes_per_second: float
 
 
 def roofline_table(runs: Sequence[RunResult]) -> list[KernelPoint]:
-    """Every kernel with FLOPs and DRAM traffic: its arithmetic intensity and achieved FLOP/s."""
+    """Every kernel with FLOPs and DRAM traffic in its span: its arithmetic intensity and achieved
+    FLOP/s, by the bytes the channels moved while it ran (KernelResult.dram_transferred_bytes), so
+    that no kernel can sit above the bandwidth the channels sustain."""
     points = []
     for run in runs:
         seconds_per_cycle = run.seconds / run.cycles if run.cycles else 0.0
         for kernel in run.kernels:
-            moved = kernel.dram_read_bytes + kernel.dram_write_bytes
+            moved = kernel.dram_transferred_bytes
             seconds = kernel.cycles() * seconds_per_cycle
             if kernel.flops and moved and seconds > 0:
                 points.append(
                     KernelPoint(
-                        run.scheme, kernel.name, kernel.flops / moved, kernel.flops / seconds
+                        run.scheme,
+                        kernel.name,
+                        kind_of(kernel.layer_kind),
+                        kernel.flops / moved,
+                        kernel.flops / seconds,
+                        moved / seconds,
                     )
                 )
     return points

@@ -21,6 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullLocator
 
 from bnsim.errors import ConfigError
 from bnsim.report.plotdata import (
@@ -30,9 +31,11 @@ from bnsim.report.plotdata import (
     PHASE_HATCHES,
     PHASES,
     SWEEP_METRICS,
+    Roofs,
     Segment,
     baseline_index,
     breakdown_table,
+    hatch_color,
     layer_table,
     roofline_table,
     scheme_color,
@@ -94,15 +97,15 @@ def _breakdown_figure(
             bottom=bottoms[index],
             width=0.62,
             color=KIND_COLORS[segment.layer_kind],
-            hatch=PHASE_HATCHES.get(segment.phase, "xx"),
-            edgecolor="white",
-            linewidth=0.4,
+            hatch=PHASE_HATCHES.get(segment.phase, "++"),
+            edgecolor=hatch_color(KIND_COLORS[segment.layer_kind]),
+            linewidth=0.3,
             label=f"{segment.layer_kind} {segment.phase}",
         )
         bottoms[index] += segment.value
     baseline = baseline_index(runs)
     for index, total in enumerate(totals):
-        text = f"{total:.1f} {unit}"
+        text = f"{total:.3g} {unit}"
         if baseline is not None and index != baseline and totals[baseline] > 0:
             change = total / totals[baseline] - 1
             text += f"\n{change:+.1%}"
@@ -155,12 +158,15 @@ def parameter_sweep(
     metric: str = "speedup",
     unit: str = "",
     title: str | None = None,
+    context: str = "",
 ) -> Figure:
     """One line per scheme: the metric against a swept parameter (LLC size, cores, batch, ...).
 
     `points` pairs each parameter value (in `unit`, e.g. MiB) with the runs simulated there; or
     maps group labels (the other swept values, e.g. "resnet50, batch=64") to such points, drawn
-    as one line style per group. A parameter spanning a factor of 8 or more gets a log₂ axis.
+    as one line style per group. The x axis is log₂ whenever every value is positive (sweeps
+    double sizes), ticked at the swept values. `context` (what every point shares, e.g.
+    "densenet121, batch 32, on cmp16") leads the default title.
     """
     groups = points if isinstance(points, Mapping) else {"": points}
     figure, axes = _figure(width=6.4 if len(groups) == 1 else 7.6, height=4.2)
@@ -182,16 +188,20 @@ def parameter_sweep(
             schemes.setdefault(scheme, scheme_color(scheme))
     if not xs_all:
         raise ValueError(f"no runs to plot {metric} against {parameter} (a baseline run is needed)")
-    if min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
+    if min(xs_all) > 0:
         axes.set_xscale("log", base=2)
+        axes.set_xticks(sorted(set(xs_all)))
         axes.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+        axes.xaxis.set_minor_formatter(lambda value, _: "")
+        axes.xaxis.set_minor_locator(NullLocator())
     if metric == "traffic_reduction":
         axes.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
     if metric == "speedup":
         axes.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
     axes.set_xlabel(f"{parameter} ({unit})" if unit else parameter)
     axes.set_ylabel(SWEEP_METRICS[metric])
-    axes.set_title(title or f"{SWEEP_METRICS[metric].split(' (')[0].capitalize()}, by {parameter}")
+    default = f"{SWEEP_METRICS[metric].split(' (')[0]}, by {parameter}"
+    axes.set_title(title or (f"{context}: {default}" if context else default.capitalize()))
     axes.grid(True, alpha=0.3)
     if len(groups) == 1:
         axes.legend(title="scheme", fontsize=FONT_SIZE - 1)
@@ -223,94 +233,144 @@ LINE_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
 def layer_traffic(
     first: RunResult, second: RunResult, *, title: str | None = None, labels: int = 12
 ) -> Figure:
-    """DRAM traffic per layer, network order, for two schemes, and the running total saved: where
-    the second scheme's savings come from. `labels` layer names label the x axis."""
+    """DRAM traffic per layer, network order: one panel per scheme on the same scale (so that no
+    bar hides another, whatever the number of layers), and below them the running total the
+    second scheme saved: where its savings come from. `labels` layer names label the x axis."""
     layers, amounts = layer_table([first, second])
-    figure, axes = _figure(width=10.0, height=4.4)
+    figure = Figure(figsize=(10.0, 6.4), layout="constrained")
+    FigureCanvasAgg(figure)
+    top, middle, bottom = figure.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 2, 1.4]}
+    )
+    middle.sharey(top)
     positions = range(len(layers))
-    for run, offset in ((first, -0.2), (second, 0.2)):
+    for axes, run in ((top, first), (middle, second)):
         axes.bar(
-            [p + offset for p in positions],
-            amounts[run.scheme],
-            width=0.4,
-            color=scheme_color(run.scheme),
-            label=run.scheme,
-            linewidth=0,
+            positions, amounts[run.scheme], width=0.8, color=scheme_color(run.scheme), linewidth=0
         )
-    axes.set_xlabel("layer, in network order")
-    axes.set_ylabel("DRAM traffic (MB)")
-    step = max(1, math.ceil(len(layers) / max(1, labels)))
-    ticks = list(range(0, len(layers), step))
-    axes.set_xticks(ticks, [layers[t] for t in ticks], rotation=35, ha="right", fontsize=7)
-    axes.set_xlim(-1, len(layers))
-    saved = axes.twinx()
+        axes.set_ylabel("DRAM (MB)", fontsize=FONT_SIZE)
+        axes.set_title(
+            f"{run.scheme}: {run.dram_bytes() / 1e9:.3g} GB in all",
+            loc="left",
+            color=scheme_color(run.scheme),
+            fontsize=FONT_SIZE,
+        )
     running, total = [], 0.0
     for a, b in zip(amounts[first.scheme], amounts[second.scheme], strict=True):
         total += (a - b) / 1e3
         running.append(total)
-    saved.plot(positions, running, color="#D55E00", linewidth=1.5, label="running total saved")
-    saved.set_ylabel(f"saved by {second.scheme}, running total (GB)", color="#D55E00")
-    saved.tick_params(axis="y", colors="#D55E00")
-    handles = axes.get_legend_handles_labels()[0] + saved.get_legend_handles_labels()[0]
-    axes.legend(handles=handles, loc="upper left", fontsize=FONT_SIZE - 1)
-    axes.set_title(title or f"DRAM traffic per layer: {first.scheme} vs {second.scheme}")
+    bottom.plot(positions, running, color="#D55E00", linewidth=1.5)
+    bottom.axhline(0.0, color="#999999", linewidth=0.6)
+    bottom.set_ylabel(f"saved by {second.scheme},\nrunning total (GB)", fontsize=FONT_SIZE)
+    bottom.set_xlabel("layer, in network order", fontsize=FONT_SIZE)
+    step = max(1, math.ceil(len(layers) / max(1, labels)))
+    ticks = list(range(0, len(layers), step))
+    bottom.set_xticks(ticks, [layers[t] for t in ticks], rotation=35, ha="right", fontsize=7)
+    bottom.set_xlim(-1, len(layers))
+    for axes in (top, middle, bottom):
+        axes.tick_params(axis="y", labelsize=FONT_SIZE - 1)
+        axes.grid(True, axis="y", alpha=0.25)
+        for side in ("top", "right"):
+            axes.spines[side].set_visible(False)
+    figure.suptitle(
+        title or f"DRAM traffic per layer: {first.scheme} vs {second.scheme}",
+        fontsize=FONT_SIZE + 2,
+    )
     return figure
 
 
 # --- roofline ------------------------------------------------------------------------------------
 
 
-def roofline(
-    runs: Sequence[RunResult],
-    peak_flops_per_second: float,
-    peak_bytes_per_second: float,
-    *,
-    title: str | None = None,
-) -> Figure:
-    """Every kernel as a point (arithmetic intensity, achieved FLOP/s) under the machine's roofs:
-    compute peak and DRAM bandwidth (kernels with no FLOPs or no DRAM traffic are left out)."""
+def roofline(runs: Sequence[RunResult], roofs: Roofs, *, title: str | None = None) -> Figure:
+    """Every kernel as a point (arithmetic intensity, achieved FLOP/s) under the machine's roofs
+    (bnsim.report.machine.machine_roofs), one panel per run on shared axes, coloured by layer kind.
+
+    The roofs: the cores' compute peak; the DRAM bandwidth the channels sustain at their best mix
+    of reads and writes (solid); and the pins' peak bandwidth (dashed), which no access pattern
+    reaches. Intensity counts the bytes the channels
+    moved during the kernel's span (bnsim.report.plotdata.roofline_table); kernels with no FLOPs or
+    no DRAM traffic in their span are left out.
+    """
     points = roofline_table(runs)
-    figure, axes = _figure(width=6.6, height=4.6)
-    for run in runs:
-        mine = [point for point in points if point.scheme == run.scheme]
-        axes.scatter(
-            [point.intensity for point in mine],
-            [point.flops_per_second / 1e9 for point in mine],
-            s=9,
-            alpha=0.55,
-            color=scheme_color(run.scheme),
-            label=f"{run.scheme} ({len(mine)} kernels)",
-            linewidths=0,
-        )
+    peak_flops_per_second = roofs.flops_per_second
+    sustained_bytes_per_second = roofs.sustained_bytes_per_second
+    peak_bytes_per_second = roofs.peak_bytes_per_second
+    columns = min(len(runs), 3) or 1
+    rows = -(-len(runs) // columns) or 1
+    figure = Figure(figsize=(3.4 * columns + 1.6, 3.0 * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
     intensities = [point.intensity for point in points] or [1.0]
+    ridge = peak_flops_per_second / sustained_bytes_per_second
     low = min(min(intensities) / 2, 0.05)
-    high = max(max(intensities) * 2, 4 * peak_flops_per_second / peak_bytes_per_second)
-    ridge = peak_flops_per_second / peak_bytes_per_second
-    xs = [low, ridge, high]
-    ys = [min(peak_flops_per_second, x * peak_bytes_per_second) / 1e9 for x in xs]
-    axes.plot(xs, ys, color="#222222", linewidth=1.4)
-    axes.annotate(
-        f"{peak_bytes_per_second / 1e9:.0f} GB/s",
-        (math.sqrt(low * ridge), math.sqrt(low * ridge) * peak_bytes_per_second / 1e9),
-        rotation=0,
-        fontsize=FONT_SIZE - 1,
-        va="bottom",
+    high = max(max(intensities) * 2, 4 * ridge)
+    bandwidths = [(sustained_bytes_per_second, "-", "sustained")]
+    if peak_bytes_per_second > sustained_bytes_per_second:
+        bandwidths.append((peak_bytes_per_second, "--", "peak"))
+    used = [kind for kind in KINDS if any(point.layer_kind == kind for point in points)]
+    for index, axes in enumerate(grid.flat):
+        if index >= len(runs):
+            axes.set_visible(False)
+            continue
+        run = runs[index]
+        mine = [point for point in points if point.scheme == run.scheme]
+        for kind in used:
+            of_kind = [point for point in mine if point.layer_kind == kind]
+            axes.scatter(
+                [point.intensity for point in of_kind],
+                [point.flops_per_second / 1e9 for point in of_kind],
+                s=10,
+                alpha=0.7,
+                color=KIND_COLORS[kind],
+                linewidths=0,
+            )
+        for bandwidth, style, name in bandwidths:
+            knee = peak_flops_per_second / bandwidth
+            xs = [low, knee, high]
+            ys = [min(peak_flops_per_second, x * bandwidth) / 1e9 for x in xs]
+            axes.plot(xs, ys, color="#222222", linewidth=1.2, linestyle=style)
+            if index == 0:
+                axes.annotate(
+                    f"{name} {bandwidth / 1e9:.0f} GB/s",
+                    (low * 1.3, low * 1.3 * bandwidth / 1e9),
+                    xytext=(0, 3 if name == "peak" else -3),
+                    textcoords="offset points",
+                    va="bottom" if name == "peak" else "top",
+                    fontsize=FONT_SIZE - 2,
+                )
+        if index == 0:
+            axes.annotate(
+                f"peak {peak_flops_per_second / 1e12:.2f} TFLOP/s",
+                (high, peak_flops_per_second / 1e9),
+                xytext=(-2, 3),
+                textcoords="offset points",
+                ha="right",
+                fontsize=FONT_SIZE - 2,
+            )
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlim(low, high)
+        axes.set_title(
+            f"{run.scheme} ({len(mine)} kernels)",
+            fontsize=FONT_SIZE,
+            color=scheme_color(run.scheme),
+        )
+        axes.grid(True, which="both", alpha=0.2)
+        axes.tick_params(labelsize=FONT_SIZE - 1)
+        for side in ("top", "right"):
+            axes.spines[side].set_visible(False)
+    figure.supxlabel(
+        "arithmetic intensity (FLOP per byte the DRAM channels moved)", fontsize=FONT_SIZE
     )
-    axes.annotate(
-        f"{peak_flops_per_second / 1e12:.2f} TFLOP/s peak",
-        (ridge, peak_flops_per_second / 1e9),
-        xytext=(4, 4),
-        textcoords="offset points",
+    figure.supylabel("achieved GFLOP/s", fontsize=FONT_SIZE)
+    figure.suptitle(title or "Kernels on the roofline", fontsize=FONT_SIZE + 2)
+    figure.legend(
+        handles=[Patch(facecolor=KIND_COLORS[kind], label=kind) for kind in used],
+        title="layer kind",
+        loc="outside right upper",
         fontsize=FONT_SIZE - 1,
     )
-    axes.set_xscale("log")
-    axes.set_yscale("log")
-    axes.set_xlim(low, high)
-    axes.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
-    axes.set_ylabel("achieved GFLOP/s")
-    axes.set_title(title or "Kernels on the roofline")
-    axes.grid(True, which="both", alpha=0.2)
-    axes.legend(fontsize=FONT_SIZE - 1, loc="lower right")
     return figure
 
 

@@ -35,6 +35,7 @@ def kernel_args(run: RunResult, kernel: KernelResult) -> dict[str, Any]:
         "flops": kernel.flops,
         "dram_read_bytes": kernel.dram_read_bytes,
         "dram_write_bytes": kernel.dram_write_bytes,
+        "dram_transferred_bytes": kernel.dram_transferred_bytes,
         "dram_GB_per_s": round(run.kernel_dram_bandwidth(kernel) / 1e9, 3),
         "bound": kernel.bound(),
         "compute_cycles": kernel.compute_cycles,

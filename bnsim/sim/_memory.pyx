@@ -1048,6 +1048,13 @@ cdef class MemorySystem:
     cdef double* channel_free
     cdef double* busy_closed  # per channel: busy cycles before its current busy stretch
     cdef double* stretch_start  # per channel: when its current busy stretch began
+    # per channel: its queue, oldest first, as (begin, finish, bytes) triples from `head` on, and
+    # the bytes of the transfers that had finished by the latest step (the queue no longer holds them)
+    cdef double** transfers
+    cdef int* transfers_head
+    cdef int* transfers_count
+    cdef int* transfers_capacity
+    cdef double* transferred_bytes
     cdef double rates[5]  # bytes per cycle one channel sustains, by the share of writes
     cdef double latency_cycles
     cdef double* tile_reads
@@ -1090,6 +1097,11 @@ cdef class MemorySystem:
         self.channel_free = <double*> malloc(channels * sizeof(double))
         self.busy_closed = <double*> calloc(channels, sizeof(double))
         self.stretch_start = <double*> calloc(channels, sizeof(double))
+        self.transfers = <double**> calloc(channels, sizeof(double*))
+        self.transfers_head = <int*> calloc(channels, sizeof(int))
+        self.transfers_count = <int*> calloc(channels, sizeof(int))
+        self.transfers_capacity = <int*> calloc(channels, sizeof(int))
+        self.transferred_bytes = <double*> calloc(channels, sizeof(double))
         for i in range(5):
             self.rates[i] = rates[i]
         self.latency_cycles = latency_cycles
@@ -1106,12 +1118,21 @@ cdef class MemorySystem:
         self.dropped = _Evictions()
 
     def __dealloc__(self):
+        cdef int i
         free(self.reads_by_source)
         free(self.writes_by_source)
         free(self.channel_stats)
         free(self.channel_free)
         free(self.busy_closed)
         free(self.stretch_start)
+        if self.transfers != NULL:
+            for i in range(self.channels):
+                free(self.transfers[i])
+        free(self.transfers)
+        free(self.transfers_head)
+        free(self.transfers_count)
+        free(self.transfers_capacity)
+        free(self.transferred_bytes)
         free(self.tile_reads)
         free(self.tile_writes)
 
@@ -1259,6 +1280,41 @@ cdef class MemorySystem:
             self.tile_reads[i] = 0
             self.tile_writes[i] = 0
 
+    cdef void _retire(self, int channel, double now) noexcept:
+        """Count the channel's transfers finished by `now` as done (steps come in time order, so
+        every later question is about a later cycle)."""
+        cdef double* queue = self.transfers[channel]
+        cdef int head = self.transfers_head[channel], count = self.transfers_count[channel]
+        while count and queue[3 * head + 1] <= now:
+            self.transferred_bytes[channel] += queue[3 * head + 2]
+            head += 1
+            count -= 1
+        self.transfers_head[channel] = head if count else 0
+        self.transfers_count[channel] = count
+
+    cdef void _push_transfer(self, int channel, double begin, double finish,
+                             double amount) noexcept:
+        cdef int head = self.transfers_head[channel], count = self.transfers_count[channel]
+        cdef int capacity = self.transfers_capacity[channel]
+        if head + count == capacity:
+            if head > capacity // 2:  # mostly retired: move the queue to the front
+                memmove(self.transfers[channel], self.transfers[channel] + 3 * head,
+                        3 * count * sizeof(double))
+            else:
+                capacity = 2 * capacity if capacity else 64
+                self.transfers[channel] = <double*> realloc(
+                    self.transfers[channel], 3 * capacity * sizeof(double))
+                self.transfers_capacity[channel] = capacity
+                memmove(self.transfers[channel], self.transfers[channel] + 3 * head,
+                        3 * count * sizeof(double))
+            head = 0
+            self.transfers_head[channel] = 0
+        cdef double* slot = self.transfers[channel] + 3 * (head + count)
+        slot[0] = begin
+        slot[1] = finish
+        slot[2] = amount
+        self.transfers_count[channel] = count + 1
+
     cdef double _rate(self, double reads, double writes) noexcept:
         """What a channel sustains for this mix: the rates at the nearest shares of writes, mixed."""
         cdef double position = 4.0 * writes / (reads + writes)
@@ -1271,13 +1327,14 @@ cdef class MemorySystem:
         """Queue the reads, then the writes (posted), since `_begin`, each channel serving them at
         the rate it sustains for their mix; returns when the reads arrive."""
         cdef int i, low
-        cdef double reads, writes, rate, position, done = now
+        cdef double reads, writes, rate, position, begin, done = now
         cdef double* stats
         for i in range(self.channels):
             reads = self.tile_reads[i] + self.spread_reads / self.channels
             writes = self.tile_writes[i] + self.spread_writes / self.channels
             if not reads and not writes:
                 continue
+            self._retire(i, now)
             rate = self._rate(reads, writes)
             stats = &self.channel_stats[i * CHANNEL_FIELDS]
             if self.channel_free[i] < now:  # idle since: a new busy stretch begins
@@ -1286,11 +1343,13 @@ cdef class MemorySystem:
                 self.channel_free[i] = now
             else:
                 stats[3] += self.channel_free[i] - now  # waited behind earlier traffic
+            begin = self.channel_free[i]
             if reads:
                 self.channel_free[i] += reads / rate
                 if self.channel_free[i] + self.latency_cycles > done:
                     done = self.channel_free[i] + self.latency_cycles
             self.channel_free[i] += writes / rate
+            self._push_transfer(i, begin, self.channel_free[i], reads + writes)
             stats[0] += reads
             stats[1] += writes
             stats[2] += (reads + writes) / rate
@@ -1585,6 +1644,27 @@ cdef class MemorySystem:
         """Bytes per channel so far."""
         return [self.channel_stats[i * CHANNEL_FIELDS] + self.channel_stats[i * CHANNEL_FIELDS + 1]
                 for i in range(self.channels)]
+
+    def channel_transferred(self, double cycle):
+        """Per channel, the bytes it has transferred by `cycle` (no earlier than the last step):
+        queued bytes less those still waiting or in transfer, each transfer at its own rate."""
+        cdef int i, k
+        cdef double done, begin, finish
+        cdef double* transfer
+        found = []
+        for i in range(self.channels):
+            done = self.transferred_bytes[i]
+            for k in range(self.transfers_count[i]):
+                transfer = self.transfers[i] + 3 * (self.transfers_head[i] + k)
+                begin, finish = transfer[0], transfer[1]
+                if finish <= cycle:
+                    done += transfer[2]
+                elif begin < cycle:
+                    done += transfer[2] * (cycle - begin) / (finish - begin)
+                else:
+                    break
+            found.append(done)
+        return found
 
     def channel_busy_until(self, double cycle):
         """Per channel, the cycles it has been busy by `cycle` (no earlier than the last step)."""

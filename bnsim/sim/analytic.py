@@ -43,6 +43,7 @@ from bnsim.schedule import (
     check_schedule,
 )
 from bnsim.sim import passes, stackmodel
+from bnsim.sim.attribution import OpWork, op_times
 from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.trace import SimOptions, Trace
@@ -208,7 +209,7 @@ def _analytic_result(trace: Trace) -> RunResult:
     flows = stackmodel.flows(stream, chains, near, len(schedule.kernels))
     flows = passes.with_rereads(trace, plan.columns(), stream, flows, machine.llc.size_bytes)
     rows = _rows(plan, flows)
-    kernels, busy = _kernel_results(trace, plan, flows)
+    kernels, work, busy = _kernel_results(trace, plan, flows)
     now = kernels[-1].end_cycle if kernels else 0
     dram = machine.dram
     line = machine.llc.block_bytes
@@ -225,6 +226,7 @@ def _analytic_result(trace: Trace) -> RunResult:
         dram_write_bytes=write_bytes,
         kernels=tuple(kernels),
         traffic=tuple(rows),
+        op_times=op_times(kernels, work, rows),
         caches=(
             (
                 "llc",
@@ -531,8 +533,9 @@ def _rows(plan: _Plan, flows: stackmodel.Flows) -> list[TrafficRow]:
 
 def _kernel_results(
     trace: Trace, plan: _Plan, flows: stackmodel.Flows
-) -> tuple[list[KernelResult], float]:
-    """Each kernel's result, back to back from cycle 0, and the busy cycles of each core.
+) -> tuple[list[KernelResult], list[list[OpWork]], float]:
+    """Each kernel's result, back to back from cycle 0, its ops' work, and the busy cycles of
+    each core.
 
     A kernel's compute is the core cycles of all its ops' work as the fast mode charges it (halos
     aside), spread evenly over the cores.
@@ -577,7 +580,14 @@ def _kernel_results(
             "memory_cycles": np.rint(memory * cores).astype(np.int64).tolist(),
             "dram_read_bytes": reads.tolist(),
             "dram_write_bytes": writes.tolist(),
+            # the model times a kernel by the bytes charged to it: those are what its span moves
+            "dram_transferred_bytes": (reads + writes).tolist(),
             "num_tiles": [0] * len(steps),
         },
     )
-    return results, sum(spread.tolist())
+    work: list[list[OpWork]] = [[] for _ in results]
+    for kernel, kind, layer, category, op_cycles in zip(
+        plan.op_kernel.tolist(), plan.kinds, plan.layers, plan.categories, cycles, strict=True
+    ):
+        work[kernel].append(OpWork(kind, layer, category, op_cycles))
+    return results, work, sum(spread.tolist())

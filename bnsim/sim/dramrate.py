@@ -64,6 +64,12 @@ def sustained_bandwidth(machine: Machine, write_share: float = 0.0) -> float:
     return machine.dram.channels * rate
 
 
+def best_sustained_bandwidth(machine: Machine) -> float:
+    """Bytes per second all channels sustain at their best mix of reads and writes: the most any
+    span of a simulation can move (a roofline's DRAM roof)."""
+    return machine.dram.channels * max(channel_rates(machine))
+
+
 @cache
 def _profile(dram: DRAMConfig, cores: int, line: int) -> ChannelProfile:
     device = dram.dram_device()

@@ -31,6 +31,7 @@ from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
+from bnsim.sim.attribution import OpWork, op_times
 from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
 from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
@@ -57,6 +58,7 @@ class _KernelTally:
     compute_cycles: float = 0.0
     memory_cycles: float = 0.0
     num_tiles: int = 0
+    transferred_bytes: float = 0.0  # what the DRAM channels moved during its span
 
 
 @dataclass
@@ -178,7 +180,7 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
         tally = chip.tallies[index]
         tally.start = round(env.now)
         tiles_start = env.now
-        channels_before = chip.memory.channel_bytes() if chip.timeline is not None else []
+        channels_before = chip.memory.channel_transferred(env.now)
         busy_before = chip.memory.channel_busy_until(env.now) if chip.timeline is not None else []
         boxes, chunks = chip.trace.boxes(index)
         dynamic = chip.trace.work(index).dynamic
@@ -189,8 +191,15 @@ def _run_iteration(chip: _Chip) -> ProcessGenerator:
             yield env.timeout(reduction)
         yield env.timeout(chip.machine.compute.kernel_overhead_cycles)
         tally.end = round(env.now)
+        moved = [
+            after - before
+            for after, before in zip(
+                chip.memory.channel_transferred(env.now), channels_before, strict=True
+            )
+        ]
+        tally.transferred_bytes = sum(moved)
         if chip.timeline is not None:
-            _record_kernel(chip, kernel, tiles_start, channels_before, busy_before)
+            _record_kernel(chip, kernel, tiles_start, moved, busy_before)
         if chip.on_kernel is not None:
             chip.on_kernel(index + 1, len(chip.tallies))
     # the final write-backs count as traffic; in steady state they overlap the next iteration
@@ -201,21 +210,23 @@ def _record_kernel(
     chip: _Chip,
     kernel: Kernel,
     start: float,
-    channels_before: list[float],
+    moved: list[float],
     busy_before: list[float],
 ) -> None:
     assert chip.timeline is not None
     now = chip.env.now
-    moved = tuple(
-        after - before
-        for after, before in zip(chip.memory.channel_bytes(), channels_before, strict=True)
-    )
     busy = tuple(
         after - before
         for after, before in zip(chip.memory.channel_busy_until(now), busy_before, strict=True)
     )
     chip.timeline.kernel(
-        kernel.name, kernel.phase.value, start, now, moved, chip.memory.llc_used_bytes(), busy
+        kernel.name,
+        kernel.phase.value,
+        start,
+        now,
+        tuple(moved),
+        chip.memory.llc_used_bytes(),
+        busy,
     )
 
 
@@ -307,10 +318,18 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
             memory_cycles=round(tally.memory_cycles),
             dram_read_bytes=read_by_kernel[index],
             dram_write_bytes=write_by_kernel[index],
+            dram_transferred_bytes=round(tally.transferred_bytes),
             num_tiles=tally.num_tiles,
         )
         for index, (kernel, tally) in enumerate(zip(schedule.kernels, chip.tallies, strict=True))
     )
+    work = [
+        [
+            OpWork(op.kind.value, op.layer, network.category(op.layer), cycles)
+            for op, cycles in zip(kernel.ops, trace.op_compute_cycles(index), strict=True)
+        ]
+        for index, kernel in enumerate(schedule.kernels)
+    ]
     cycles = round(chip.env.now)
     line = chip.machine.llc.block_bytes
     stats = memory.cache_stats()
@@ -324,6 +343,7 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
         dram_write_bytes=sum(writes.values()),
         kernels=kernels,
         traffic=tuple(rows),
+        op_times=op_times(kernels, work, rows),
         caches=tuple((name, _counters(stats[name], line)) for name in ("llc", "private")),
         core_busy_cycles=tuple(round(busy) for busy in chip.busy),
         channel_bytes=tuple(round(amount) for amount in memory.channel_bytes()),

@@ -25,6 +25,7 @@ from bnsim.hw import load_machine
 from bnsim.schedule import OpKind, Schedule
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
+from bnsim.sim.dramrate import best_sustained_bandwidth
 from bnsim.sim.reduction import shared_channels
 from bnsim.trace import SimOptions, Trace, library_reorders
 
@@ -116,3 +117,38 @@ def test_convolutions_move_at_most_one_and_a_half_times_what_they_must(
         fast_bytes = fast.dram_read_bytes + fast.dram_write_bytes
         analytic_bytes = analytic.dram_read_bytes + analytic.dram_write_bytes
         assert analytic_bytes == pytest.approx(fast_bytes, rel=0.10), scheme
+
+
+@pytest.mark.parametrize(
+    "hardware", sorted(path.stem for path in (REPO / "hwconfigs").glob("*.yaml"))
+)
+@pytest.mark.parametrize("fidelity", ["fast", "line", "analytic"])
+def test_no_kernel_beats_a_roof(hardware: str, fidelity: str) -> None:
+    """Over its span, every kernel does at most the cores' peak FLOP/s and its span moves at most
+    what the DRAM channels sustain at their best mix; what the spans moved adds up to the
+    iteration's DRAM bytes less what moves after the last kernel (the final write-backs)."""
+    machine = load_machine(REPO / "hwconfigs" / f"{hardware}.yaml")
+    network = build_model("mobilenet_v2", batch=2, image=32)
+    flops_roof = machine.peak_flops_per_second()
+    bytes_roof = best_sustained_bandwidth(machine)
+    for scheme in SCHEMES:
+        schedule = build_schedule(network, scheme, reorders=library_reorders(machine))
+        run = simulate(schedule, machine, SimOptions(fidelity=fidelity))
+        seconds_per_cycle = run.seconds / run.cycles
+        for kernel in run.kernels:
+            seconds = kernel.cycles() * seconds_per_cycle
+            assert kernel.flops <= flops_roof * seconds * (1 + 1e-9), (scheme, kernel.name)
+            assert kernel.dram_transferred_bytes <= bytes_roof * seconds * (1 + 1e-9) + 1, (
+                scheme,
+                kernel.name,
+            )
+        moved = sum(kernel.dram_transferred_bytes for kernel in run.kernels)
+        if fidelity == "analytic":  # the model times each kernel by the bytes charged to it
+            assert moved == run.dram_bytes()
+        else:
+            flushed = run.dram_bytes() - moved
+            assert (
+                0
+                <= flushed
+                <= machine.llc.size_bytes + machine.cores.count * machine.private.size_bytes
+            )

@@ -284,11 +284,13 @@ def test_run_prints_totals_and_writes_json_and_csv(
     assert code == 0
     assert "tiny_cnn, batch 4 samples of 3×16×16" in out
     assert "time (ms)" in out
-    assert "DRAM read (GB)" in out
+    assert "DRAM read (MB)" in out  # a run under 1 GB: in MB
     assert "speedup" in out
-    assert "baseline: DRAM traffic (GB, read + write) and time (ms) by phase and layer kind" in out
+    assert "baseline: DRAM traffic (read + write) and time by phase and layer kind" in out
+    assert "both charged to ops" in out
+    assert "fwd MB" in out
     document = json.loads(json_path.read_text())
-    assert document["schema"] == "bnsim.result/1"
+    assert document["schema"] == "bnsim.result/2"
     assert document["hardware"]["name"] == "tiny"
     assert document["workload"]["params"] == 1770
     runs = {r["scheme"]: r for r in document["runs"]}

@@ -127,6 +127,19 @@ def test_reads_queue_behind_earlier_reads_on_the_same_channel() -> None:
     assert memory.run_tile(1, [(1024, 1152, LOAD, 0)], 56.0)[3] == 256.0 + 128.0 + 100.0
 
 
+def test_a_channel_transfers_its_queue_at_its_rate_whoever_queued_it() -> None:
+    """1 B/cycle: 256 B queued at 0 and 128 B at 56 (behind them) are moved by 256 and by 384;
+    at 300, 44 B of the second read have gone; idle cycles move nothing."""
+    memory = machine(channels=1)
+    memory.run_tile(0, [(0, 256, LOAD, 0)], 0.0)
+    memory.run_tile(1, [(1024, 1152, LOAD, 0)], 56.0)
+    moved = [memory.channel_transferred(cycle)[0] for cycle in (56.0, 256.0, 300.0, 384.0, 900.0)]
+    assert moved == [56.0, 256.0, 300.0, 384.0, 384.0]
+    assert memory.channel_bytes() == [384.0]  # queued: all of it, at once
+    memory.run_tile(0, [(2048, 2112, LOAD, 0)], 1000.0)  # after an idle stretch
+    assert memory.channel_transferred(1032.0) == [384.0 + 32.0]
+
+
 def test_the_compiled_dominance_sum_equals_numpys() -> None:
     """The analytic fidelity's Fenwick tree against the vectorised NumPy reference."""
     np = pytest.importorskip("numpy")

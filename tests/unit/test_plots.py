@@ -7,17 +7,26 @@ from pathlib import Path
 
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex, to_rgb
 from PIL import Image
 
 from bnsim.errors import ConfigError
 from bnsim.graph.zoo import build_model
 from bnsim.hw import load_machine
 from bnsim.report import plots
-from bnsim.report.plotdata import breakdown_table, scheme_color, sweep_table
+from bnsim.report.machine import machine_roofs
+from bnsim.report.plotdata import (
+    KIND_COLORS,
+    PHASE_HATCHES,
+    breakdown_table,
+    hatch_color,
+    scheme_color,
+    sweep_table,
+)
 from bnsim.result import RunResult
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.sim.dramrate import sustained_bandwidth
+from bnsim.sim.dramrate import best_sustained_bandwidth
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMES = ("baseline", "bnff", "recompute")
@@ -80,6 +89,19 @@ def test_time_breakdown_stacks_each_runs_kernel_time(runs: list[RunResult], tmp_
     assert (tmp_path / "time.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_phase_hatches_differ_and_stand_out_from_every_fill(runs: list[RunResult]) -> None:
+    assert len(set(PHASE_HATCHES.values())) == len(PHASE_HATCHES)
+    for fill in KIND_COLORS.values():
+        fill_rgb = to_rgb(fill)
+        hatch_rgb = to_rgb(hatch_color(fill))
+        # luminance apart by more than half the range: white on dark fills, black on light ones
+        luminance = [0.2126 * r + 0.7152 * g + 0.0722 * b for r, g, b in (fill_rgb, hatch_rgb)]
+        assert abs(luminance[0] - luminance[1]) > 0.35, fill
+    figure = plots.traffic_breakdown(runs)
+    for patch in figure.axes[0].patches:
+        assert to_hex(patch.get_edgecolor()) == hatch_color(to_hex(patch.get_facecolor())).lower()
+
+
 def test_breakdown_segments_are_phase_and_kind_sums(runs: list[RunResult]) -> None:
     segments = breakdown_table(runs[:1], "traffic")
     run = runs[0]
@@ -105,6 +127,12 @@ def test_parameter_sweep_draws_each_points_speedup(tmp_path: Path) -> None:
             assert line.get_xdata()[position] == value
             assert line.get_ydata()[position] == baseline.cycles / run.cycles
     assert lines["bnff"].get_color().lower() == scheme_color("bnff").lower()
+    axes = figure.axes[0]
+    assert axes.get_xscale() == "log"  # base 2, ticked at the swept sizes
+    assert list(axes.get_xticks()) == [0.0625, 0.25, 1.0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["0.0625", "0.25", "1"]
+    titled = plots.parameter_sweep(points, "llc.size", unit="MiB", context="tiny_cnn, on tiny")
+    assert titled.axes[0].get_title() == "tiny_cnn, on tiny: speedup vs baseline, by llc.size"
     traffic = sweep_table(points, "traffic")
     assert traffic["bnff"][0] == (0.0625, points[0][1][1].dram_bytes() / 1e9)
     plots.save(figure, tmp_path / "sweep.png")
@@ -118,10 +146,12 @@ def test_layer_traffic_draws_per_layer_bytes_and_the_running_saving(
 ) -> None:
     first, second = runs[0], runs[1]
     figure = plots.layer_traffic(first, second)
-    axes = figure.axes[0]
-    drawn = sum(patch.get_height() for patch in axes.patches[: len(axes.patches) // 2])
-    assert drawn == pytest.approx(first.dram_bytes() / 1e6, rel=1e-12)
-    running = figure.axes[1].lines[0].get_ydata()
+    # a panel per scheme, the same bars and scale: no bar hides another
+    for axes, run in zip(figure.axes[:2], (first, second), strict=True):
+        drawn = sum(patch.get_height() for patch in axes.patches)
+        assert drawn == pytest.approx(run.dram_bytes() / 1e6, rel=1e-12)
+    assert figure.axes[0].get_ylim() == figure.axes[1].get_ylim()
+    running = figure.axes[2].lines[0].get_ydata()
     assert running[-1] == pytest.approx((first.dram_bytes() - second.dram_bytes()) / 1e9)
     plots.save(figure, tmp_path / "layers.png")
     assert_image(tmp_path / "layers.png", min_width=800)
@@ -130,18 +160,33 @@ def test_layer_traffic_draws_per_layer_bytes_and_the_running_saving(
 def test_roofline_places_every_kernel_with_work_and_traffic(
     runs: list[RunResult], tmp_path: Path
 ) -> None:
+    """One panel per scheme; each kernel at FLOPs per byte its span moved, all under the roofs."""
     machine = load_machine(REPO / "hwconfigs" / "tiny.yaml")
-    figure = plots.roofline(runs, machine.peak_flops_per_second(), sustained_bandwidth(machine))
-    scatters = [c for c in figure.axes[0].collections if isinstance(c, PathCollection)]
-    for run, scatter in zip(runs, scatters, strict=True):
-        kernels = [k for k in run.kernels if k.flops and k.dram_read_bytes + k.dram_write_bytes]
-        points = scatter.get_offsets()
-        assert len(points) == len(kernels)
-        kernel = kernels[0]
-        seconds = kernel.cycles() * run.seconds / run.cycles
-        intensity = kernel.flops / (kernel.dram_read_bytes + kernel.dram_write_bytes)
-        assert points[0][0] == pytest.approx(intensity)
-        assert points[0][1] == pytest.approx(kernel.flops / seconds / 1e9)
+    roofs = machine_roofs(machine)
+    flops_roof, bytes_roof = roofs.flops_per_second, roofs.sustained_bytes_per_second
+    assert bytes_roof == best_sustained_bandwidth(machine)
+    figure = plots.roofline(runs, roofs)
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title().split(" (")[0] for axes in panels] == list(SCHEMES)
+    for run, axes in zip(runs, panels, strict=True):
+        drawn = [
+            tuple(point)
+            for collection in axes.collections
+            if isinstance(collection, PathCollection)
+            for point in collection.get_offsets()
+        ]
+        kernels = [k for k in run.kernels if k.flops and k.dram_transferred_bytes]
+        seconds_per_cycle = run.seconds / run.cycles
+        expected = [
+            (k.flops / k.dram_transferred_bytes, k.flops / (k.cycles() * seconds_per_cycle) / 1e9)
+            for k in kernels
+        ]
+        assert sorted(drawn) == pytest.approx(sorted(expected))
+        for intensity, gflops in drawn:
+            assert gflops * 1e9 <= min(flops_roof, intensity * bytes_roof) * (1 + 1e-9)
+        # solid: sustained, dashed: the pins' peak, above it
+        styles = {line.get_linestyle() for line in axes.lines}
+        assert styles == {"-", "--"}
     plots.save(figure, tmp_path / "roofline.png")
     assert_image(tmp_path / "roofline.png")
 

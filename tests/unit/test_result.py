@@ -56,7 +56,10 @@ def test_a_runs_tables_are_dataframes_with_units_in_their_column_names() -> None
     breakdown = run.to_dataframe("breakdown")
     assert set(breakdown.columns) >= {"phase", "layer_kind", "cycles", "dram_read_bytes"}
     assert breakdown["dram_read_bytes"].sum() == run.dram_read_bytes
+    assert breakdown["cycles"].sum() == run.cycles
+    op_times = run.to_dataframe("op_times")
+    assert op_times.groupby("kernel")["cycles"].sum().tolist() == [k.cycles() for k in run.kernels]
     with pytest.raises(
-        ValueError, match="no table 'tiles': kernels, traffic, breakdown or summary"
+        ValueError, match="no table 'tiles': kernels, traffic, op_times, breakdown or summary"
     ):
         run.to_dataframe("tiles")

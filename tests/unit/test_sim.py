@@ -21,7 +21,7 @@ from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
 from bnsim.graph.zoo import build_model
 from bnsim.hw import Machine, load_machine
 from bnsim.point import make_point, point_document
-from bnsim.result import KernelResult, RunResult, TrafficRow
+from bnsim.result import KernelResult, OpTime, RunResult, TrafficRow
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import engine, simulate
@@ -211,12 +211,15 @@ def test_each_channel_s_record_adds_up(tiny_runs: dict[str, RunResult]) -> None:
         assert RunResult.from_dict(run.to_dict()).dram_channels == channels
 
 
-def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
+def test_breakdown_sums_rows_by_key_and_charges_cycles_to_ops() -> None:
     def row(kernel: int, phase: str, kind: str, read: int, write: int) -> TrafficRow:
         return TrafficRow(kernel, "op", "layer", kind, phase, "t", "weight", read, write)
 
     def kernel(phase: str, kind: str, start: int, end: int) -> KernelResult:
-        return KernelResult("k", phase, ("op",), ("layer",), kind, start, end, 0, 0, 0, 0, 0, 0)
+        return KernelResult("k", phase, ("op",), ("layer",), kind, start, end, 0, 0, 0, 0, 0, 0, 0)
+
+    def op_time(index: int, phase: str, kind: str, cycles: int) -> OpTime:
+        return OpTime(index, "op", "layer", kind, phase, 0, cycles)
 
     run = RunResult(
         scheme="baseline",
@@ -236,31 +239,33 @@ def test_breakdown_sums_rows_by_key_and_charges_cycles_to_kernels() -> None:
         core_busy_cycles=(),
         channel_bytes=(),
         num_events=0,
+        op_times=(op_time(0, "fwd", "conv", 10), op_time(1, "fwd", "bn", 50)),
     )
     assert run.breakdown("layer_kind") == [
         {"layer_kind": "bn", "cycles": 50, "dram_read_bytes": 4, "dram_write_bytes": 0},
         {"layer_kind": "conv", "cycles": 10, "dram_read_bytes": 3, "dram_write_bytes": 2},
     ]
     assert run.breakdown() == [{"cycles": 60, "dram_read_bytes": 7, "dram_write_bytes": 2}]
-    # time belongs to kernels, which have no tensor role: a role breakdown carries bytes only
+    # time belongs to ops, which have no tensor role: a role breakdown carries bytes only
     assert run.breakdown("tensor_role") == [
-        {"tensor_role": "weight", "cycles": 0, "dram_read_bytes": 7, "dram_write_bytes": 2}
+        {"tensor_role": "weight", "cycles": None, "dram_read_bytes": 7, "dram_write_bytes": 2}
     ]
     summary = run.to_dict(details=False)
     whole = run.to_dict()
-    assert list(summary) == [key for key in whole if key not in ("kernels", "traffic")]
+    assert list(summary) == [key for key in whole if key not in ("kernels", "traffic", "op_times")]
     assert summary == {key: whole[key] for key in summary}
 
 
-def test_a_kernel_s_achieved_dram_bandwidth_is_its_bytes_over_its_span() -> None:
-    """3 + 2 bytes in 10 cycles of a 60 MHz clock (60 cycles in a microsecond): 30 MB/s; an empty
-    span achieves nothing; the document carries it and reading it back ignores it."""
-    moved = KernelResult("k", "fwd", ("op",), ("l",), "conv", 0, 10, 0, 0, 0, 3, 2, 1)
-    empty = KernelResult("e", "fwd", ("op",), ("l",), "bn", 10, 10, 0, 0, 0, 0, 0, 1)
+def test_a_kernel_s_achieved_dram_bandwidth_is_what_its_span_moved_over_its_span() -> None:
+    """5 bytes moved in 10 cycles of a 60 MHz clock (60 cycles in a microsecond): 30 MB/s, whatever
+    bytes are charged to the kernel (3 + 9 here, written back later); an empty span achieves
+    nothing; the document carries it and reading it back ignores it."""
+    moved = KernelResult("k", "fwd", ("op",), ("l",), "conv", 0, 10, 0, 0, 0, 3, 9, 5, 1)
+    empty = KernelResult("e", "fwd", ("op",), ("l",), "bn", 10, 10, 0, 0, 0, 0, 0, 0, 1)
     run = RunResult(
         scheme="baseline", fidelity="fast", cycles=60, seconds=1e-6, flops=0,
-        dram_read_bytes=3, dram_write_bytes=2, kernels=(moved, empty), traffic=(), caches=(),
-        core_busy_cycles=(), channel_bytes=(), num_events=0,
+        dram_read_bytes=3, dram_write_bytes=9, kernels=(moved, empty), traffic=(), caches=(),
+        core_busy_cycles=(), channel_bytes=(), num_events=0, op_times=(),
     )  # fmt: skip
     assert run.kernel_dram_bandwidth(moved) == pytest.approx(3e7)
     assert run.kernel_dram_bandwidth(empty) == 0.0

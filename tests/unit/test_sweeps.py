@@ -227,8 +227,10 @@ def test_the_step_is_part_of_a_points_identity(tmp_path: Path) -> None:
 
 def test_stored_points_group_the_other_grid_values(tmp_path: Path) -> None:
     run_sweep(tiny_sweep(), tmp_path, jobs=1)
-    groups, unit = stored_points(tmp_path, "llc.size")
+    stored = stored_points(tmp_path, "llc.size")
+    groups, unit = stored.groups, stored.unit
     assert unit == "MiB"
+    assert stored.context == "tiny_cnn, on tiny"  # two batches: in the group labels
     assert sorted(groups) == ["batch=2", "batch=4"]
     assert [x for x, _ in groups["batch=2"]] == [0.0625, 0.25]
     assert [run.scheme for run in groups["batch=2"][0][1]] == ["baseline", "bnff"]

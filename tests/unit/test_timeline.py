@@ -56,7 +56,8 @@ def test_trace_events_are_consistent_with_the_run() -> None:
         )
         assert args["bound"] == kernel.bound() in ("compute", "memory")
         seconds = kernel.cycles() / machine.cores.clock_hz
-        moved = kernel.dram_read_bytes + kernel.dram_write_bytes
+        moved = args["dram_transferred_bytes"]
+        assert moved == kernel.dram_transferred_bytes
         assert args["dram_GB_per_s"] == pytest.approx(moved / seconds / 1e9, abs=1e-3)
     by_core = defaultdict(list)
     for span in tile_spans:
