@@ -412,7 +412,9 @@ def _sweep(args: argparse.Namespace) -> int:
         )
     if args.plot:
         _plot_sweep(args.out, sweep.grid[0][0])
-    if args.report and len(failed) < len(results.records):
+    if args.report and len(failed) == len(results.records):
+        print(f"no report written to {args.report}: no point of the sweep has finished")
+    elif args.report:
         from bnsim.report.html import sweep_report, write_report
 
         write_report(sweep_report(args.out), args.report)
