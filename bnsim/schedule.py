@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -313,10 +313,6 @@ class Schedule:
             if any(name in op.reads or name in op.writes for op in kernel.ops)
         ]
         return (touching[0], touching[-1]) if touching else None
-
-    def kernels_of(self, layer: str) -> Iterator[Kernel]:
-        """Kernels that do work of `layer`."""
-        return (kernel for kernel in self.kernels if layer in kernel.layers())
 
 
 def decompose(space: Sequence[Axis], blocks: Mapping[str, int]) -> tuple[Box, ...]:

@@ -218,11 +218,6 @@ class Trace:
         """Bytes per element of tensor `name`."""
         return self._format(self.schedule.tensor(name))[0]
 
-    def is_blocked(self, name: str) -> bool:
-        """Whether `name` is stored nChw16c (4-D data activations on an nChw16c machine, and the
-        library's own copies of them)."""
-        return self._format(self.schedule.tensor(name))[1] == BLOCKED
-
     def stored_bytes(self, name: str) -> int:
         """Bytes tensor `name` occupies in memory (channel padding included)."""
         known = self._stored.get(name)

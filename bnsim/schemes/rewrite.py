@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import Conv2d
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
-from bnsim.schemes.training import Draft, DraftKernel, act
+from bnsim.schemes.training import Draft, DraftKernel
 
 
 def fuse(draft: Draft, host: DraftKernel, guest: DraftKernel, placement: Placement) -> None:
@@ -192,8 +192,3 @@ def backward_weight_host(draft: Draft, conv: str) -> DraftKernel:
         return draft.find(OpKind.CONV_BWD_DATA, conv)
     except KeyError:
         return draft.find(OpKind.CONV_BWD_WEIGHT, conv)
-
-
-def activation_output(chain: BNChain) -> str:
-    """Tensor name of the chain's output (what the consumer convs read)."""
-    return act(chain.output_layer())
