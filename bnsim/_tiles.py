@@ -3,8 +3,7 @@
 
 Plain Python that `pip install` also compiles with Cython when it can; the compiled module then
 shadows this file (same results, tested against this source). Only the per-item arithmetic lives
-here: what each op reads and writes is decided once per kernel, in bnsim.trace. Imports nothing
-from bnsim.
+here: what each op reads and writes is decided once per kernel, in bnsim.trace.
 
 A thread walks its boxes (work items) in order. Each box's accesses are streams: per tensor an op
 touches, the byte ranges of its region in address order. A box is simulated in steps: step k of S

@@ -2,7 +2,7 @@
 
 `crosscheck` runs every scheme of a point at every fidelity; `differences` compares each run with
 the line-fidelity run of the same scheme (the exact one): totals, and DRAM bytes and cycles per
-phase and per layer kind. Imports bnsim.point, bnsim.result, bnsim.trace, bnsim.schemes.
+phase and per layer kind.
 """
 
 from __future__ import annotations

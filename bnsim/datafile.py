@@ -2,8 +2,7 @@
 
 Shared by the hardware loader (bnsim.hw) and the workload loader (bnsim.graph.load), so that both
 reject the same things the same way: missing files, directories, non-UTF-8 bytes, YAML syntax
-errors, duplicate keys, non-mapping documents and Python tags. Imports only bnsim.errors, yaml and
-pydantic.
+errors, duplicate keys, non-mapping documents and Python tags.
 """
 
 from __future__ import annotations

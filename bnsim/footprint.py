@@ -3,8 +3,7 @@
 A tile is a box over the kernel's iteration space, {axis: (start, stop)}; its input footprint is the
 region of the main op's input tensor it reads (for a convolution: the input rows under its output
 rows, and the input channels of the groups its output channels belong to). Fused prologue ops run on
-exactly this region, and the simulator will charge exactly these bytes. Imports bnsim.schedule and
-bnsim.graph.
+exactly this region, and the simulator will charge exactly these bytes.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ generation (`gc.freeze`) and pauses the collector for the duration of a pass: wh
 freed by reference counting (its boxes, streams and rows hold no cycles), and the few cycles it
 leaves (a finished SimPy environment) are collected after it, when the frozen objects return to the
 oldest generation and the collector runs again.
-Imports nothing from bnsim.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every key path of the hardware config, with its type, unit and meaning.
 
 What `bnsim hw keys` prints and docs/hardware.md lists (a test keeps the two equal), read from the
-field declarations of bnsim.hw. Imports bnsim.hw; pydantic.
+field declarations of bnsim.hw.
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 Workers ignore SIGINT, so that only the parent reacts to Ctrl-C (otherwise every worker prints its
 own KeyboardInterrupt traceback); on KeyboardInterrupt in the parent the pool's pending tasks are
-cancelled and its workers terminated, instead of waiting for the tasks in flight. Imports nothing
-from bnsim.
+cancelled and its workers terminated, instead of waiting for the tasks in flight.
 """
 
 from __future__ import annotations

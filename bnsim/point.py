@@ -1,8 +1,7 @@
 """One point of the design space: a machine, a workload and schemes, simulated; its result document.
 
 `run_point` is what `bnsim run` calls (and sweeps will): it builds each scheme's schedule, simulates
-it, optionally in parallel processes, and returns the runs in the order asked. Imports bnsim.graph,
-bnsim.hw, bnsim.schemes, bnsim.trace, bnsim.sim, bnsim.result.
+it, optionally in parallel processes, and returns the runs in the order asked.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A RunResult holds one scheme's totals, one row of attributed traffic per (kernel
 source, one row per kernel, and cache, core and channel counters. Breakdowns (by phase and layer
 kind, by tensor role, ...) are sums over the traffic rows, so they always add up to the totals.
 `to_dict` writes the document of docs/results.md. A Timeline holds what happened when (filled by
-the simulator on request; bnsim.report.timeline exports it). Imports nothing from bnsim.
+the simulator on request; bnsim.report.timeline exports it).
 """
 
 from __future__ import annotations

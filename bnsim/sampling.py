@@ -5,7 +5,6 @@ sampling (FS) takes one spatial patch of about fraction·H·W pixels from every 
 sample; both are drawn per layer from a seeded generator, so every interpreter sees the same
 selection. Virtual-dataset normalization (VDN) pushes max(1, round(fraction·N)) synthetic samples
 through the network instead (see bnsim.schemes.sampling). After Chen et al., IEEE TNNLS 2020.
-Imports bnsim.graph; numpy, on first use (a simulation without sampling never loads it).
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ and fsynced: killing the sweep loses at most the tasks in flight, and a rerun sk
 digest is stored (a torn last line from a kill is dropped). A failed task is stored with its
 message and does not stop the sweep; `retry_failed` runs it again. DIR/summary.csv holds one row
 per task in grid order with only simulated quantities, so two runs of a sweep give identical files.
-Imports bnsim.errors, bnsim.hw, bnsim.graph, bnsim.schemes, bnsim.trace, bnsim.point, bnsim.result,
-bnsim.datafile, bnsim.units.
 """
 
 from __future__ import annotations

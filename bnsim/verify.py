@@ -5,8 +5,7 @@ concatenation and residual kept), runs the reference step and the scheme's sched
 (tiles shuffled) from the same seeded data, and compares the loss, the network outputs, every
 parameter gradient, the input gradient, the BN batch and running statistics and the updated
 parameters and momenta. Sampled schemes are compared with a direct implementation of sampled BN, and
-the report says how far their statistics are from the exact ones. Imports bnsim.graph,
-bnsim.schemes, bnsim.schedule, bnsim.sampling, bnsim.kernels, bnsim.errors; numpy.
+the report says how far their statistics are from the exact ones.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ tiling and rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudn
 interpreters read the same split: the simulator times its boxes, the NumPy executor runs them. The
 library also decides how stores reach memory (`store_kind`), how often a kernel's loop order reads
 its input (`input_passes`) and where a fused prologue works (`prologue_on_every_load`).
-docs/model.md cites the sources of every rule. Imports bnsim.schedule, bnsim.graph, bnsim.hw.
+docs/model.md cites the sources of every rule.
 """
 
 from __future__ import annotations

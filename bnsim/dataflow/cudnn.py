@@ -20,8 +20,7 @@ convolutions, and bnsim follows it (docs/model.md, "Kernel dataflow", cites file
   waves of `wave_bytes` per SM.
 
 M tiles are whole output rows (128 pixels rounded to rows, or whole images when an image has fewer
-than 128 pixels): bnsim's kernel spaces split rows, not pixels. Imports bnsim.dataflow,
-bnsim.schedule, bnsim.graph, bnsim.hw.
+than 128 pixels): bnsim's kernel spaces split rows, not pixels.
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ cites the source of each rule:
 
 bnsim's kernel spaces have no column axis, so a share is whole rows, and a 1×1 convolution's
 pixel blocks (oneDNN's `os_block`, a cost-model choice of about 200 pixels) are single rows.
-Imports bnsim.dataflow, bnsim.schedule, bnsim.graph, bnsim.hw.
 """
 
 from __future__ import annotations

@@ -21,8 +21,7 @@ function for each):
   features, as a GEMM shares its columns.
 
 bnsim's kernel spaces have no input-channel axis, so no split over input channels (the library's
-`nthr_ic_b`) is modelled, and pixel blocks are whole output rows. Imports bnsim.dataflow,
-bnsim.schedule, bnsim.graph, bnsim.hw.
+`nthr_ic_b`) is modelled, and pixel blocks are whole output rows.
 """
 
 from __future__ import annotations

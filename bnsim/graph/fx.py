@@ -8,7 +8,6 @@ module's output must be one tensor of logits, N × classes; bnsim appends the so
 loss, as training does. Layers keep the module's names (`layer1.0.conv1`). BatchNorm stays a
 training BN: batch statistics and their backward. Anything else is refused with the node named and
 what is supported; nothing partial is returned. Needs torch (`pip install 'bnsim[torch]'`).
-Imports bnsim.graph.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each kind is a frozen pydantic model named after its torch.nn counterpart, validated strictly
 (unknown attributes and wrong types are errors). Layers know nothing of batch size: shapes are
-inferred per Network. Imports bnsim.errors; pydantic.
+inferred per Network.
 """
 
 from __future__ import annotations

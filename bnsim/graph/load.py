@@ -2,7 +2,7 @@
 
 A workload file either names a zoo builder with its hyper-parameters or lists its layers;
 docs/workloads.md describes the format. Exporting a network as YAML lists its layers, so any network
-round-trips exactly. Imports bnsim.graph.*, bnsim.datafile, bnsim.errors; yaml, networkx, pydantic.
+round-trips exactly.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ backward); a graph with none, as exported for inference with BN folded into the 
 refused rather than simulated without BN. Nodes that only compute shapes (Shape, Gather, Unsqueeze,
 Constant, … on integer tensors) become no layers; SiLU exported as x · Sigmoid(x) becomes one
 `silu` layer. Anything else is refused with the node named and what is supported; nothing partial
-is returned. Imports bnsim.graph.
+is returned.
 """
 
 from __future__ import annotations

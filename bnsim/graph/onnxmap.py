@@ -3,7 +3,7 @@ specification (onnx.ai, "Operators": attributes and their defaults).
 
 Each builder takes the Graph (inferred shapes, constants, which tensors carry activations), the
 node, the layer's name and a label for messages, and returns the layer, or None where the node
-passes its input on. Imports bnsim.graph.
+passes its input on.
 """
 
 from __future__ import annotations

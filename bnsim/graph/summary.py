@@ -1,7 +1,6 @@
 """Size facts of a Network: parameters, MACs, activation bytes, BN-input elements, layer counts.
 
 These are the numbers `bnsim workloads show` prints and the zoo tests pin against torchvision.
-Imports bnsim.graph.network and bnsim.graph.layer.
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ kernel's prologue ops on the main op's input footprint, the main op on the tile,
 ops on the tile's output; ops that reduce across tiles add partial sums that are combined only at
 the kernel's barrier. Materialized tensors start as NaN unless given, and transient ones live in a
 fresh per-tile scratch, so a schedule that reads anything before it is produced yields NaN, never a
-plausible number. Imports bnsim.schedule, bnsim.sampling, bnsim.graph, bnsim.kernels.reference;
-numpy.
+plausible number.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ Written directly from the graph with whole-tensor reference ops, sharing no code
 so that running a schedule tile by tile and comparing with this is a real check. Results use the
 schedules' tensor names (`dw:conv1`, `grad:input`, `running_var:bn1`, ...). With a sampling rule, BN
 statistics come from the sampled elements (batch/feature sampling) or from a virtual batch pushed
-through the network first (VDN). Imports bnsim.graph, bnsim.sampling, bnsim.kernels.reference;
-numpy.
+through the network first (VDN).
 """
 
 from __future__ import annotations

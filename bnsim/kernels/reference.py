@@ -4,7 +4,7 @@ Tensors are NCHW. Each function is plain, vectorised NumPy written for clarity, 
 schedule computes the right numbers exactly when it matches these. Results keep the floating
 dtype of the inputs (float32 in, float32 out); integer inputs are computed in float64. Window
 ops follow torch.nn.functional (conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d) including
-ceil_mode and count_include_pad. Bad arguments raise ValueError. Imports numpy only.
+ceil_mode and count_include_pad. Bad arguments raise ValueError.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A parameter is a hardware key path (`llc.size`, `cores.count`, `dram.channel_bandwidth`, ...) read
 from the document's resolved machine, or `batch` or `image` from its workload. Values with units
 come back in a unit fit for an axis (sizes in MiB, bandwidths in GB/s, frequencies in GHz,
-durations in ns). Imports bnsim.errors, bnsim.units, bnsim.result.
+durations in ns).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A report holds the summary, the breakdown tables, the figures and the machine. Figures are PNG
 images inside the file (data URIs) and the style sheet is inline: the file needs no network, no
 other file and no script, so it can be mailed, archived beside a paper or opened from a laptop's
-disk. Imports bnsim.errors, bnsim.hw, bnsim.result, bnsim.report, bnsim.sweeps; matplotlib.
+disk.
 """
 
 from __future__ import annotations

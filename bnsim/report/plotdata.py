@@ -1,7 +1,7 @@
 """What the figures of bnsim.report.plots draw, as plain rows; colours and names they share.
 
 Kept apart from the drawing so that tests and users can check the numbers of a figure, and so that
-the command line can name plot options without importing matplotlib. Imports bnsim.result.
+the command line can name plot options without importing matplotlib.
 """
 
 from __future__ import annotations

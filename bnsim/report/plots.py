@@ -6,7 +6,6 @@ scripts and worker processes can all call them. Each figure's numbers come from 
 function of bnsim.report.plotdata that returns plain rows, so tests (and users) can check what is
 drawn. `save` writes PNG, SVG or PDF by the file's extension. Scheme colours are the same in every
 figure; palettes are colour-blind safe (Okabe and Ito for schemes, Tol's "muted" for layer kinds).
-Imports bnsim.errors, bnsim.result, bnsim.report; matplotlib.
 """
 
 from __future__ import annotations

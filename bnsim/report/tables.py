@@ -1,7 +1,4 @@
-"""Plain-text and Markdown tables: pure string formatting, no I/O.
-
-Imports nothing from bnsim.
-"""
+"""Plain-text and Markdown tables: pure string formatting, no I/O."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ spans, one track per core with its tile spans, counters per DRAM channel (its ba
 kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
 every kernel end. Past a timeline's `max_tile_spans` tiles, each core's tiles in a kernel become one
 span (with the tile count), so a trace stays a few
-MB. Imports bnsim.result, bnsim.timeline.
+MB.
 """
 
 from __future__ import annotations

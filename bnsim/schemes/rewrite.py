@@ -1,7 +1,7 @@
 """Draft rewrites that schemes compose: fuse kernels, make tensors transient, find BN chains.
 
 A scheme is a sequence of these rewrites on the baseline draft; `Draft.freeze` then proves the
-result legal. Imports bnsim.graph, bnsim.schedule, bnsim.schemes.training.
+result legal.
 """
 
 from __future__ import annotations

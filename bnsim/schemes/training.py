@@ -4,8 +4,7 @@ The iteration is: forward in network order, the loss, backward in reverse order 
 weight gradient, per layer), then an SGD-with-momentum update of every parameter tensor. A tensor
 read by several layers gets its gradient contributions summed by a `grad_accumulate` kernel;
 residual adds and flatten views pass their gradient on without a kernel. Schemes rewrite the
-resulting Draft (schemes/rewrite.py) and freeze it into a Schedule. Imports bnsim.graph,
-bnsim.schedule.
+resulting Draft (schemes/rewrite.py) and freeze it into a Schedule.
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ max(compute, DRAM) cycles plus its fixed overhead: compute is the fast mode's pe
 evenly over the cores; DRAM is the bytes it reads and the bytes it writes that reach DRAM, at the
 sustained bandwidth or at the rate the cores' windows let lines through (Little's law: a read holds
 a slot for the DRAM latency, a write for its path to the controller), whichever is slower.
-Imports bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.sim.stackmodel,
-bnsim.sim.mlp; numpy on first use.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ Some libraries' loop orders read a kernel's input or weights more than once
 output block; weight_passes: CUTLASS's waves of CTAs each read their strip's weights). Fast
 fidelity simulates each pass; the analytic model adds, per such operand, the DRAM reads of the
 passes the LLC cannot serve.
-Imports bnsim.dataflow, bnsim.schedule, bnsim.trace, bnsim.sim.stackmodel; numpy on first use.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """The combine at a kernel's end of the partial sums its threads made (BN statistics, weight
 gradients, the loss), and the single write of each reduced tensor.
-
-Imports bnsim.trace, bnsim.schedule, bnsim.dataflow.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ tensor's previous access (Mattson et al., 1970); an access finds its tensor in a
 LRU cache of C bytes iff that distance is at most C. All distances come from prefix sums and one
 dominance sum (`earlier_and_later`: a compiled Fenwick tree, or one vectorised pass per bit of the
 access count), so one pass answers every cache size. Sums are exact: int64 below INT64_BYTES of
-accesses, Python ints above. Imports numpy and bnsim.sim._memory.
+accesses, Python ints above.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """NetBuilder: appends layers in forward order so that model definitions read like torchvision's.
 
 Each method adds one layer and returns its name, the handle the next layer takes as input.
-Imports bnsim.graph.layer.
 """
 
 from __future__ import annotations
