@@ -12,98 +12,77 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.5.0"
 
-_EXPORTS = {
-    "BnsimError": "bnsim.errors",
-    "ConfigError": "bnsim.errors",
-    "InfeasibleError": "bnsim.errors",
-    "SimulationError": "bnsim.errors",
-    "VerificationError": "bnsim.errors",
-    "WorkloadError": "bnsim.errors",
-    "Machine": "bnsim.hw",
-    "load_machine": "bnsim.hw",
-    "Network": "bnsim.graph",
-    "load_workload": "bnsim.graph",
-    "build_network": "bnsim.graph",
-    "summarize": "bnsim.graph",
-    "from_torch": "bnsim.graph.fx",
-    "build_schedule": "bnsim.schemes",
-    "SimOptions": "bnsim.trace",
-    "library_reorders": "bnsim.trace",
-    "simulate": "bnsim.sim",
-    "make_point": "bnsim.point",
-    "run_point": "bnsim.point",
-    "point_document": "bnsim.point",
-    "RunResult": "bnsim.result",
-    "runs_from_document": "bnsim.result",
-    "sweep": "bnsim.sweeps",
+# every public name: "module:attribute", or "module" for a module reached through the package
+# (`bnsim.layers.Conv2d(...)`, `bnsim.plots.roofline`). `verify_scheme` is renamed: `bnsim.verify`
+# is also the module, which importing it would shadow. The TYPE_CHECKING imports below mirror this
+# table for type checkers (tests/unit/test_result.py checks that they agree).
+_PUBLIC = {
+    "BnsimError": "bnsim.errors:BnsimError",
+    "ConfigError": "bnsim.errors:ConfigError",
+    "InfeasibleError": "bnsim.errors:InfeasibleError",
+    "SimulationError": "bnsim.errors:SimulationError",
+    "VerificationError": "bnsim.errors:VerificationError",
+    "WorkloadError": "bnsim.errors:WorkloadError",
+    "Machine": "bnsim.hw:Machine",
+    "load_machine": "bnsim.hw:load_machine",
+    "Network": "bnsim.graph:Network",
+    "load_workload": "bnsim.graph:load_workload",
+    "build_network": "bnsim.graph:build_network",
+    "summarize": "bnsim.graph:summarize",
+    "from_torch": "bnsim.graph.fx:from_torch",
+    "build_schedule": "bnsim.schemes:build_schedule",
+    "SimOptions": "bnsim.trace:SimOptions",
+    "library_reorders": "bnsim.trace:library_reorders",
+    "simulate": "bnsim.sim:simulate",
+    "make_point": "bnsim.point:make_point",
+    "run_point": "bnsim.point:run_point",
+    "point_document": "bnsim.point:point_document",
+    "RunResult": "bnsim.result:RunResult",
+    "runs_from_document": "bnsim.result:runs_from_document",
+    "sweep": "bnsim.sweeps:sweep",
+    "verify_scheme": "bnsim.verify:verify",
+    "layers": "bnsim.graph.layer",
+    "plots": "bnsim.report.plots",
 }
-# exported under another name: `bnsim.verify` is also the module, which importing it would shadow
-_RENAMED = {"verify_scheme": ("bnsim.verify", "verify")}
-# modules a notebook reaches through the package: `bnsim.layers.Conv2d(...)`, `bnsim.plots.roofline`
-_MODULES = {"layers": "bnsim.graph.layer", "plots": "bnsim.report.plots"}
 
-__all__ = [
-    "BnsimError",
-    "ConfigError",
-    "InfeasibleError",
-    "Machine",
-    "Network",
-    "RunResult",
-    "SimOptions",
-    "SimulationError",
-    "VerificationError",
-    "WorkloadError",
-    "__version__",
-    "build_network",
-    "build_schedule",
-    "from_torch",
-    "layers",
-    "library_reorders",
-    "load_machine",
-    "load_workload",
-    "make_point",
-    "plots",
-    "point_document",
-    "run_point",
-    "runs_from_document",
-    "simulate",
-    "summarize",
-    "sweep",
-    "verify_scheme",
-]
+__all__ = ["__version__", *sorted(_PUBLIC)]  # noqa: PLE0604 (built from the one table)
 
-if TYPE_CHECKING:
-    from bnsim.errors import (
-        BnsimError,
-        ConfigError,
-        InfeasibleError,
-        SimulationError,
-        VerificationError,
-        WorkloadError,
-    )
-    from bnsim.graph import Network, build_network, load_workload, summarize
-    from bnsim.graph import layer as layers
-    from bnsim.graph.fx import from_torch
-    from bnsim.hw import Machine, load_machine
-    from bnsim.point import make_point, point_document, run_point
-    from bnsim.report import plots
-    from bnsim.result import RunResult, runs_from_document
-    from bnsim.schemes import build_schedule
-    from bnsim.sim import simulate
-    from bnsim.sweeps import sweep
-    from bnsim.trace import SimOptions, library_reorders
-    from bnsim.verify import verify as verify_scheme
+if TYPE_CHECKING:  # `import X as X`: a re-export, for type checkers
+    from bnsim.errors import BnsimError as BnsimError
+    from bnsim.errors import ConfigError as ConfigError
+    from bnsim.errors import InfeasibleError as InfeasibleError
+    from bnsim.errors import SimulationError as SimulationError
+    from bnsim.errors import VerificationError as VerificationError
+    from bnsim.errors import WorkloadError as WorkloadError
+    from bnsim.graph import Network as Network
+    from bnsim.graph import build_network as build_network
+    from bnsim.graph import layer as layers  # noqa: F401 (renamed: in __all__ through _PUBLIC)
+    from bnsim.graph import load_workload as load_workload
+    from bnsim.graph import summarize as summarize
+    from bnsim.graph.fx import from_torch as from_torch
+    from bnsim.hw import Machine as Machine
+    from bnsim.hw import load_machine as load_machine
+    from bnsim.point import make_point as make_point
+    from bnsim.point import point_document as point_document
+    from bnsim.point import run_point as run_point
+    from bnsim.report import plots as plots
+    from bnsim.result import RunResult as RunResult
+    from bnsim.result import runs_from_document as runs_from_document
+    from bnsim.schemes import build_schedule as build_schedule
+    from bnsim.sim import simulate as simulate
+    from bnsim.sweeps import sweep as sweep
+    from bnsim.trace import SimOptions as SimOptions
+    from bnsim.trace import library_reorders as library_reorders
+    from bnsim.verify import verify as verify_scheme  # noqa: F401 (renamed, as above)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    if name in _RENAMED:
-        module, attribute = _RENAMED[name]
-        return getattr(importlib.import_module(module), attribute)
-    if name in _MODULES:
-        return importlib.import_module(_MODULES[name])
-    raise AttributeError(f"module 'bnsim' has no attribute '{name}'")
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'bnsim' has no attribute '{name}'")
+    module, _, attribute = target.partition(":")
+    found = importlib.import_module(module)
+    return getattr(found, attribute) if attribute else found
 
 
 def __dir__() -> list[str]:

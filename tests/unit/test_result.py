@@ -30,6 +30,28 @@ def test_the_layer_classes_and_the_plots_are_reached_through_the_package() -> No
     assert {"layers", "plots"} <= set(dir(bnsim))
 
 
+def test_every_public_name_resolves_and_type_checkers_see_the_same_names() -> None:
+    import ast  # noqa: PLC0415
+
+    source = Path(bnsim.__file__).read_text()
+    checked = next(
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    mirrored = {
+        alias.asname or alias.name
+        for node in checked.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert mirrored == set(bnsim.__all__) - {"__version__"}
+    for name in bnsim.__all__:
+        assert getattr(bnsim, name) is not None
+    with pytest.raises(AttributeError, match="has no attribute 'Simulate'"):
+        _ = bnsim.Simulate  # type: ignore[attr-defined]
+
+
 def test_a_runs_tables_are_dataframes_with_units_in_their_column_names() -> None:
     pytest.importorskip("pandas", reason="needs pandas (bnsim[notebook])")
     machine = bnsim.load_machine(REPO / "hwconfigs" / "tiny.yaml")
