@@ -22,7 +22,7 @@ class Timeline:
     tiles: list[tuple[int, int, float, float]] = field(default_factory=list)  # core, kernel, span
     channel_bytes: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
     channel_busy: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
-    llc_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
+    llc_held_bytes: list[tuple[float, int]] = field(default_factory=list)  # (cycle, bytes held)
 
     def tile(self, core: int, start: float, end: float) -> None:
         """A tile ran on `core` from `start` to `end` (in the kernel being recorded)."""
@@ -35,7 +35,7 @@ class Timeline:
         start: float,
         end: float,
         channel_bytes: tuple[float, ...],
-        llc_bytes: int,
+        llc_held_bytes: int,
         channel_busy: tuple[float, ...] = (),
     ) -> None:
         """A kernel ended: its span, the bytes each DRAM channel moved in it, the LLC's content,
@@ -44,4 +44,4 @@ class Timeline:
         self.channel_bytes.append((start, end, channel_bytes))
         if channel_busy:
             self.channel_busy.append((start, end, channel_busy))
-        self.llc_bytes.append((end, llc_bytes))
+        self.llc_held_bytes.append((end, llc_held_bytes))

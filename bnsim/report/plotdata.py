@@ -16,6 +16,8 @@ from bnsim.result import RunResult
 FORMATS = ("png", "svg", "pdf")
 # stacking order
 KINDS = ("conv", "bn", "relu", "activation", "concat", "pool", "add", "mul", "fc", "other")
+# bnsim.schedule.Phase's values in order, spelled here so that the command line can name them
+# without loading the schedule's modules (tests/unit/test_plots.py checks that they agree)
 PHASES = ("fwd", "bwd_data", "bwd_weight", "update")
 # a different pattern per phase (not mirror images), drawn in a colour that stands out from the fill
 PHASE_HATCHES = {"fwd": "", "bwd_data": "///", "bwd_weight": "xxx", "update": "..."}

@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from bnsim.graph.layer import CATEGORIES
-from bnsim.report.plotdata import baseline_index
+from bnsim.report.plotdata import PHASES, baseline_index
 from bnsim.result import RunResult
 
-PHASES = ("fwd", "bwd_data", "bwd_weight", "update")
 # the one rule every breakdown follows (docs/results.md), said where a breakdown is shown
 ATTRIBUTION = (
     "both charged to ops: bytes to the op that caused them; a kernel's time to its ops by what "

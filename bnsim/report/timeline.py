@@ -96,7 +96,7 @@ def _scheme_events(pid: int, timeline: Timeline, run: RunResult | None) -> list[
         if records:  # each series ends at zero when the last kernel does
             zeros = {f"channel {index}": 0.0 for index in range(len(records[0][2]))}
             events.append(_counter(pid, name, at(records[-1][1]), zeros))
-    for cycle, held in timeline.llc_bytes:
+    for cycle, held in timeline.llc_held_bytes:
         events.append(_counter(pid, "LLC occupancy (MiB)", at(cycle), {"held": held / 2**20}))
     return events
 

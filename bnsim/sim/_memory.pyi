@@ -30,14 +30,14 @@ class _Cache:
     def settle(self, arrival: float) -> None: ...
 
 class RangeCache(_Cache):
-    capacity_bytes: int
+    size_bytes: int
     used_bytes: int
-    def __init__(self, capacity_bytes: int, report_clean: bool = True) -> None: ...
+    def __init__(self, size_bytes: int, report_clean: bool = True) -> None: ...
     def contents(self) -> list[tuple[int, int, bool]]: ...
 
 class LineCache(_Cache):
     def __init__(
-        self, capacity_bytes: int, ways: int, line: int, report_clean: bool = True
+        self, size_bytes: int, ways: int, line: int, report_clean: bool = True
     ) -> None: ...
     @property
     def used_bytes(self) -> int: ...
@@ -47,8 +47,8 @@ class MemorySystem:
     def __init__(
         self,
         cores: int,
-        private_bytes: int,
-        llc_bytes: int,
+        private_size_bytes: int,
+        llc_size_bytes: int,
         inclusive: bool,
         nontemporal: bool,
         line: int,

@@ -250,11 +250,11 @@ cdef class RangeCache(_Cache):
     cdef int free_head
     cdef int oldest
     cdef int newest
-    cdef public i64 capacity_bytes
+    cdef public i64 size_bytes
     cdef public i64 used_bytes
 
-    def __cinit__(self, i64 capacity_bytes, bint report_clean=True):
-        self.capacity_bytes = capacity_bytes
+    def __cinit__(self, i64 size_bytes, bint report_clean=True):
+        self.size_bytes = size_bytes
         self.report_clean = report_clean
         self.capacity_pieces = 64
         self.pieces = <Piece*> malloc(self.capacity_pieces * sizeof(Piece))
@@ -528,12 +528,12 @@ cdef class RangeCache(_Cache):
     cdef void _make_room(self, i64 size, _Evictions evictions) noexcept:
         cdef int piece
         cdef i64 low, high
-        while self.used_bytes + size > self.capacity_bytes:
+        while self.used_bytes + size > self.size_bytes:
             piece = self.oldest
             low = self.pieces[piece].start
             high = self.pieces[piece].stop
-            if high > low + self.used_bytes + size - self.capacity_bytes:
-                high = low + self.used_bytes + size - self.capacity_bytes
+            if high > low + self.used_bytes + size - self.size_bytes:
+                high = low + self.used_bytes + size - self.size_bytes
             if self.pieces[piece].dirty:
                 evictions.push(low, high, 1, self.pieces[piece].owner)
                 self.writeback_bytes += high - low
@@ -543,7 +543,7 @@ cdef class RangeCache(_Cache):
 
     cdef int _insert(self, i64 low, i64 high, char write, int owner, _Evictions evictions, int last,
                      unsigned int arrival) noexcept:
-        cdef i64 passed = high - self.capacity_bytes if high - low > self.capacity_bytes else low
+        cdef i64 passed = high - self.size_bytes if high - low > self.size_bytes else low
         self._make_room(high - passed, evictions)
         if passed > low:  # the front of a stream longer than the cache passes straight through
             if write:
@@ -694,7 +694,7 @@ cdef inline void _to_front(u32* tags, u32* meta, u32* arrivals, u16* header, int
 cdef class LineCache(_Cache):
     """A set-associative, write-back LRU cache of lines: the exact cache of line fidelity.
 
-    `capacity_bytes` in lines of `line` bytes, `ways` per set (ways = lines: fully associative). An
+    `size_bytes` in lines of `line` bytes, `ways` per set (ways = lines: fully associative). An
     access walks its range line by line in address order; a line maps to set
     `(address // line) % sets` (plain modulo indexing: real LLCs hash addresses over slices with an
     unpublished function, see docs/model.md). Missed and evicted lines are reported as ranges,
@@ -721,10 +721,10 @@ cdef class LineCache(_Cache):
     cdef u16* granules  # lines held per granule of line numbers (GRANULE_SHIFT)
     cdef i64 num_granules
 
-    def __cinit__(self, i64 capacity_bytes, int ways, i64 line, bint report_clean=True):
-        cdef i64 lines = capacity_bytes // line, set_index
-        if line <= 0 or ways <= 0 or capacity_bytes % line or lines % ways:
-            raise ValueError(f"a cache of {capacity_bytes} B cannot have {ways} ways of {line} B lines")
+    def __cinit__(self, i64 size_bytes, int ways, i64 line, bint report_clean=True):
+        cdef i64 lines = size_bytes // line, set_index
+        if line <= 0 or ways <= 0 or size_bytes % line or lines % ways:
+            raise ValueError(f"a cache of {size_bytes} B cannot have {ways} ways of {line} B lines")
         if ways > 65535:
             raise ValueError(f"the compiled line cache takes at most 65535 ways, not {ways}")
         self.line = line
@@ -1064,7 +1064,7 @@ cdef class MemorySystem:
     cdef _Evictions access_evictions, access_misses, fill_evictions, fill_misses
     cdef _Evictions install_evictions, dropped
 
-    def __cinit__(self, int cores, i64 private_bytes, i64 llc_bytes, bint inclusive,
+    def __cinit__(self, int cores, i64 private_size_bytes, i64 llc_size_bytes, bint inclusive,
                   bint nontemporal, i64 line, int channels, i64 interleave, rates,
                   double latency_cycles, str caches="range", int private_ways=0, int llc_ways=0):
         cdef int i
@@ -1072,13 +1072,13 @@ cdef class MemorySystem:
             raise ValueError(f"rates: need five positive rates (writes 0, 1/4, 1/2, 3/4, all), got {rates}")
         self.max_line_number = 1LL << 60
         if caches == "line":
-            self.private = [LineCache(private_bytes, private_ways, line, False)
+            self.private = [LineCache(private_size_bytes, private_ways, line, False)
                             for i in range(cores)]
-            self.llc = LineCache(llc_bytes, llc_ways, line, inclusive)
+            self.llc = LineCache(llc_size_bytes, llc_ways, line, inclusive)
             self.max_line_number = min(self.private[0].max_line_number, self.llc.max_line_number)
         else:
-            self.private = [RangeCache(private_bytes, False) for i in range(cores)]
-            self.llc = RangeCache(llc_bytes, inclusive)
+            self.private = [RangeCache(private_size_bytes, False) for i in range(cores)]
+            self.llc = RangeCache(llc_size_bytes, inclusive)
         self.llc.tracks_arrival = True
         self.exact_channels = caches == "line"
         self.inclusive = inclusive

@@ -135,12 +135,12 @@ def stack_distances(accesses: Sequence[TensorAccess]) -> list[float]:
 def llc_traffic(
     accesses: Sequence[TensorAccess],
     distances: Sequence[float],
-    capacity_bytes: int,
+    llc_size_bytes: int,
     *,
     nontemporal: bool = False,
     num_kernels: int = 0,
 ) -> Traffic:
-    """DRAM traffic through a fully associative LRU write-back LLC of `capacity_bytes`.
+    """DRAM traffic through a fully associative LRU write-back LLC of `llc_size_bytes`.
 
     A miss reads the tensor (a write miss too: write-allocate), unless stores are non-temporal, in
     which case a write goes straight to DRAM and leaves no copy. A written tensor is written back
@@ -151,7 +151,7 @@ def llc_traffic(
     stream = _stream_of(accesses)
     if nontemporal:
         stream = stream._replace(kind=np.where(stream.write, stackmodel.STREAM, 0))
-    near = np.array([distance <= capacity_bytes for distance in distances], dtype=bool)
+    near = np.array([distance <= llc_size_bytes for distance in distances], dtype=bool)
     if len(near) != len(accesses):
         raise ValueError(f"{len(distances)} distances for {len(accesses)} accesses")
     chains = stackmodel.chains(stream.tensor)

@@ -134,12 +134,12 @@ def earlier_and_later(keys: Array, weights: Array, *, compiled: bool = True) -> 
     return total
 
 
-def within(distances: Array, capacity_bytes: int) -> Array:
-    """Whether each distance is at most `capacity_bytes`."""
+def within(distances: Array, size_bytes: int) -> Array:
+    """Whether each distance is at most `size_bytes`."""
     if distances.dtype != object:
         # int64 distances are below INT64_BYTES, which holds them all (and fits in an int64)
-        capacity_bytes = min(capacity_bytes, INT64_BYTES)
-    return distances <= capacity_bytes
+        size_bytes = min(size_bytes, INT64_BYTES)
+    return distances <= size_bytes
 
 
 class Flows(NamedTuple):

@@ -24,6 +24,7 @@ from bnsim.report.plotdata import (
     sweep_table,
 )
 from bnsim.result import RunResult
+from bnsim.schedule import Phase
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.sim.dramrate import best_sustained_bandwidth
@@ -90,6 +91,8 @@ def test_time_breakdown_stacks_each_runs_kernel_time(runs: list[RunResult], tmp_
 
 
 def test_phase_hatches_differ_and_stand_out_from_every_fill(runs: list[RunResult]) -> None:
+    assert tuple(phase.value for phase in Phase) == plots.PHASES  # the schedule's, in order
+    assert set(PHASE_HATCHES) == set(plots.PHASES)
     assert len(set(PHASE_HATCHES.values())) == len(PHASE_HATCHES)
     for fill in KIND_COLORS.values():
         fill_rgb = to_rgb(fill)
