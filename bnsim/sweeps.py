@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -514,7 +514,12 @@ def run_sweep(
     return SweepResults(tasks, records)
 
 
-Outcome = tuple[str, dict[str, Any] | None, str | None]  # status, run summary, error
+class Outcome(NamedTuple):
+    """How one task ended: "ok" and the run's summary, or "failed" and the error's message."""
+
+    status: str
+    run: dict[str, Any] | None
+    error: str | None
 
 
 def execute(machine: Machine, network: Network, scheme: str, options: SimOptions) -> Outcome:
@@ -523,10 +528,10 @@ def execute(machine: Machine, network: Network, scheme: str, options: SimOptions
         point = make_point(machine, network, [scheme], options)
         run = simulate_scheme(point, point.schemes[0])
     except BnsimError as err:
-        return "failed", None, f"{type(err).__name__}: {err}"
+        return Outcome("failed", None, f"{type(err).__name__}: {err}")
     except Exception as err:  # a bug in one point must not end the sweep
-        return "failed", None, f"unexpected {type(err).__name__}: {err}"
-    return "ok", _run_summary(run), None
+        return Outcome("failed", None, f"unexpected {type(err).__name__}: {err}")
+    return Outcome("ok", _run_summary(run), None)
 
 
 def _run_local(tasks: list[Task], workers: int) -> Iterator[tuple[Task, Outcome]]:
@@ -584,7 +589,6 @@ def _run_summary(run: RunResult) -> dict[str, Any]:
 
 
 def _record(task: Task, outcome: Outcome) -> dict[str, Any]:
-    status, run, error = outcome
     return {
         "key": task.key,
         "index": task.index,
@@ -596,9 +600,9 @@ def _record(task: Task, outcome: Outcome) -> dict[str, Any]:
         "image": task.network.out_shape("input").h,
         "scheme": task.scheme,
         "fidelity": task.options.fidelity,
-        "status": status,
-        "run": run,
-        "error": error,
+        "status": outcome.status,
+        "run": outcome.run,
+        "error": outcome.error,
     }
 
 

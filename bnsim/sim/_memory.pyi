@@ -1,13 +1,27 @@
 """Type stub of the compiled memory model (bnsim/sim/_memory.pyx)."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from numpy.typing import NDArray
 
-# (private-cache hit bytes, LLC hit bytes, DRAM read bytes, cycle the DRAM reads arrive, cycle the
-# in-flight lines hit in the LLC arrive)
-TileCost = tuple[int, int, int, float, float]
+class TileCost(NamedTuple):
+    """What a step cost the memory system."""
+
+    private_hit_bytes: int
+    llc_hit_bytes: int
+    dram_read_bytes: int
+    reads_done_cycle: float  # when its DRAM reads arrive
+    llc_wait_cycle: float  # when the in-flight lines it hit in the LLC arrive
+
+class CacheBytes(NamedTuple):
+    """One cache level's byte counters, summed over its instances."""
+
+    read_bytes: int
+    write_bytes: int
+    hit_bytes: int
+    miss_bytes: int
+    writeback_bytes: int
 
 Range = tuple[int, int, bool, int]  # (start, stop, dirty, owner)
 
@@ -88,7 +102,7 @@ class MemorySystem:
     def channel_statistics(self) -> list[tuple[float, ...]]: ...
     def channel_busy_until(self, cycle: float) -> list[float]: ...
     def channel_transferred(self, cycle: float) -> list[float]: ...
-    def cache_stats(self) -> dict[str, tuple[int, int, int, int, int]]: ...
+    def cache_stats(self) -> dict[str, CacheBytes]: ...
 
 def earlier_and_later_into(
     keys: NDArray[Any], weights: NDArray[Any], total: NDArray[Any]

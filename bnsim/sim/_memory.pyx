@@ -31,6 +31,18 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport abort, calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from collections import namedtuple
+
+# what a step cost the memory system (run_tile), and a cache level's byte counters (cache_stats)
+TileCost = namedtuple(
+    "TileCost",
+    ["private_hit_bytes", "llc_hit_bytes", "dram_read_bytes", "reads_done_cycle",
+     "llc_wait_cycle"],
+)
+CacheBytes = namedtuple(
+    "CacheBytes", ["read_bytes", "write_bytes", "hit_bytes", "miss_bytes", "writeback_bytes"]
+)
+
 ctypedef long long i64
 
 
@@ -1372,7 +1384,7 @@ cdef class MemorySystem:
         with its DRAM reads unless `settle` says when.
         """
         cdef double done = self._run_tile(core, accesses, now)
-        return (self.private_hits, self.llc_hits, self.dram_reads, done, self.llc.wait)
+        return TileCost(self.private_hits, self.llc_hits, self.dram_reads, done, self.llc.wait)
 
     def step_dram_writes(self):
         """DRAM bytes the last step wrote: its non-temporal stores and the write-backs it caused."""
@@ -1684,7 +1696,8 @@ cdef class MemorySystem:
                 for i in range(self.channels)]
 
     def cache_stats(self):
-        """{"llc": (...), "private": (...)}: read, write, hit, miss, writeback bytes."""
+        """{"llc": CacheBytes, "private": CacheBytes}: each level's bytes read, written, hit,
+        missed and written back, summed over its instances."""
         cdef _Cache cache
         private = [0, 0, 0, 0, 0]
         for cache in self.private:
@@ -1695,7 +1708,7 @@ cdef class MemorySystem:
             private[4] += cache.writeback_bytes
         llc = (self.llc.read_bytes, self.llc.write_bytes, self.llc.hit_bytes, self.llc.miss_bytes,
                self.llc.writeback_bytes)
-        return {"llc": tuple(llc), "private": tuple(private)}
+        return {"llc": CacheBytes(*llc), "private": CacheBytes(*private)}
 
 
 def earlier_and_later_into(const i64[::1] keys, const i64[::1] weights, i64[::1] total):

@@ -29,7 +29,7 @@ from bnsim.heap import frozen_heap
 from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
 from bnsim.schedule import Kernel, Schedule, check_schedule
-from bnsim.sim._memory import MemorySystem
+from bnsim.sim._memory import CacheBytes, MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
 from bnsim.sim.attribution import OpWork, op_times
 from bnsim.sim.dramrate import channel_traffic
@@ -352,11 +352,10 @@ def _result(chip: _Chip, options: SimOptions) -> RunResult:
     )
 
 
-def _counters(stats: tuple[int, int, int, int, int], line: int) -> CacheCounters:
-    read, write, hit, miss, writeback = stats
+def _counters(stats: CacheBytes, line: int) -> CacheCounters:
     return CacheCounters(
-        accesses=(read + write) // line,
-        hits=hit // line,
-        misses=miss // line,
-        writebacks=writeback // line,
+        accesses=(stats.read_bytes + stats.write_bytes) // line,
+        hits=stats.hit_bytes // line,
+        misses=stats.miss_bytes // line,
+        writebacks=stats.writeback_bytes // line,
     )

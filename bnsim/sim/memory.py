@@ -42,19 +42,18 @@ def memory_system(machine: Machine, caches: CacheModel = "range") -> MemorySyste
                 f"{lines * LINE_STATE_BYTES / 2**30:.0f} GiB of cache state; use --fidelity fast "
                 "(its caches hold byte ranges, not lines)"
             )
-    arguments = (
-        machine.cores.count,
-        machine.private.size_bytes,
-        machine.llc.size_bytes,
-        machine.llc.inclusive,
-        machine.compute.nontemporal_stores == "always",
-        machine.llc.block_bytes,
-        machine.dram.channels,
-        machine.dram.interleave_bytes(),
-        [rate / machine.cores.clock_hz for rate in channel_rates(machine)],
-        machine.dram.latency_s * machine.cores.clock_hz,
-        caches,
-        machine.private.ways,
-        machine.llc.ways,
+    return MemorySystem(
+        cores=machine.cores.count,
+        private_size_bytes=machine.private.size_bytes,
+        llc_size_bytes=machine.llc.size_bytes,
+        inclusive=machine.llc.inclusive,
+        nontemporal=machine.compute.nontemporal_stores == "always",
+        line=machine.llc.block_bytes,
+        channels=machine.dram.channels,
+        interleave=machine.dram.interleave_bytes(),
+        rates=[rate / machine.cores.clock_hz for rate in channel_rates(machine)],
+        latency_cycles=machine.dram.latency_s * machine.cores.clock_hz,
+        caches=caches,
+        private_ways=machine.private.ways,
+        llc_ways=machine.llc.ways,
     )
-    return MemorySystem(*arguments)
