@@ -2,7 +2,7 @@
 
 Two extensions, built from Cython (a build requirement) with the C compiler: the memory model
 (bnsim/sim/_memory.pyx, the one implementation of bnsim's caches and DRAM channels) and the tile
-loop (bnsim/_tiles.py, plain Python that Cython compiles with the types of bnsim/_tiles.pxd; it
+loop (bnsim/trace/_tiles.py, plain Python that Cython compiles with the types of bnsim/trace/_tiles.pxd; it
 also runs uncompiled, more slowly). Installation fails if either does not build.
 """
 
@@ -11,7 +11,7 @@ from setuptools import setup
 
 setup(
     ext_modules=cythonize(
-        ["bnsim/sim/_memory.pyx", "bnsim/sim/_dram.pyx", "bnsim/_tiles.py"],
+        ["bnsim/sim/_memory.pyx", "bnsim/sim/_dram.pyx", "bnsim/trace/_tiles.py"],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )

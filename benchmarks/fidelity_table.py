@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from test_crosscheck import CMP16, LAYER_CASES, NETWORK_CASES, TINY, layer_network
 
-from bnsim.crosscheck import crosscheck, differences
+from bnsim.experiment.crosscheck import crosscheck, differences
+from bnsim.experiment.point import make_point
 from bnsim.graph.zoo import build_model
-from bnsim.point import make_point
 
 
 def main() -> None:

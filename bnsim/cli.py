@@ -33,8 +33,8 @@ from bnsim.errors import (
 from bnsim.report.tables import key_value_table, markdown_table, text_table
 
 if TYPE_CHECKING:
-    from bnsim.crosscheck import TimedRun
-    from bnsim.point import Point, Progress
+    from bnsim.experiment.crosscheck import TimedRun
+    from bnsim.experiment.point import Point, Progress
     from bnsim.result import RunResult
     from bnsim.sim.engine import KernelProgress
 
@@ -149,7 +149,7 @@ def _workloads_export(args: argparse.Namespace) -> int:
 
 
 def _hw_show(args: argparse.Namespace) -> int:
-    from bnsim.hw import load_machine
+    from bnsim.config.machine import load_machine
     from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 
     machine = load_machine(args.file, args.set)
@@ -172,7 +172,7 @@ def _hw_show(args: argparse.Namespace) -> int:
 
 
 def _hw_keys(args: argparse.Namespace) -> int:
-    from bnsim.hwkeys import describe_keys
+    from bnsim.config.keys import describe_keys
 
     header = ["key", "type", "unit", "required", "meaning"]
     rows = [
@@ -194,7 +194,7 @@ def _hw_keys(args: argparse.Namespace) -> int:
 
 
 def _membench(args: argparse.Namespace) -> int:
-    from bnsim.hw import load_machine
+    from bnsim.config.machine import load_machine
     from bnsim.report.membench import describe_membench, membench_document
     from bnsim.sim.membench import KERNELS, run_kernel
 
@@ -215,9 +215,9 @@ def _membench(args: argparse.Namespace) -> int:
 
 
 def _point(args: argparse.Namespace, fidelity: str) -> Point:
+    from bnsim.config.machine import load_machine
+    from bnsim.experiment.point import make_point
     from bnsim.graph import load_workload
-    from bnsim.hw import load_machine
-    from bnsim.point import make_point
     from bnsim.schemes import DEFAULT_SCHEMES
     from bnsim.trace import SimOptions
 
@@ -233,7 +233,12 @@ def _point(args: argparse.Namespace, fidelity: str) -> Point:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bnsim.point import point_document, run_point, run_point_with_timelines, simulate_scheme
+    from bnsim.experiment.point import (
+        point_document,
+        run_point,
+        run_point_with_timelines,
+        simulate_scheme,
+    )
 
     if args.plot:
         _check_image_path(args.plot)
@@ -334,7 +339,7 @@ def _progress(args: argparse.Namespace, total: int, unit: str) -> Iterator[Progr
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from bnsim.sweeps import Sweep, load_sweep_file, parse_grid, run_sweep
+    from bnsim.experiment.sweeps import Sweep, load_sweep_file, parse_grid, run_sweep
 
     if args.file:
         if args.hw or args.workload or args.grid or args.scheme or args.set:
@@ -424,8 +429,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _plot_sweep(folder: str, parameter: str) -> None:
     """speedup and traffic against `parameter`, from the sweep's store."""
+    from bnsim.experiment.sweeps import stored_points
     from bnsim.report import plots
-    from bnsim.sweeps import stored_points
 
     stored = stored_points(folder, parameter)
     for metric, name in (("speedup", "sweep_speedup.png"), ("traffic", "sweep_traffic.png")):
@@ -437,8 +442,8 @@ def _plot_sweep(folder: str, parameter: str) -> None:
 
 
 def _crosscheck(args: argparse.Namespace) -> int:
-    from bnsim.crosscheck import crosscheck
-    from bnsim.point import point_document
+    from bnsim.experiment.crosscheck import crosscheck
+    from bnsim.experiment.point import point_document
     from bnsim.trace import FIDELITIES
 
     point = _point(args, "fast")
@@ -456,7 +461,7 @@ def _crosscheck(args: argparse.Namespace) -> int:
 def describe_crosscheck(point: Point, timed: Sequence[TimedRun]) -> str:
     """The human summary of `bnsim crosscheck`: per scheme and fidelity, totals against line
     fidelity's, then DRAM traffic and time per phase and per layer kind."""
-    from bnsim.crosscheck import REFERENCE, differences
+    from bnsim.experiment.crosscheck import REFERENCE, differences
 
     network, machine = point.network, point.machine
     c, (h, w) = network.input_channels(), network.image
@@ -513,7 +518,7 @@ def describe_crosscheck(point: Point, timed: Sequence[TimedRun]) -> str:
 
 
 def _percent(relative: float | None, fidelity: str) -> str:
-    from bnsim.crosscheck import REFERENCE
+    from bnsim.experiment.crosscheck import REFERENCE
 
     if fidelity == REFERENCE:
         return "—"
@@ -569,13 +574,13 @@ PLOT_KINDS = ("traffic", "time", "speedup", "layers", "roofline")
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from bnsim.hw import machine_from_dict
+    from bnsim.config.machine import machine_from_dict
     from bnsim.report import plots
     from bnsim.report.documents import parameter_value, read_document
 
     _check_image_path(args.out)
     if len(args.results) == 1 and Path(args.results[0]).is_dir():
-        from bnsim.sweeps import stored_points
+        from bnsim.experiment.sweeps import stored_points
 
         if args.kind != "speedup" or not args.x:
             raise ConfigError(
@@ -596,7 +601,7 @@ def _plot(args: argparse.Namespace) -> int:
         for path, document, runs in loaded:
             value, unit = parameter_value(document, args.x, source=path)
             points.append((value, _chosen(runs, args.schemes, path)))
-        from bnsim.sweeps import shared_context
+        from bnsim.experiment.sweeps import shared_context
 
         context = shared_context(
             [
@@ -694,8 +699,8 @@ def _schemes(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from bnsim.config.machine import load_machine
     from bnsim.graph import load_workload
-    from bnsim.hw import load_machine
     from bnsim.schemes import parse_scheme
     from bnsim.verify import verify
 

@@ -15,8 +15,8 @@ import argparse
 from pathlib import Path
 
 import bnsim
+from bnsim.experiment.sweeps import stored_points
 from bnsim.report import plots
-from bnsim.sweeps import stored_points
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMES = ["baseline", "fission", "bnff", "recompute", "bnff+sampling"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bnsim.config.machine import Machine, load_machine
 from bnsim.graph import Network
 from bnsim.graph.zoo import build_model
-from bnsim.hw import Machine, load_machine
 from bnsim.schedule import Schedule
 from bnsim.trace import SimOptions, Trace
 

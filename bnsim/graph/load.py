@@ -16,7 +16,7 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from bnsim.datafile import describe_errors, read_yaml
+from bnsim.config.datafile import describe_errors, read_yaml
 from bnsim.errors import WorkloadError
 from bnsim.graph.layer import LAYER_LIST_ADAPTER, Input, Layer, PositiveInt, layer_to_dict
 from bnsim.graph.network import INPUT_NAME, MAX_LAYERS, Network, build_network

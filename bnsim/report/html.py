@@ -19,14 +19,14 @@ from typing import Any, NamedTuple
 
 from matplotlib.figure import Figure
 
+from bnsim.config.machine import Machine, machine_from_dict
 from bnsim.errors import ConfigError
-from bnsim.hw import Machine, machine_from_dict
+from bnsim.experiment.sweeps import SUMMARY_FILE, records_of, stored_points
 from bnsim.report import plots
 from bnsim.report.machine import element_costs, machine_roofs, machine_rows
 from bnsim.report.plotdata import baseline_index
 from bnsim.report.summary import ATTRIBUTION, Table, phase_kind_table, scheme_table
 from bnsim.result import RunResult, runs_from_document
-from bnsim.sweeps import SUMMARY_FILE, records_of, stored_points
 
 FIGURE_DPI = 110
 STYLE = """

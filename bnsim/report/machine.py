@@ -6,8 +6,8 @@ What `bnsim hw show` prints and the HTML report's machine section show.
 from __future__ import annotations
 
 from bnsim import units
-from bnsim.dramdevice import Controller
-from bnsim.hw import Machine
+from bnsim.config.dramdevice import Controller
+from bnsim.config.machine import Machine
 from bnsim.report.plotdata import Roofs
 from bnsim.report.tables import key_value_table, text_table
 from bnsim.sim.dramrate import WRITE_SHARES, best_sustained_bandwidth, channel_rates

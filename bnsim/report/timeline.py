@@ -1,11 +1,10 @@
 """Timelines as Chrome trace-event JSON, for ui.perfetto.dev and chrome://tracing.
 
-`trace_events` turns bnsim.timeline.Timeline records into one process per scheme: a track of kernel
-spans, one track per core with its tile spans, counters per DRAM channel (its bandwidth over each
-kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
+`trace_events` turns bnsim.result.timeline.Timeline records into one process per scheme: a track of
+kernel spans, one track per core with its tile spans, counters per DRAM channel (its bandwidth over
+each kernel, and the share of the kernel's span it was busy) and a counter of the LLC's occupancy at
 every kernel end. Past a timeline's `max_tile_spans` tiles, each core's tiles in a kernel become one
-span (with the tile count), so a trace stays a few
-MB.
+span (with the tile count), so a trace stays a few MB.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bnsim.result import KernelResult, RunResult
-from bnsim.timeline import Timeline
+from bnsim.result.timeline import Timeline
 
 
 def trace_events(

@@ -18,14 +18,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bnsim.datafile import describe_errors
+from bnsim.config.datafile import describe_errors
 from bnsim.errors import ConfigError
 from bnsim.graph import Network
 from bnsim.heap import frozen_heap
 from bnsim.schedule import NO_REORDERS, Reorders, Schedule
+from bnsim.schedule.training import Draft, lower_training
 from bnsim.schemes import baseline, bnff, fission, recompute, sampling
 from bnsim.schemes.reorders import add_reorders
-from bnsim.schemes.training import Draft, lower_training
 
 
 @dataclass(frozen=True, slots=True)

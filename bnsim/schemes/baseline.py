@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bnsim.graph import LayerKind
 from bnsim.schedule import OpKind, Placement
+from bnsim.schedule.training import Draft, act
 from bnsim.schemes.rewrite import (
     batchnorm_layers,
     bn_chain,
@@ -23,7 +24,6 @@ from bnsim.schemes.rewrite import (
     run_in_place,
     use_one_pass_statistics,
 )
-from bnsim.schemes.training import Draft, act
 
 
 class BaselineOptions(BaseModel):

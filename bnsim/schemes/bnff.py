@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import INPUT_GRADIENT_ACTIVATIONS
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
+from bnsim.schedule.training import FLOPS_PER_ELEMENT, Draft, DraftKernel, act, grad
 from bnsim.schemes.rewrite import (
     ACTIVATION_KINDS,
     RELU_KINDS,
@@ -29,7 +30,6 @@ from bnsim.schemes.rewrite import (
     make_transient,
     use_one_pass_statistics,
 )
-from bnsim.schemes.training import FLOPS_PER_ELEMENT, Draft, DraftKernel, act, grad
 
 
 class BNFFOptions(BaseModel):

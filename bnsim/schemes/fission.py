@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from bnsim.schedule.training import Draft
 from bnsim.schemes.rewrite import batchnorm_layers, use_one_pass_statistics
-from bnsim.schemes.training import Draft
 
 
 class FissionOptions(BaseModel):

@@ -10,8 +10,8 @@ traffic.
 
 from __future__ import annotations
 
+from bnsim.schedule.training import Draft
 from bnsim.schemes.bnff import BNFFOptions, fission_and_fusion
-from bnsim.schemes.training import Draft
 
 RecomputeOptions = BNFFOptions
 

@@ -1,10 +1,10 @@
 """sampling: BN statistics estimated from a few data (Chen et al., TNNLS 2020; docs/schemes.md).
 
 Applied on top of another scheme (`sampling` alone is `baseline+sampling`). Batch and feature
-sampling make every statistics op read only the selected elements (bnsim.sampling); the backward
-still reduces Σdy and Σdy·x̂ over all elements, and the BN apply backward carries the exact gradient
-through the sampled statistics. Virtual-dataset normalization first pushes a few synthetic samples
-through the layers that lead to a BN (a forward pass at the small batch, every layer its own
+sampling make every statistics op read only the selected elements (bnsim.schedule.selection); the
+backward still reduces Σdy and Σdy·x̂ over all elements, and the BN apply backward carries the exact
+gradient through the sampled statistics. Virtual-dataset normalization first pushes a few synthetic
+samples through the layers that lead to a BN (a forward pass at the small batch, every layer its own
 kernel), takes every BN's statistics from them, and treats those statistics as constants in
 backward; the real forward then computes no statistics.
 """
@@ -18,10 +18,10 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from bnsim.graph import rebuild
-from bnsim.sampling import Sampling, select
 from bnsim.schedule import Op, OpKind
+from bnsim.schedule.selection import Sampling, select
+from bnsim.schedule.training import Draft, lower_forward
 from bnsim.schemes.rewrite import batchnorm_layers, use_one_pass_statistics
-from bnsim.schemes.training import Draft, lower_forward
 
 VIRTUAL_PREFIX = "virtual/"
 

@@ -4,7 +4,7 @@
 The one implementation of bnsim's memory model, in Cython (compiled when bnsim is installed).
 Accesses are rounded to whole lines. A core's access goes through its private cache (the last
 private level of the machine), misses are filled from the LLC, LLC misses from DRAM. A store
-(bnsim.dataflow's kinds) either reads the line first (read for ownership), allocates it without
+(bnsim.trace.dataflow's kinds) either reads the line first (read for ownership), allocates it without
 reading (a GPU L2), or streams past the caches (non-temporal). Dirty lines evicted from a private
 cache are installed in the LLC; dirty lines evicted from the LLC, or flushed at the end, are written
 to DRAM. An inclusive LLC back-invalidates private copies of what it evicts; otherwise the levels are
@@ -61,7 +61,7 @@ cdef struct Piece:
     char used
 
 
-cdef struct Block:  # strided runs of one stream (bnsim._tiles.Block)
+cdef struct Block:  # strided runs of one stream (bnsim.trace._tiles.Block)
     i64 first
     i64 length
     i64 inner_count
@@ -1248,7 +1248,7 @@ cdef class MemorySystem:
 
     cdef void _access(self, int core, i64 start, i64 stop, char kind, int source) noexcept:
         """Kinds: 0 a load; stores: 1 read for ownership, 2 non-temporal, 3 allocate without
-        reading (bnsim.dataflow's FETCH, STREAM, ALLOCATE)."""
+        reading (bnsim.trace.dataflow's FETCH, STREAM, ALLOCATE)."""
         cdef _Cache cache = <_Cache> self.private[core]
         cdef _Evictions evictions = self.access_evictions
         cdef _Evictions misses = self.access_misses
@@ -1406,7 +1406,7 @@ cdef class MemorySystem:
 
     cdef void _advance(self, int core, StreamCursor* stream, Block* blocks, i64 target,
                        i64 line) noexcept:
-        """bnsim._tiles.stream_ranges in C: access the stream's bytes up to `target` taken."""
+        """bnsim.trace._tiles.stream_ranges in C: access the stream's bytes up to `target` taken."""
         cdef Block* block
         cdef i64 start, low, high, stop
         while stream.taken < target:
@@ -1441,7 +1441,7 @@ cdef class MemorySystem:
         """Run a kernel's boxes on the cores from cycle `start` (bnsim.sim.engine._run_boxes).
 
         Core k runs boxes[chunks[k]] in order, each in its number of steps; a step issues the
-        next equal share of each of the box's streams (bnsim._tiles.stream_ranges). The core ready
+        next equal share of each of the box's streams (bnsim.trace._tiles.stream_ranges). The core ready
         first runs its next step (ties: the one that became ready first), so the shared levels see
         the steps in time order: the order of one SimPy process per core (tested equal). A step
         lasts the largest of its compute share, its misses' latency per byte (`*_cycles`: private
@@ -1611,7 +1611,7 @@ cdef class MemorySystem:
         return finished, flops, compute_total, memory_total
 
     def write(self, int core, i64 start, i64 stop, int source, double now, int kind=1):
-        """One store of `kind` (bnsim.dataflow's FETCH, STREAM, ALLOCATE) outside a tile (a
+        """One store of `kind` (bnsim.trace.dataflow's FETCH, STREAM, ALLOCATE) outside a tile (a
         reduced tensor written after the tiles)."""
         self._begin(now)
         self._access(core, start, stop, kind, source)

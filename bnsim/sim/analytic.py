@@ -6,18 +6,18 @@ accesses the fast and line modes make, without tiles. An access's LRU stack dist
 bytes plus the bytes of the distinct tensors touched since the tensor's previous access (Mattson et
 al., 1970), computed for all accesses at once by bnsim.sim.stackmodel; an access hits in an LLC of C
 bytes iff its distance is at most C, so one pass answers every cache size (`traffic_by_capacity`);
-an output written in place over its input (`Tensor.storage`) is the same memory as that input.
-On whole-tensor streams this equals a fully associative line LRU cache exactly (tests check it).
-What the model needs of a schedule whatever the machine (the accesses and ops as columns, each
-tensor's chain of accesses) is planned once per schedule and kept while the schedule lives.
+an output written in place over its input (`Tensor.storage`) is the same memory as that input. On
+whole-tensor streams this equals a fully associative line LRU cache exactly (tests check it). What
+the model needs of a schedule whatever the machine (the accesses and ops as columns, each tensor's
+chain of accesses) is planned once per schedule and kept while the schedule lives.
 
 What it leaves out, and the fast and line modes keep: reuse inside a kernel (a conv re-reading its
 input per block of output channels is one access here), private caches, associativity, halos, load
-imbalance, DRAM queueing, and the serial reductions of fused kernels. A kernel takes
-max(compute, DRAM) cycles plus its fixed overhead: compute is the fast mode's per-op cycles spread
-evenly over the cores; DRAM is the bytes it reads and the bytes it writes that reach DRAM, at the
-sustained bandwidth or at the rate the cores' windows let lines through (Little's law: a read holds
-a slot for the DRAM latency, a write for its path to the controller), whichever is slower.
+imbalance, DRAM queueing, and the serial reductions of fused kernels. A kernel takes max(compute,
+DRAM) cycles plus its fixed overhead: compute is the fast mode's per-op cycles spread evenly over
+the cores; DRAM is the bytes it reads and the bytes it writes that reach DRAM, at the sustained
+bandwidth or at the rate the cores' windows let lines through (Little's law: a read holds a slot for
+the DRAM latency, a write for its path to the controller), whichever is slower.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bnsim.dataflow import store_kinds
-from bnsim.hw import Machine
+from bnsim.config.machine import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow, from_columns
 from bnsim.schedule import (
     Op,
@@ -45,6 +44,7 @@ from bnsim.sim.attribution import OpWork, op_times
 from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.trace import SimOptions, Trace
+from bnsim.trace.dataflow import store_kinds
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -317,7 +317,7 @@ _STORE_KINDS: weakref.WeakKeyDictionary[Schedule, dict[tuple[str, str, str], Arr
 
 
 def _store_kinds(trace: Trace, plan: _Plan) -> Array:
-    """Per op of the schedule, in order, the kind of its stores (bnsim.dataflow.store_kind)."""
+    """Per op of the schedule, in order, its stores' kind (bnsim.trace.dataflow.store_kind)."""
     import numpy as np  # noqa: PLC0415 (numpy loads on first use)
 
     compute = trace.machine.compute

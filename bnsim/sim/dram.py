@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnsim.dramdevice import Controller, DRAMDevice, locate
+from bnsim.config.dramdevice import Controller, DRAMDevice, locate
 from bnsim.sim import _dram
 
 DEFAULTS = Controller()

@@ -17,8 +17,8 @@ from functools import cache
 
 import numpy as np
 
-from bnsim.hw import Machine
-from bnsim.hwdram import DRAMConfig
+from bnsim.config.dram import DRAMConfig
+from bnsim.config.machine import Machine
 from bnsim.result import ChannelTraffic
 from bnsim.sim.dram import simulate_arrays
 

@@ -12,7 +12,7 @@ as in the DRAM-timed model (bnsim.sim.dram); it occupies the channels, but nothi
 After the last tile, the partial sums of reduced tensors are combined serially across the threads
 that made them, the result is written, and the kernel pays its fixed overhead (fork/join and
 barrier). Time counts core cycles (fractions inside a kernel; results report whole cycles). Imports
-bnsim.trace, bnsim.hw, bnsim.result, bnsim.schedule, bnsim.graph, bnsim.sim.*; simpy.
+bnsim.trace, bnsim.config.machine, bnsim.result, bnsim.schedule, bnsim.graph, bnsim.sim.*; simpy.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Any
 import simpy
 
 from bnsim import units
+from bnsim.config.machine import Machine
 from bnsim.errors import InfeasibleError, SimulationError
 from bnsim.heap import frozen_heap
-from bnsim.hw import Machine
 from bnsim.result import CacheCounters, KernelResult, RunResult, TrafficRow
+from bnsim.result.timeline import Timeline
 from bnsim.schedule import Kernel, Schedule, check_schedule
 from bnsim.sim._memory import CacheBytes, MemorySystem
 from bnsim.sim.analytic import simulate_analytic, tensor_accesses
@@ -36,7 +37,6 @@ from bnsim.sim.dramrate import channel_traffic
 from bnsim.sim.memory import CacheModel, memory_system
 from bnsim.sim.mlp import core_window, dram_read_cycles, dram_write_cycles
 from bnsim.sim.reduction import reduction_cycles
-from bnsim.timeline import Timeline
 from bnsim.trace import BoxWork, SimOptions, Trace
 
 # Line fidelity gets through about this many lines of tensor accesses (the estimate below: each

@@ -20,7 +20,7 @@ from bnsim.sim.dram import ChannelStats, simulate_arrays
 from bnsim.sim.mlp import core_window, loop_clocks
 
 if TYPE_CHECKING:
-    from bnsim.hw import Machine
+    from bnsim.config.machine import Machine
 
 ELEMENT_BYTES = 8  # STREAM's doubles
 GPU_BLOCK_ELEMENTS = 1024  # BabelStream's CUDA thread block: 1024 threads, one element each

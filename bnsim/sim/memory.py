@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bnsim.config.machine import Machine
 from bnsim.errors import InfeasibleError
-from bnsim.hw import Machine
 from bnsim.sim._memory import MemorySystem
 from bnsim.sim.dramrate import channel_rates
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bnsim.hw import Machine
+    from bnsim.config.machine import Machine
 
 
 def core_window(machine: Machine) -> int:

@@ -1,7 +1,7 @@
 """The closed form of a kernel reading an operand in several passes (analytic fidelity).
 
 Some libraries' loop orders read a kernel's input or weights more than once
-(bnsim.dataflow.input_passes: MKL-DNN's direct convolutions read the input once per 16-channel
+(bnsim.trace.dataflow.input_passes: MKL-DNN's direct convolutions read the input once per 16-channel
 output block; weight_passes: CUTLASS's waves of CTAs each read their strip's weights). Fast
 fidelity simulates each pass; the analytic model adds, per such operand, the DRAM reads of the
 passes the LLC cannot serve.
@@ -12,16 +12,16 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bnsim.dataflow import (
+from bnsim.schedule import Kernel, Placement, Schedule
+from bnsim.sim import stackmodel
+from bnsim.trace import Trace
+from bnsim.trace.dataflow import (
     PASS_KINDS,
     input_order_is_channel_outer,
     input_passes,
     prologue_on_every_load,
     weight_passes,
 )
-from bnsim.schedule import Kernel, Placement, Schedule
-from bnsim.sim import stackmodel
-from bnsim.trace import Trace
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -40,7 +40,7 @@ class SourceColumns(NamedTuple):
 
 
 class PassReread(NamedTuple):
-    """A kernel whose loop order reads an operand in several passes (bnsim.dataflow)."""
+    """A kernel whose loop order reads an operand in several passes (bnsim.trace.dataflow)."""
 
     kernel: int
     access: int  # the stream's access that reads the operand

@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bnsim.dataflow import store_kind
 from bnsim.schedule import Box
 from bnsim.sim.mlp import core_window
 from bnsim.trace import Trace
+from bnsim.trace.dataflow import store_kind
 
 
 def reduction_cycles(trace: Trace, memory: Any, index: int, now: float) -> float:

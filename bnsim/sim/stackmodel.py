@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 INT64_BYTES = 1 << 62
 
 
-STREAM, ALLOCATE = 2, 3  # store kinds (bnsim.dataflow)
+STREAM, ALLOCATE = 2, 3  # store kinds (bnsim.trace.dataflow)
 
 
 class Stream(NamedTuple):
@@ -37,7 +37,7 @@ class Stream(NamedTuple):
     write: Array  # bool
     num_sources: int
     # per access: 0 a load; a store: 1 read for ownership, 2 non-temporal, 3 allocate without
-    # reading (bnsim.dataflow's kinds); None: every store reads for ownership
+    # reading (bnsim.trace.dataflow's kinds); None: every store reads for ownership
     kind: Array | None = None
 
 

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from bnsim.dataflow import FETCH, input_passes, store_kind, weight_passes
+from bnsim.config.machine import load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.schedule import OpKind, Schedule
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.sim.dramrate import best_sustained_bandwidth
 from bnsim.sim.reduction import shared_channels
 from bnsim.trace import SimOptions, Trace, library_reorders
+from bnsim.trace.dataflow import FETCH, input_passes, store_kind, weight_passes
 
 REPO = Path(__file__).resolve().parents[2]
 CMP16 = load_machine(REPO / "hwconfigs" / "cmp16.yaml")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bnsim.config.machine import load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.result import RunResult
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate

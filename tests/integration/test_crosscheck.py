@@ -19,8 +19,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bnsim.crosscheck import crosscheck, differences
+from bnsim.config.machine import Machine, load_machine, machine_from_dict
 from bnsim.errors import InfeasibleError
+from bnsim.experiment.crosscheck import crosscheck, differences
+from bnsim.experiment.point import make_point
 from bnsim.graph import Network, build_network
 from bnsim.graph.layer import (
     AdaptiveAvgPool2d,
@@ -34,8 +36,6 @@ from bnsim.graph.layer import (
     SoftmaxCrossEntropy,
 )
 from bnsim.graph.zoo import build_model
-from bnsim.hw import Machine, load_machine, machine_from_dict
-from bnsim.point import make_point
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import FIDELITIES, SimOptions, Trace, library_reorders

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bnsim.cli import main
-from bnsim.sweeps import RESULTS_FILE, Sweep, parse_grid, run_sweep
+from bnsim.experiment.sweeps import RESULTS_FILE, Sweep, parse_grid, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 CMP16 = str(REPO / "hwconfigs" / "cmp16.yaml")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bnsim.config.machine import load_machine
 from bnsim.errors import SimulationError
 from bnsim.graph import Network, build_network, load_workload
 from bnsim.graph.layer import (
@@ -25,12 +26,10 @@ from bnsim.graph.layer import (
     SoftmaxCrossEntropy,
 )
 from bnsim.graph.zoo import MODELS, build_model
-from bnsim.hw import load_machine
-from bnsim.kernels.execute import execute_schedule
 from bnsim.schedule import Kernel, OpKind, Placement, Schedule, check_schedule, decompose
+from bnsim.schedule.training import lower_training
 from bnsim.schemes import build_schedule, parse_scheme
 from bnsim.schemes.rewrite import fuse
-from bnsim.schemes.training import lower_training
 from bnsim.verify import (
     check_schedule_against_reference,
     downscale,
@@ -39,6 +38,7 @@ from bnsim.verify import (
     schedule_structure,
     verify,
 )
+from bnsim.verify.execute import execute_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 WORKLOADS = REPO / "workloads"

@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 from numpy.typing import NDArray
 
-from bnsim.kernels import reference as ref
+from bnsim.verify import reference as ref
 
 Array = NDArray[Any]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from bnsim.dramdevice import Controller, DRAMDevice, Location, address_decoder
+from bnsim.config.dramdevice import Controller, DRAMDevice, Location, address_decoder
 from bnsim.sim.dram import ChannelStats, DRAMOutcome, Request
 
 DEFAULTS = Controller()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bnsim.dataflow import split_work
+from bnsim.config.machine import load_machine, machine_from_dict
 from bnsim.errors import ConfigError, WorkloadError
 from bnsim.graph import build_network
 from bnsim.graph.layer import (
@@ -29,12 +29,12 @@ from bnsim.graph.layer import (
     SiLU,
     SoftmaxCrossEntropy,
 )
-from bnsim.hw import load_machine, machine_from_dict
-from bnsim.kernels import activations as act
 from bnsim.schedule import OpKind
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import SimOptions, library_reorders
+from bnsim.trace.dataflow import split_work
+from bnsim.verify import activations as act
 from bnsim.verify import check_schedule_against_reference
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnsim.dataflow import input_passes, store_kind, weight_passes
+from bnsim.config.machine import load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.result import TrafficRow, from_columns
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
@@ -31,6 +30,7 @@ from bnsim.sim.analytic import (
 from bnsim.sim.dramrate import channel_rates
 from bnsim.sim.stackmodel import earlier_and_later
 from bnsim.trace import SimOptions, Trace
+from bnsim.trace.dataflow import input_passes, store_kind, weight_passes
 
 LINE = 64
 SIZES = {"A": 100, "B": 50, "C": 30}

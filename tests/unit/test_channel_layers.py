@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnsim.dataflow import split_work
+from bnsim.config.machine import load_machine
 from bnsim.errors import WorkloadError
 from bnsim.graph import Network, build_network
 from bnsim.graph.layer import (
@@ -26,11 +26,11 @@ from bnsim.graph.layer import (
     ReLU,
     SoftmaxCrossEntropy,
 )
-from bnsim.hw import load_machine
-from bnsim.kernels import reference as ref
 from bnsim.schemes import build_schedule
 from bnsim.trace import library_reorders
+from bnsim.trace.dataflow import split_work
 from bnsim.verify import check_schedule_against_reference
+from bnsim.verify import reference as ref
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,15 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from bnsim.dataflow import input_order_is_channel_outer, input_passes, split_work, weight_passes
+from bnsim.config.machine import Machine, load_machine
 from bnsim.graph import build_network
 from bnsim.graph.layer import Flatten, Input, Linear, SoftmaxCrossEntropy
 from bnsim.graph.zoo import build_model
-from bnsim.hw import Machine, load_machine
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Reorders, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import SimOptions, Trace, library_reorders
+from bnsim.trace.dataflow import (
+    input_order_is_channel_outer,
+    input_passes,
+    split_work,
+    weight_passes,
+)
 from bnsim.verify import verify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,8 +120,8 @@ def test_batch_norm_and_relu_split_by_pixels_in_memory_order() -> None:
 @pytest.fixture
 def items(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every brgemm work item a box of its own: the library's items as they are."""
-    from bnsim import dataflow  # noqa: PLC0415
-    from bnsim.dataflow import nhwc  # noqa: PLC0415
+    from bnsim.trace import dataflow  # noqa: PLC0415
+    from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
     monkeypatch.setattr(nhwc, "RESIDENT_SHARE", 0.0)
     monkeypatch.setattr(dataflow, "_SPLITS", {})
@@ -205,8 +210,8 @@ def test_merging_items_into_boxes_changes_nothing(monkeypatch: pytest.MonkeyPatc
     the private cache is a simulation grain: with every item a box of its own, DRAM bytes and
     cycles move by under 0.5 % and 0.1 % (docs/performance.md measures at most 0.21 % and
     0.013 % for ResNet-50 and DenseNet-121 at batch 8 and 32)."""
-    from bnsim import dataflow  # noqa: PLC0415
-    from bnsim.dataflow import nhwc  # noqa: PLC0415
+    from bnsim.trace import dataflow  # noqa: PLC0415
+    from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
     schedule = build_schedule(
         build_model("densenet121", batch=2, image=64), "bnff", reorders=library_reorders(NHWC)

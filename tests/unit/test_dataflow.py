@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bnsim._tiles import _first_touch, stream_ranges
-from bnsim.dataflow import (
+from bnsim.config.machine import load_machine
+from bnsim.graph.zoo import build_model
+from bnsim.schedule import OpKind, Placement
+from bnsim.schemes import build_schedule
+from bnsim.trace import SimOptions, Trace
+from bnsim.trace._tiles import _first_touch, stream_ranges
+from bnsim.trace.dataflow import (
     ALLOCATE,
     FETCH,
     STREAM,
@@ -14,11 +19,6 @@ from bnsim.dataflow import (
     store_kind,
     weight_passes,
 )
-from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
-from bnsim.schedule import OpKind, Placement
-from bnsim.schemes import build_schedule
-from bnsim.trace import SimOptions, Trace
 
 REPO = Path(__file__).resolve().parents[2]
 CMP16 = load_machine(REPO / "hwconfigs" / "cmp16.yaml")

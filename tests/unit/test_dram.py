@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnsim.dramdevice import (
+from bnsim.config.dramdevice import (
     Controller,
     DRAMDevice,
     Location,

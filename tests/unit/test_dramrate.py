@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bnsim.config.machine import Machine, load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import Machine, load_machine
 from bnsim.schemes import build_schedule
 from bnsim.sim import dramrate, simulate
 from bnsim.sim._memory import MemorySystem

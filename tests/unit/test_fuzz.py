@@ -12,6 +12,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bnsim.config.machine import machine_from_dict
 from bnsim.errors import BnsimError, ConfigError, WorkloadError
 from bnsim.graph import build_network
 from bnsim.graph.layer import (
@@ -27,7 +28,6 @@ from bnsim.graph.layer import (
     SoftmaxCrossEntropy,
 )
 from bnsim.graph.load import workload_from_dict
-from bnsim.hw import machine_from_dict
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.verify import verify

@@ -11,9 +11,9 @@ import pytest
 from bnsim.errors import WorkloadError
 from bnsim.graph.fx import from_torch
 from bnsim.graph.summary import param_count
-from bnsim.kernels.network import reference_step
 from bnsim.schemes import build_schedule
 from bnsim.verify import check_schedule_against_reference, initial_values
+from bnsim.verify.network import reference_step
 
 torch = pytest.importorskip("torch", reason="the torch.fx import needs torch (bnsim[torch])")
 nn = torch.nn

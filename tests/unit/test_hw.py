@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bnsim.config.keys import describe_keys
+from bnsim.config.machine import Machine, load_machine, machine_from_dict, parse_override
 from bnsim.errors import ConfigError
-from bnsim.hw import Machine, load_machine, machine_from_dict, parse_override
-from bnsim.hwkeys import describe_keys
 from bnsim.schedule import Reorders
 from bnsim.sim.mlp import core_window
 from bnsim.trace import library_reorders

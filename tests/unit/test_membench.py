@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnsim.hw import load_machine
+from bnsim.config.machine import load_machine
 from bnsim.sim.membench import KERNELS, line_of_turn, run_kernel
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from bnsim.sim._memory import MemorySystem
 
 LINE = 64
-LOAD, FETCH, STREAM, ALLOCATE = 0, 1, 2, 3  # access kinds (bnsim.dataflow's store kinds)
+LOAD, FETCH, STREAM, ALLOCATE = 0, 1, 2, 3  # access kinds (bnsim.trace.dataflow's store kinds)
 
 
 def machine(

@@ -10,9 +10,9 @@ from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex, to_rgb
 from PIL import Image
 
+from bnsim.config.machine import load_machine
 from bnsim.errors import ConfigError
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.report import plots
 from bnsim.report.machine import machine_roofs
 from bnsim.report.plotdata import (

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bnsim.config.machine import Machine, load_machine
 from bnsim.errors import ConfigError
 from bnsim.graph import build_network
 from bnsim.graph.layer import (
@@ -23,7 +24,6 @@ from bnsim.graph.layer import (
     ReLU,
     SoftmaxCrossEntropy,
 )
-from bnsim.hw import Machine, load_machine
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Reorders, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
 from bnsim.sim import membench, simulate

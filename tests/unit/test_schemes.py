@@ -27,8 +27,8 @@ from bnsim.graph.layer import (
     SoftmaxCrossEntropy,
 )
 from bnsim.graph.zoo import build_model
-from bnsim.sampling import Sampling, select
 from bnsim.schedule import OpKind, Phase, Schedule, check_schedule
+from bnsim.schedule.selection import Sampling, select
 from bnsim.schemes import build_schedule, parse_scheme, scheme_names
 from bnsim.verify import check_schedule_against_reference
 

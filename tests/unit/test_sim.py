@@ -14,13 +14,12 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnsim._tiles import stream_ranges
+from bnsim.config.machine import Machine, load_machine
 from bnsim.errors import InfeasibleError, SimulationError
+from bnsim.experiment.point import make_point, point_document
 from bnsim.graph import build_network
 from bnsim.graph.layer import Flatten, Input, Linear, ReLU, SoftmaxCrossEntropy
 from bnsim.graph.zoo import build_model
-from bnsim.hw import Machine, load_machine
-from bnsim.point import make_point, point_document
 from bnsim.result import KernelResult, OpTime, RunResult, TrafficRow
 from bnsim.schedule import Axis, Kernel, Op, OpKind, Phase, Schedule, Tensor, TensorRole
 from bnsim.schemes import build_schedule
@@ -28,6 +27,7 @@ from bnsim.sim import engine, simulate
 from bnsim.sim.dramrate import WRITE_SHARES, channel_rates
 from bnsim.sim.mlp import core_window
 from bnsim.trace import BoxWork, SimOptions, Trace
+from bnsim.trace._tiles import stream_ranges
 
 REPO = Path(__file__).resolve().parents[2]
 

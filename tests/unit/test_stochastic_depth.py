@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from bnsim.dataflow import split_work
+from bnsim.config.machine import load_machine, machine_from_dict
 from bnsim.errors import ConfigError
 from bnsim.graph import Network, build_network
 from bnsim.graph.layer import (
@@ -28,14 +28,14 @@ from bnsim.graph.layer import (
     SoftmaxCrossEntropy,
     StochasticDepth,
 )
-from bnsim.hw import load_machine, machine_from_dict
-from bnsim.kernels import reference as ref
-from bnsim.kernels.network import reference_step
 from bnsim.schedule import OpKind
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
 from bnsim.trace import library_reorders
+from bnsim.trace.dataflow import split_work
 from bnsim.verify import check_schedule_against_reference, initial_values
+from bnsim.verify import reference as ref
+from bnsim.verify.network import reference_step
 
 REPO = Path(__file__).resolve().parents[2]
 

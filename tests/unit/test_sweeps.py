@@ -8,14 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import bnsim.sweeps as sweep_module
+import bnsim.experiment.sweeps as sweep_module
+from bnsim.config.machine import load_machine
 from bnsim.errors import ConfigError, InfeasibleError
-from bnsim.graph import load_workload
-from bnsim.hw import load_machine
-from bnsim.point import Point
-from bnsim.result import RunResult
-from bnsim.schemes import SchemeSpec
-from bnsim.sweeps import (
+from bnsim.experiment.point import Point
+from bnsim.experiment.sweeps import (
     RESULTS_FILE,
     Store,
     Sweep,
@@ -28,6 +25,9 @@ from bnsim.sweeps import (
     summary_columns,
     summary_rows,
 )
+from bnsim.graph import load_workload
+from bnsim.result import RunResult
+from bnsim.schemes import SchemeSpec
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "hwconfigs" / "tiny.yaml")
@@ -250,7 +250,7 @@ def test_a_grids_cache_sizes_round_down_to_whole_sets_with_a_note(
         schemes=("baseline",),
         grid=parse_grid(["llc.size=2MiB..8MiB*2"]),
     )
-    with caplog.at_level(logging.WARNING, logger="bnsim.sweeps"):
+    with caplog.at_level(logging.WARNING, logger="bnsim.experiment.sweeps"):
         tasks = plan(sweep)
     assert [task.machine.llc.size_bytes for task in tasks] == [2978 * 704, 5957 * 704, 11915 * 704]
     assert (

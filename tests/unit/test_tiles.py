@@ -8,12 +8,12 @@ from types import ModuleType
 
 import pytest
 
-import bnsim._tiles as tiles_module
-from bnsim._tiles import BLOCKED, CHANNELS_LAST, PLAIN, runs
+import bnsim.trace._tiles as tiles_module
+from bnsim.config.machine import load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.schemes import build_schedule
 from bnsim.trace import SimOptions, Trace
+from bnsim.trace._tiles import BLOCKED, CHANNELS_LAST, PLAIN, runs
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = 4096
@@ -91,7 +91,7 @@ def test_channels_last_sampled_columns() -> None:
 
 
 def _source_module() -> ModuleType:
-    """bnsim/_tiles.py interpreted, whether or not a compiled module shadows it."""
+    """bnsim/trace/_tiles.py interpreted, whether or not a compiled module shadows it."""
     source = Path(tiles_module.__file__).with_name("_tiles.py")
     spec = importlib.util.spec_from_file_location("_tiles_source", source)
     assert spec is not None

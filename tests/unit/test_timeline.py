@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bnsim.config.machine import load_machine
 from bnsim.graph.zoo import build_model
-from bnsim.hw import load_machine
 from bnsim.report.timeline import trace_events
+from bnsim.result.timeline import Timeline
 from bnsim.schemes import build_schedule
 from bnsim.sim import simulate
-from bnsim.timeline import Timeline
 from bnsim.trace import SimOptions
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,14 +13,14 @@ from concurrent.futures import as_completed
 from dataclasses import dataclass
 from typing import Any
 
+from bnsim.config.machine import Machine
+from bnsim.experiment.parallel import process_pool
 from bnsim.graph import Network, summarize
-from bnsim.hw import Machine
-from bnsim.parallel import process_pool
 from bnsim.result import RunResult, result_document
+from bnsim.result.timeline import Timeline
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.sim import simulate
 from bnsim.sim.engine import KernelProgress
-from bnsim.timeline import Timeline
 from bnsim.trace import SimOptions, library_reorders
 
 

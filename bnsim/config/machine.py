@@ -4,7 +4,7 @@ A Machine is a frozen, validated value. YAML files (hwconfigs/*.yaml) spell ever
 quantity with its unit ("22MiB", "2.6GHz", "21.33GB/s", "90ns", "14cycles"); in Python the fields
 carry the unit in their name (`size_bytes`, `clock_hz`, `latency_s`). Key paths (`llc.size`,
 `cores.count`, ...) are the YAML spellings and serve the file, `--set key=value` overrides and sweep
-grids alike; docs/hardware.md lists them all. The DRAM section is bnsim.hwdram's.
+grids alike; docs/hardware.md lists them all. The DRAM section is bnsim.config.dram's.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import yaml
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from bnsim import units
-from bnsim.datafile import describe_errors, read_yaml_with_base
-from bnsim.errors import ConfigError
-from bnsim.hwdram import DRAMConfig
-from bnsim.hwtypes import (
+from bnsim.config.datafile import describe_errors, read_yaml_with_base
+from bnsim.config.dram import DRAMConfig
+from bnsim.config.parts import (
     Bytes,
     ConfigModel,
     Count,
@@ -31,6 +30,7 @@ from bnsim.hwtypes import (
     Hertz,
     is_power_of_two,
 )
+from bnsim.errors import ConfigError
 
 SCHEMA_VERSION = 1
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass, replace
 
-from bnsim.parallel import process_pool
-from bnsim.point import Point, Progress, simulate_scheme
+from bnsim.experiment.parallel import process_pool
+from bnsim.experiment.point import Point, Progress, simulate_scheme
 from bnsim.result import RunResult
 from bnsim.schemes import SchemeSpec
 from bnsim.trace import FIDELITIES, Fidelity

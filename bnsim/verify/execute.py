@@ -1,12 +1,12 @@
 """Run a Schedule with NumPy, kernel by kernel and tile by tile, as the simulator times it.
 
 Tiles are boxes of each kernel's iteration space: the simulator's own work split when the caller
-passes it (bnsim.dataflow, as `bnsim.verify` does), else halves of every axis. Each tile runs the
-kernel's prologue ops on the main op's input footprint, the main op on the tile, and the epilogue
-ops on the tile's output; ops that reduce across tiles add partial sums that are combined only at
-the kernel's barrier. Materialized tensors start as NaN unless given, and transient ones live in a
-fresh per-tile scratch, so a schedule that reads anything before it is produced yields NaN, never a
-plausible number.
+passes it (bnsim.trace.dataflow, as `bnsim.verify` does), else halves of every axis. Each tile runs
+the kernel's prologue ops on the main op's input footprint, the main op on the tile, and the
+epilogue ops on the tile's output; ops that reduce across tiles add partial sums that are combined
+only at the kernel's barrier. Materialized tensors start as NaN unless given, and transient ones
+live in a fresh per-tile scratch, so a schedule that reads anything before it is produced yields
+NaN, never a plausible number.
 """
 
 from __future__ import annotations
@@ -19,19 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bnsim.footprint import (
-    Region,
-    conv_group_span,
-    conv_input_rows,
-    conv_output_rows_touching,
-    input_footprint,
-    prologue_operand,
-)
 from bnsim.graph import TensorShape
 from bnsim.graph.layer import BatchNorm2d, Conv2d, Dropout, LayerKind, StochasticDepth
-from bnsim.kernels import activations as act
-from bnsim.kernels import reference as ref
-from bnsim.sampling import Sampling, select
 from bnsim.schedule import (
     Box,
     ElementType,
@@ -42,6 +31,17 @@ from bnsim.schedule import (
     Schedule,
     decompose,
 )
+from bnsim.schedule.footprint import (
+    Region,
+    conv_group_span,
+    conv_input_rows,
+    conv_output_rows_touching,
+    input_footprint,
+    prologue_operand,
+)
+from bnsim.schedule.selection import Sampling, select
+from bnsim.verify import activations as act
+from bnsim.verify import reference as ref
 
 Array = NDArray[Any]
 BoxRule = Callable[[Kernel], Sequence[Box]]

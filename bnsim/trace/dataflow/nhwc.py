@@ -3,8 +3,8 @@ tensors, and in what order each thread walks its share.
 
 PyTorch's channels_last memory format keeps each pixel's channels together; oneDNN's brgemm
 convolutions take such activations as they are (no layout copies), and ATen's element-wise and
-batch-normalization kernels walk them pixel by pixel. docs/model.md ("Channels-last kernels")
-cites the source of each rule:
+batch-normalization kernels walk them pixel by pixel. docs/model.md ("Channels-last kernels") cites
+the source of each rule:
 
 - convolutions, forward and backward-data (oneDNN's brgemm convolutions, `brg_conv_fwd`,
   `brgconv_1x1`, and `brg_conv_bwd` or `brgconv_strided` for the data gradient, which runs as a
@@ -16,22 +16,22 @@ cites the source of each rule:
   per block). An item reads the input rows its output rows need, every input channel, and its
   block's weights; its output is one run of the block's channels per pixel;
 - weight gradients: oneDNN's `jit:avx512_core` and `jit_1x1` kernels, whose thread split for NHWC
-  activations is the blocked layout's (bnsim.dataflow.onednn);
+  activations is the blocked layout's (bnsim.trace.dataflow.onednn);
 - element-wise kernels, pooling and batch normalization: contiguous shares of the tensor's
   pixels (ATen's `parallel_for` over N·H·W rows of C channels, TensorIterator's 1-D loop over
   the tensor in memory order), every channel to each thread;
-- concatenations and fully connected layers: as oneDNN's blocked split (bnsim.dataflow.onednn).
+- concatenations and fully connected layers: oneDNN's blocked split (bnsim.trace.dataflow.onednn).
 
-bnsim's kernel spaces have no column axis, so a share is whole rows, and a 1×1 convolution's
-pixel blocks (oneDNN's `os_block`, a cost-model choice of about 200 pixels) are single rows.
+bnsim's kernel spaces have no column axis, so a share is whole rows, and a 1×1 convolution's pixel
+blocks (oneDNN's `os_block`, a cost-model choice of about 200 pixels) are single rows.
 """
 
 from __future__ import annotations
 
-from bnsim.dataflow import CHANNEL_BLOCK, WorkSplit, balance211, blocks_of, linear_boxes
+from bnsim.config.machine import Machine
 from bnsim.graph.layer import Conv2d
-from bnsim.hw import Machine
 from bnsim.schedule import Box, Kernel, OpKind, Schedule
+from bnsim.trace.dataflow import CHANNEL_BLOCK, WorkSplit, balance211, blocks_of, linear_boxes
 
 # kernels that keep oneDNN's blocked-layout split whatever the activations' layout
 _BLOCKED_SPLIT = frozenset(
@@ -49,7 +49,7 @@ _CONV_DATA = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA))
 
 def split(schedule: Schedule, kernel: Kernel, machine: Machine) -> WorkSplit:
     """The split of `kernel` over the machine's cores, with channels-last activations."""
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     main = kernel.main_op()
     threads = machine.cores.count

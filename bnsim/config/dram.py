@@ -1,8 +1,8 @@
 """The DRAM section of a hardware config: channels, devices and their timing, mapping, controllers.
 
 `DRAMConfig.dram_device()`, `.path_clocks()` and `.controller_settings()` give the values the DRAM
-timing model takes (bnsim.dramdevice); docs/hardware.md lists the keys and where the bundled values
-come from.
+timing model takes (bnsim.config.dramdevice); docs/hardware.md lists the keys and where the bundled
+values come from.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from bnsim import units
-from bnsim.dramdevice import MAX_QUEUE, Controller, DRAMDevice, channel_interleave_bytes
-from bnsim.hwtypes import (
+from bnsim.config.dramdevice import MAX_QUEUE, Controller, DRAMDevice, channel_interleave_bytes
+from bnsim.config.parts import (
     Bytes,
     ConfigModel,
     Count,

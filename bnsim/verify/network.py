@@ -31,9 +31,9 @@ from bnsim.graph.layer import (
     MaxPool2d,
     StochasticDepth,
 )
-from bnsim.kernels import activations as act
-from bnsim.kernels import reference as ref
-from bnsim.sampling import Sampling, select
+from bnsim.schedule.selection import Sampling, select
+from bnsim.verify import activations as act
+from bnsim.verify import reference as ref
 
 Array = NDArray[Any]
 SGD = {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}

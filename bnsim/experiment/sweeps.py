@@ -33,14 +33,14 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bnsim import __version__, units
-from bnsim.datafile import describe_errors, read_yaml
+from bnsim.config.datafile import describe_errors, read_yaml
+from bnsim.config.keys import key_value
+from bnsim.config.machine import Machine, load_machine
 from bnsim.errors import BnsimError, ConfigError
+from bnsim.experiment.parallel import process_pool
+from bnsim.experiment.point import make_point, simulate_scheme
 from bnsim.graph import Network, load_workload
 from bnsim.graph.load import network_to_dict
-from bnsim.hw import Machine, load_machine
-from bnsim.hwkeys import key_value
-from bnsim.parallel import process_pool
-from bnsim.point import make_point, simulate_scheme
 from bnsim.result import RunResult
 from bnsim.schemes import DEFAULT_SCHEMES, parse_scheme
 from bnsim.trace import FIDELITIES, SimOptions

@@ -3,8 +3,8 @@
 `DRAMDevice` holds one channel's organisation (ranks, bank groups, banks, row and burst size) and
 its timing in DRAM clocks, checked for contradictions; `Controller` its queues; `locate` maps byte
 addresses to their channel, rank, bank group, bank, row and column by a mapping of address fields
-(`address_decoder`: one at a time). Shared by the hardware config (bnsim.hwdram), the DRAM timing
-model (bnsim.sim.dram) and its reference in the tests.
+(`address_decoder`: one at a time). Shared by the hardware config (bnsim.config.dram), the DRAM
+timing model (bnsim.sim.dram) and its reference in the tests.
 """
 
 from __future__ import annotations

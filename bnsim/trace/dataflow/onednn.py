@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import math
 
-from bnsim.dataflow import (
+from bnsim.config.machine import Machine
+from bnsim.graph.layer import Conv2d
+from bnsim.schedule import Box, Kernel, OpKind, Placement, Schedule
+from bnsim.trace.dataflow import (
     CHANNEL_BLOCK,
     FETCH,
     STREAM,
@@ -38,9 +41,6 @@ from bnsim.dataflow import (
     linear_boxes,
     memory_order_split,
 )
-from bnsim.graph.layer import Conv2d
-from bnsim.hw import Machine
-from bnsim.schedule import Box, Kernel, OpKind, Placement, Schedule
 
 SMALL_SPATIAL = 14  # pick_loop_order: loop_cgn when both output dimensions are at most this
 # the memory-cost weights of the weight-gradient thread split: (source, output gradient, weights)

@@ -1,8 +1,8 @@
 """Read YAML data files strictly and turn validation failures into one-line, located error messages.
 
-Shared by the hardware loader (bnsim.hw) and the workload loader (bnsim.graph.load), so that both
-reject the same things the same way: missing files, directories, non-UTF-8 bytes, YAML syntax
-errors, duplicate keys, non-mapping documents and Python tags.
+Shared by the hardware loader (bnsim.config.machine) and the workload loader (bnsim.graph.load), so
+that both reject the same things the same way: missing files, directories, non-UTF-8 bytes, YAML
+syntax errors, duplicate keys, non-mapping documents and Python tags.
 """
 
 from __future__ import annotations

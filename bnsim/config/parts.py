@@ -2,7 +2,8 @@
 
 `Bytes`, `Hertz`, `BytesPerSecond`, `Seconds` and `Cycles` accept "64KiB", "2.6GHz", "21.33GB/s",
 "90ns", "14cycles" in a file and hold the canonical number (bnsim.units parses); `Unit` marks them
-for docs/hardware.md. `ConfigModel` is the base of every section (bnsim.hw, bnsim.hwdram).
+for docs/hardware.md. `ConfigModel` is the base of every section (bnsim.config.machine,
+bnsim.config.dram).
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Every stored tensor gets a base address in one flat address space (page aligned). Activations use
 the machine's library layout: nChw16c (channels padded to blocks of 16, each block's rows
 contiguous) or nchw; a schedule is laid out once per element size and layout, and Traces share it.
-Each kernel's work is split over the cores as the machine's library splits it (bnsim.dataflow),
-the split verification runs too. Each core's boxes become steps (bnsim._tiles): a step lists, in op
-order, the byte ranges each op reads and writes, each tagged with its op and tensor (its
-*source*), and the core cycles of its work. Steps are generated lazily, kernel by kernel. Imports
-bnsim.schedule, bnsim.dataflow, bnsim.footprint, bnsim.hw, bnsim.graph, bnsim.errors.
+Each kernel's work is split over the cores as the machine's library splits it
+(bnsim.trace.dataflow), the split verification runs too. Each core's boxes become steps
+(bnsim.trace._tiles): a step lists, in op order, the byte ranges each op reads and writes, each
+tagged with its op and tensor (its *source*), and the core cycles of its work. Steps are generated
+lazily, kernel by kernel.
 """
 
 from __future__ import annotations
@@ -18,22 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from bnsim._tiles import (
-    BLOCKED,
-    CHANNEL_BLOCK,
-    CHANNELS_LAST,
-    PLAIN,
-    Layout,
-    Stream,
-    runs,
-    thread_boxes,
-)
-from bnsim.dataflow import WorkSplit, kernel_store_kinds, prologue_on_every_load, split_work
+from bnsim.config.machine import Machine
 from bnsim.errors import ConfigError
-from bnsim.footprint import Region, footprint_rule, prologue_operand
 from bnsim.graph import TensorShape
-from bnsim.hw import Machine
-from bnsim.sampling import Sampling, Selection, select
 from bnsim.schedule import (
     FIXED_ELEMENT_BYTES,
     Op,
@@ -44,10 +31,23 @@ from bnsim.schedule import (
     Tensor,
     TensorRole,
 )
+from bnsim.schedule.footprint import Region, footprint_rule, prologue_operand
+from bnsim.schedule.selection import Sampling, Selection, select
+from bnsim.trace._tiles import (
+    BLOCKED,
+    CHANNEL_BLOCK,
+    CHANNELS_LAST,
+    PLAIN,
+    Layout,
+    Stream,
+    runs,
+    thread_boxes,
+)
+from bnsim.trace.dataflow import WorkSplit, kernel_store_kinds, prologue_on_every_load, split_work
 
 PAGE_BYTES = 4096
 DEFAULT_STEP_BYTES = 512 << 10  # half of cmp16's L2: a step's accesses fit in the private cache
-READ = 0  # the access kind of a load (stores: bnsim.dataflow's FETCH, STREAM, ALLOCATE)
+READ = 0  # the access kind of a load (stores: bnsim.trace.dataflow's FETCH, STREAM, ALLOCATE)
 Fidelity = Literal["fast", "line", "analytic"]
 FIDELITIES: tuple[Fidelity, ...] = ("fast", "line", "analytic")
 
@@ -102,7 +102,7 @@ class BoxWork(NamedTuple):
 
     A tuple, not a dataclass: an iteration builds tens of thousands, and a tuple is built in a third
     of the time. The simulator runs the box in `steps` steps, each issuing an equal share of every
-    stream (bnsim._tiles.stream_ranges).
+    stream (bnsim.trace._tiles.stream_ranges).
     """
 
     compute_cycles: float
@@ -295,7 +295,7 @@ class Trace:
     # --- tiles ---------------------------------------------------------------------------------
 
     def work(self, index: int) -> WorkSplit:
-        """The library's split of kernel `index` over the cores (bnsim.dataflow)."""
+        """The library's split of kernel `index` over the cores (bnsim.trace.dataflow)."""
         work = self._work.get(index)
         if work is None:
             kernel = self.schedule.kernels[index]
@@ -470,7 +470,7 @@ class Trace:
         return lambda tile, region: {"n": region["n"]} if "n" in region else {}  # labels, logp
 
     def _selection(self, op: Op) -> Selection:
-        """The elements a sampled statistics op reads (bnsim.sampling, as the executor)."""
+        """The elements a sampled statistics op reads (bnsim.schedule.selection)."""
         n, c, h, w = self.schedule.tensor(op.reads[0]).shape
         return select(Sampling(*op.attr("sampling")), op.layer, TensorShape(n, c, h, w))
 
@@ -569,12 +569,12 @@ class _Access(NamedTuple):
 
     region: RegionRule | None  # None: the op's own region
     layout: Layout
-    kind: int  # READ, or how a store reaches memory (bnsim.dataflow: FETCH, STREAM, ALLOCATE)
+    kind: int  # READ, or how a store reaches memory (bnsim.trace.dataflow: FETCH, STREAM, ALLOCATE)
     source: int
 
 
 class _Step(NamedTuple):
-    """One op of a kernel, as every tile runs it (a tuple: bnsim._tiles unpacks it)."""
+    """One op of a kernel, as every tile runs it (a tuple: bnsim.trace._tiles unpacks it)."""
 
     cycles: float  # core cycles of the whole op
     flops: int

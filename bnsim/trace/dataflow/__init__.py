@@ -2,15 +2,15 @@
 thread walks its share.
 
 `split_work(schedule, kernel, machine)` returns a WorkSplit: per core (a CPU thread, a GPU SM) the
-boxes of the kernel's iteration space it runs, in the order it runs them. The split is the
-library's (`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as the BNFF kernels ran
-them (bnsim.dataflow.onednn), or on channels-last activations (`compute.layout: nhwc`) oneDNN v3's
-brgemm convolutions and ATen's kernels (bnsim.dataflow.nhwc); `cudnn` follows the implicit-GEMM
-tiling and rasterization of NVIDIA's public CUTLASS library (bnsim.dataflow.cudnn). Both
-interpreters read the same split: the simulator times its boxes, the NumPy executor runs them. The
-library also decides how stores reach memory (`store_kind`), how often a kernel's loop order reads
-its input (`input_passes`) and where a fused prologue works (`prologue_on_every_load`).
-docs/model.md cites the sources of every rule.
+boxes of the kernel's iteration space it runs, in the order it runs them. The split is the library's
+(`compute.library`): `onednn` follows MKL-DNN's AVX-512 drivers as the BNFF kernels ran them
+(bnsim.trace.dataflow.onednn), or on channels-last activations (`compute.layout: nhwc`) oneDNN v3's
+brgemm convolutions and ATen's kernels (bnsim.trace.dataflow.nhwc); `cudnn` follows the
+implicit-GEMM tiling and rasterization of NVIDIA's public CUTLASS library
+(bnsim.trace.dataflow.cudnn). Both interpreters read the same split: the simulator times its boxes,
+the NumPy executor runs them. The library also decides how stores reach memory (`store_kind`), how
+often a kernel's loop order reads its input (`input_passes`) and where a fused prologue works
+(`prologue_on_every_load`). docs/model.md cites the sources of every rule.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bnsim.hw import Machine
+from bnsim.config.machine import Machine
 from bnsim.schedule import Box, Kernel, OpKind, Schedule
 
 CHANNEL_BLOCK = 16  # nChw16c: oneDNN's channel block, and the unit every split keeps to
@@ -27,7 +27,7 @@ CHANNEL_BLOCK = 16  # nChw16c: oneDNN's channel block, and the unit every split 
 # (`input_passes`, `weight_passes`); every other kernel reads each operand once
 PASS_KINDS = frozenset((OpKind.CONV_FWD, OpKind.CONV_BWD_DATA, OpKind.FC_FWD, OpKind.FC_BWD_DATA))
 
-# How a store reaches memory (the access kinds of bnsim._tiles streams; 0 is a read):
+# How a store reaches memory (the access kinds of bnsim.trace._tiles streams; 0 is a read):
 FETCH = 1  # an ordinary store: a line it misses is read first (read for ownership)
 STREAM = 2  # a non-temporal store: bypasses the caches, written straight to DRAM
 ALLOCATE = 3  # a store that allocates its line without reading it (a GPU's sectored L2)
@@ -83,15 +83,15 @@ def split_work(
     if known is not None:
         return known
     if machine.compute.library == "cudnn":
-        from bnsim.dataflow import cudnn  # noqa: PLC0415 (one library per machine)
+        from bnsim.trace.dataflow import cudnn  # noqa: PLC0415 (one library per machine)
 
         work = cudnn.split(schedule, kernel, machine, wave_bytes)
     elif machine.compute.layout == "nhwc":
-        from bnsim.dataflow import nhwc  # noqa: PLC0415
+        from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
         work = nhwc.split(schedule, kernel, machine)
     else:
-        from bnsim.dataflow import onednn  # noqa: PLC0415
+        from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
         work = onednn.split(schedule, kernel, machine)
     if len(splits) >= MAX_REMEMBERED_SPLITS:
@@ -116,7 +116,7 @@ def store_kind(schedule: Schedule, kernel: Kernel, op_index: int, machine: Machi
         return ALLOCATE
     if machine.compute.layout == "nhwc":
         return FETCH  # brgemm convolutions and ATen's kernels store normally
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return onednn.store_kind(schedule, kernel, op_index)
 
@@ -125,7 +125,7 @@ def kernel_store_kinds(schedule: Schedule, kernel: Kernel, machine: Machine) -> 
     """`store_kind` of each op of `kernel`."""
     if _uniform_stores(machine):
         return [store_kind(schedule, kernel, 0, machine)] * len(kernel.ops)
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return onednn.kernel_store_kinds(schedule, kernel)
 
@@ -135,7 +135,7 @@ def store_kinds(schedule: Schedule, machine: Machine) -> list[int]:
     count = sum(len(kernel.ops) for kernel in schedule.kernels)
     if _uniform_stores(machine):
         return [store_kind(schedule, schedule.kernels[0], 0, machine)] * count if count else []
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return [
         kind for kernel in schedule.kernels for kind in onednn.kernel_store_kinds(schedule, kernel)
@@ -168,14 +168,14 @@ def input_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> int:
     output (backward-data: of their input gradient); whether the later passes hit in a cache is
     the simulation's to find. CUTLASS's launch order reads it once per swizzle strip of N-tiles."""
     if machine.compute.library == "cudnn":
-        from bnsim.dataflow import cudnn  # noqa: PLC0415
+        from bnsim.trace.dataflow import cudnn  # noqa: PLC0415
 
         return cudnn.input_passes(kernel)
     if _brgemm_convolution(schedule, kernel, machine):
-        from bnsim.dataflow import nhwc  # noqa: PLC0415
+        from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
         return nhwc.input_passes(schedule, kernel)
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return onednn.input_passes(schedule, kernel)
 
@@ -187,14 +187,14 @@ def weight_passes(schedule: Schedule, kernel: Kernel, machine: Machine) -> tuple
     its swizzle strip's weights; MKL-DNN's direct convolutions in image-major order: each image
     reads every channel block's weights."""
     if machine.compute.library == "cudnn":
-        from bnsim.dataflow import cudnn  # noqa: PLC0415
+        from bnsim.trace.dataflow import cudnn  # noqa: PLC0415
 
         return cudnn.weight_passes(schedule, kernel, machine)
     if _brgemm_convolution(schedule, kernel, machine):
-        from bnsim.dataflow import nhwc  # noqa: PLC0415
+        from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
         return nhwc.weight_passes(schedule, kernel, machine.cores.count), 1
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return onednn.weight_passes(schedule, kernel), 1
 
@@ -206,7 +206,7 @@ def input_order_is_channel_outer(schedule: Schedule, kernel: Kernel, machine: Ma
         return True
     if _brgemm_convolution(schedule, kernel, machine):
         return False  # images outermost in both of its loop orders
-    from bnsim.dataflow import onednn  # noqa: PLC0415
+    from bnsim.trace.dataflow import onednn  # noqa: PLC0415
 
     return onednn.channel_outer(schedule, kernel)
 
@@ -215,7 +215,7 @@ def _brgemm_convolution(schedule: Schedule, kernel: Kernel, machine: Machine) ->
     """Whether oneDNN runs `kernel` as a brgemm convolution on channels-last activations."""
     if machine.compute.layout != "nhwc" or kernel.main_op().kind not in _CONV_DATA_KINDS:
         return False
-    from bnsim.dataflow import nhwc  # noqa: PLC0415
+    from bnsim.trace.dataflow import nhwc  # noqa: PLC0415
 
     return nhwc.brgemm_layer(schedule, kernel)
 

@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bnsim.dataflow import split_work
+from bnsim.config.machine import Machine
 from bnsim.errors import WorkloadError
 from bnsim.graph import LayerKind, Network, build_network
 from bnsim.graph.layer import BatchNorm2d, Chunk, Conv2d, Layer, Linear
-from bnsim.hw import Machine
-from bnsim.kernels import reference as ref
-from bnsim.kernels.execute import BoxRule, execute_schedule, halving_boxes
-from bnsim.kernels.network import reference_step
-from bnsim.sampling import Sampling, select
 from bnsim.schedule import Box, Kernel, Schedule, TensorRole
+from bnsim.schedule.selection import Sampling, select
 from bnsim.schemes import SchemeSpec, build_schedule, parse_scheme
 from bnsim.schemes.sampling import SamplingOptions
+from bnsim.trace.dataflow import split_work
+from bnsim.verify import reference as ref
+from bnsim.verify.execute import BoxRule, execute_schedule, halving_boxes
+from bnsim.verify.network import reference_step
 
 Array = NDArray[Any]
 IMAGE_SIZES = (32, 48, 64, 75, 96, 128, 160, 224, 299)  # 32 first: several rows per tile
@@ -259,7 +259,7 @@ def verify(
     The down-scaled schedule is the one `bnsim run` times, structurally: built with the same
     options, its fusion decisions taken at the full width (a width limit divides by
     `width_divisor`), and, given a `machine`, its tiles are the boxes that machine's library splits
-    each kernel into (bnsim.dataflow); without one, every axis is halved.
+    each kernel into (bnsim.trace.dataflow); without one, every axis is halved.
 
     The batch is 8, and for sampled statistics large enough that each BN samples at least eight
     samples (`8 / fraction`): a BN over a 1×1 feature map of one or two samples normalizes by the

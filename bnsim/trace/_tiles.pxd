@@ -1,4 +1,4 @@
-# C types for bnsim/_tiles.py when Cython compiles it (an augmenting .pxd: the .py stays plain
+# C types for bnsim/trace/_tiles.py when Cython compiles it (an augmenting .pxd: the .py stays plain
 # Python). Addresses and extents fit in 64 bits; exceptions propagate as in Python.
 cimport cython
 

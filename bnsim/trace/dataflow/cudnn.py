@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 
-from bnsim.dataflow import PASS_KINDS, WorkSplit, balance211, blocks_of, linear_boxes
+from bnsim.config.machine import Machine
 from bnsim.graph.layer import Conv2d
-from bnsim.hw import Machine
 from bnsim.schedule import Box, Kernel, OpKind, Schedule
+from bnsim.trace.dataflow import PASS_KINDS, WorkSplit, balance211, blocks_of, linear_boxes
 
 TILE_M = 128  # output pixels per CTA (GEMM M)
 TILE_N = 128  # channels per CTA (GEMM N)

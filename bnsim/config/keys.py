@@ -1,7 +1,7 @@
 """Every key path of the hardware config, with its type, unit and meaning.
 
 What `bnsim hw keys` prints and docs/hardware.md lists (a test keeps the two equal), read from the
-field declarations of bnsim.hw.
+field declarations of bnsim.config.machine.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from bnsim.hw import Machine
-from bnsim.hwtypes import Unit
+from bnsim.config.machine import Machine
+from bnsim.config.parts import Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def key_value(machine: Machine, path: str) -> tuple[Any, str]:
     """The value `path` (`llc.size`) resolves to in `machine`, as Python holds it (bytes, Hz,
     seconds), and its unit's column suffix ("" for counts, fractions and names).
 
-    >>> from bnsim.hw import load_machine
+    >>> from bnsim.config.machine import load_machine
     >>> key_value(load_machine("hwconfigs/cmp16.yaml"), "llc.size")
     (23068672, 'bytes')
     >>> key_value(load_machine("hwconfigs/cmp16.yaml"), "cores.count")

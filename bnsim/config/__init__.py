@@ -1,0 +1,1 @@
+"""The machine being simulated: its hardware configuration, read, validated and described."""

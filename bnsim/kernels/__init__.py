@@ -1,1 +1,0 @@
-"""NumPy reference kernels and the schedule executor."""
