@@ -5,6 +5,8 @@ What `bnsim hw show` prints and the HTML report's machine section show.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bnsim import units
 from bnsim.config.dramdevice import Controller
 from bnsim.config.machine import Machine
@@ -102,6 +104,22 @@ def describe_machine(machine: Machine) -> str:
     lines.append(text_table(["op", "cycles/element"], element_costs(machine), indent="    "))
     lines.append(f"  rates from: {machine.compute.source}")
     return "\n".join(lines)
+
+
+def machine_document(machine: Machine) -> dict[str, Any]:
+    """The resolved machine as in its YAML file, with what follows from it under "derived": peak
+    FLOP/s, DRAM peak bandwidth and what the channels sustain at each share of writes
+    (`bnsim hw show --json`)."""
+    channels = machine.dram.channels
+    derived = {
+        "peak_flops_per_second": machine.peak_flops_per_second(),
+        "dram_peak_bytes_per_second": machine.dram.peak_bandwidth_bytes_per_second(),
+        "dram_sustained_bytes_per_second": {
+            f"writes {share:.0%}": channels * rate
+            for share, rate in zip(WRITE_SHARES, channel_rates(machine), strict=True)
+        },
+    }
+    return {**machine.to_dict(), "derived": derived}
 
 
 def machine_roofs(machine: Machine) -> Roofs:

@@ -1,5 +1,6 @@
-"""The tables of a point's runs as header and text cells: totals per scheme, and each run's traffic
-and time by phase and layer kind. The terminal summary and the HTML report print the same cells.
+"""The tables of a point's runs as text cells: totals per scheme, each run's traffic and time by
+phase and layer kind. The terminal summary (`describe_runs`), the CSV and the HTML report share
+them.
 """
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from bnsim import units
+from bnsim.experiment.point import Point
 from bnsim.graph.layer import CATEGORIES
 from bnsim.report.plotdata import PHASES, baseline_index
+from bnsim.report.tables import text_table
 from bnsim.result import RunResult
 
 # the one rule every breakdown follows (docs/results.md), said where a breakdown is shown
@@ -103,3 +107,44 @@ def phase_kind_table(run: RunResult) -> Table:
             ]
         )
     return Table(header, rows)
+
+
+def describe_runs(point: Point, runs: Sequence[RunResult]) -> str:
+    """The human summary of `bnsim run`: totals per scheme, then where traffic and time go."""
+    lines = [point_heading(point), "", text_table(*scheme_table(runs))]
+    for run in runs:
+        lines += [
+            "",
+            f"{run.scheme}: DRAM traffic (read + write) and time by phase and layer kind",
+            f"  ({ATTRIBUTION})",
+            text_table(*phase_kind_table(run), indent="  "),
+        ]
+    return "\n".join(lines)
+
+
+def point_heading(point: Point) -> str:
+    """One line on what was simulated: network, batch, input, machine, fidelity."""
+    machine, network = point.machine, point.network
+    c = network.input_channels()
+    h, w = network.image
+    return (
+        f"{network.name}, batch {network.batch} samples of {c}×{h}×{w}, one training iteration, on "
+        f"{machine.name} ({machine.cores.count} cores, "
+        f"{units.format_flop_rate(machine.peak_flops_per_second())}, "
+        f"{units.format_bandwidth(machine.dram.peak_bandwidth_bytes_per_second())} DRAM), "
+        f"{point.options.fidelity} fidelity"
+    )
+
+
+def breakdown_csv(runs: Sequence[RunResult]) -> str:
+    """One tidy row per (scheme, fidelity, phase, layer kind): cycles, seconds, DRAM bytes."""
+    lines = ["scheme,fidelity,phase,layer_kind,cycles,seconds,dram_read_bytes,dram_write_bytes"]
+    for run in runs:
+        seconds_per_cycle = run.seconds / run.cycles if run.cycles else 0.0
+        for row in run.breakdown("phase", "layer_kind"):
+            lines.append(
+                f"{run.scheme},{run.fidelity},{row['phase']},{row['layer_kind']},{row['cycles']},"
+                f"{row['cycles'] * seconds_per_cycle!r},{row['dram_read_bytes']},"
+                f"{row['dram_write_bytes']}"
+            )
+    return "\n".join(lines) + "\n"

@@ -92,7 +92,7 @@ def test_ctrl_c_ends_a_run_with_130_and_one_line(tmp_path: Path, jobs: str) -> N
 def test_an_interrupted_write_leaves_the_old_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bnsim import cli  # noqa: PLC0415
+    from bnsim.cli import options  # noqa: PLC0415
     from bnsim.report import plots  # noqa: PLC0415
 
     target = tmp_path / "result.json"
@@ -105,7 +105,7 @@ def test_an_interrupted_write_leaves_the_old_file_whole(
 
     monkeypatch.setattr(Path, "write_text", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        cli._write_text(target, "a new result, " * 100)
+        options.write_text(target, "a new result, " * 100)
     monkeypatch.undo()
     assert target.read_text() == "the previous, complete result\n"
     assert [path.name for path in tmp_path.iterdir()] == ["result.json"]  # no partial file left

@@ -144,7 +144,20 @@ ALLOWED = {
         "bnsim.sim.dramrate",
         "bnsim.trace",
     },
-    "bnsim.report.summary": {"bnsim.report", "bnsim.result", "bnsim.graph.layer"},
+    "bnsim.report.summary": {
+        "bnsim.units",
+        "bnsim.report",
+        "bnsim.result",
+        "bnsim.graph.layer",
+        "bnsim.experiment.point",
+    },
+    "bnsim.report.crosscheck": {
+        "bnsim.report",
+        "bnsim.experiment.crosscheck",
+        "bnsim.experiment.point",
+    },
+    "bnsim.report.verification": {"bnsim.report", "bnsim.verify"},
+    "bnsim.report.catalog": {"bnsim.units", "bnsim.report", "bnsim.graph", "bnsim.schemes"},
     # a report reads a result document's machine, or a sweep's store
     "bnsim.report.html": {
         "bnsim.errors",
@@ -276,6 +289,7 @@ def violations(module: str, source: str) -> list[str]:
                 top in STDLIB_OK
                 or top in (rule_for(module, THIRD_PARTY) or set())
                 or module == "bnsim.cli"
+                or module.startswith("bnsim.cli.")
             )
         if not ok:
             found.append(f"{module} must not import {name}")
@@ -296,7 +310,7 @@ def test_imports_follow_the_data_flow(module: str, path: Path) -> None:
         ),  # its rule lists the package for __version__
         ("bnsim.experiment.sweeps", "from bnsim import cli"),
         ("bnsim.result", "from bnsim.sim import simulate"),
-        ("bnsim.report.summary", "from bnsim.report.html import page\nimport bnsim.sim"),
+        ("bnsim.report.summary", "import bnsim.sim"),
         ("bnsim.graph.layer", "import numpy"),
     ],
 )
@@ -309,7 +323,7 @@ def test_a_forbidden_import_is_caught(module: str, line: str) -> None:
 
 @pytest.mark.parametrize(("module", "path"), modules(), ids=[name for name, _ in modules()])
 def test_only_the_cli_prints_or_exits(module: str, path: Path) -> None:
-    if module in ("bnsim.cli", "bnsim.__main__"):
+    if module in ("bnsim.cli", "bnsim.__main__") or module.startswith("bnsim.cli."):
         return
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call):
