@@ -13,8 +13,9 @@ import re
 
 from bnsim.errors import ConfigError
 
-_NUMBER_WITH_UNIT = re.compile(
-    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z/]+)\s*$"
+# a number and its unit, if any: the one spelling of quantities everywhere (configs, --set, grids)
+_NUMBER_AND_UNIT = re.compile(
+    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z/]*)\s*$"
 )
 
 BYTE_UNITS: dict[str, int] = {
@@ -36,6 +37,16 @@ DURATION_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9
 CYCLE_UNITS: dict[str, int] = {"cycle": 1, "cycles": 1}
 
 
+def number_and_unit(text: str) -> tuple[float, str] | None:
+    """A number and the unit written after it ("" if none), or None if `text` is not one.
+
+    >>> number_and_unit("2.5MiB"), number_and_unit("16"), number_and_unit("MiB")
+    ((2.5, 'MiB'), (16.0, ''), None)
+    """
+    match = _NUMBER_AND_UNIT.match(text)
+    return (float(match[1]), match[2]) if match else None
+
+
 def _scale(value: float, scale: float) -> float:
     """value × scale; divides by the exact reciprocal for sub-units, so 90ns == 9e-08 exactly."""
     return value * scale if scale >= 1 else value / round(1 / scale)
@@ -54,8 +65,8 @@ def _split(
         raise ConfigError(
             f"{text!r} has no unit: write a {what} with its unit, such as '{example}'"
         )
-    match = _NUMBER_WITH_UNIT.match(text)
-    if match is None:
+    match = _NUMBER_AND_UNIT.match(text)
+    if match is None or not match[2]:
         if re.fullmatch(r"\s*[+-]?[\d.eE+-]+\s*", text):
             raise ConfigError(
                 f"'{text}' has no unit: write a {what} with its unit, such as '{example}'"

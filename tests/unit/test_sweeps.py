@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import bnsim.experiment.sweeps as sweep_module
+import bnsim.experiment.sweeps.run as sweep_module  # where a task calls simulate_scheme
 from bnsim.config.machine import load_machine
 from bnsim.errors import ConfigError, InfeasibleError
 from bnsim.experiment.point import Point
