@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bnsim.result import RunResult
 
 FORMATS = ("png", "svg", "pdf")
+FONT_SIZE = 10  # points, of axis labels (titles +2, ticks and legends -1)
 # stacking order
 KINDS = ("conv", "bn", "relu", "activation", "concat", "pool", "add", "mul", "fc", "other")
 # bnsim.schedule.Phase's values in order, spelled here so that the command line can name them
