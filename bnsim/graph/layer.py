@@ -8,159 +8,65 @@ inferred per Network.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter
 
-from bnsim.errors import WorkloadError
-
-
-class LayerKind(StrEnum):
-    """Layer kinds; values are the spellings used in workload YAML."""
-
-    INPUT = "input"
-    CONV2D = "conv2d"
-    BATCHNORM2D = "batchnorm2d"
-    RELU = "relu"
-    RELU6 = "relu6"
-    SILU = "silu"
-    SIGMOID = "sigmoid"
-    HARDSWISH = "hardswish"
-    HARDSIGMOID = "hardsigmoid"
-    MUL = "mul"
-    MAXPOOL = "maxpool"
-    AVGPOOL = "avgpool"
-    ADAPTIVE_AVGPOOL = "adaptive_avgpool"
-    GLOBAL_AVGPOOL = "global_avgpool"
-    CONCAT = "concat"
-    ADD = "add"
-    LINEAR = "linear"
-    FLATTEN = "flatten"
-    DROPOUT = "dropout"
-    STOCHASTIC_DEPTH = "stochastic_depth"
-    CHUNK = "chunk"
-    CHANNEL_SHUFFLE = "channel_shuffle"
-    SOFTMAX_CROSS_ENTROPY = "softmax_cross_entropy"
-
-    @property
-    def category(self) -> str:
-        """Breakdown bucket: conv, bn, relu, pool, concat, add, fc, loss or other."""
-        return _CATEGORIES.get(self, "other")
-
-
-_CATEGORIES = {
-    LayerKind.CONV2D: "conv",
-    LayerKind.BATCHNORM2D: "bn",
-    LayerKind.RELU: "relu",
-    LayerKind.RELU6: "relu",
-    LayerKind.SILU: "activation",
-    LayerKind.SIGMOID: "activation",
-    LayerKind.HARDSWISH: "activation",
-    LayerKind.HARDSIGMOID: "activation",
-    LayerKind.MUL: "mul",
-    LayerKind.MAXPOOL: "pool",
-    LayerKind.AVGPOOL: "pool",
-    LayerKind.ADAPTIVE_AVGPOOL: "pool",
-    LayerKind.GLOBAL_AVGPOOL: "pool",
-    LayerKind.CONCAT: "concat",
-    LayerKind.ADD: "add",
-    LayerKind.LINEAR: "fc",
-    LayerKind.SOFTMAX_CROSS_ENTROPY: "loss",
-}
-CATEGORIES = (
-    "conv",
-    "bn",
-    "relu",
-    "activation",
-    "pool",
-    "concat",
-    "add",
-    "mul",
-    "fc",
-    "loss",
-    "other",
+from bnsim.graph.kinds import (
+    CATEGORIES,
+    INPUT_GRADIENT_ACTIVATIONS,
+    LayerKind,
+    LayerName,
+    NonNegativeInt,
+    NonNegativePair,
+    PositiveInt,
+    PositiveInts,
+    PositivePair,
+    TensorShape,
+    _Layer,
+    _window_out,
 )
-# the activations whose backward reads their input (x), not their output (ReLU, ReLU6, sigmoid)
-INPUT_GRADIENT_ACTIVATIONS = frozenset(("silu", "hardswish", "hardsigmoid"))
+from bnsim.graph.pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 
-
-@dataclass(frozen=True, slots=True)
-class TensorShape:
-    """An NCHW activation shape, batch included. Flat tensors (fc outputs) are N×C×1×1."""
-
-    n: int
-    c: int
-    h: int
-    w: int
-
-    def num_elements(self) -> int:
-        """Elements of the whole tensor."""
-        return self.n * self.c * self.h * self.w
-
-    def elements_per_sample(self) -> int:
-        """Elements of one sample (C·H·W)."""
-        return self.c * self.h * self.w
-
-    def __str__(self) -> str:
-        return f"{self.n}×{self.c}×{self.h}×{self.w}"
-
-
-def _to_pair(value: object) -> object:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value
-
-
-PositiveInt = Annotated[int, Field(strict=True, gt=0)]
-NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
-PositivePair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_to_pair)]
-NonNegativePair = Annotated[tuple[NonNegativeInt, NonNegativeInt], BeforeValidator(_to_pair)]
-LayerName = Annotated[str, Field(min_length=1, pattern=r"^[^\s]+$")]
-
-
-def _to_tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
-
-
-PositiveInts = Annotated[tuple[PositiveInt, ...], BeforeValidator(_to_tuple), Field(min_length=1)]
-
-
-class _Layer(BaseModel):
-    """Fields and behaviour shared by every layer kind."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs; None: unbounded
-
-    name: LayerName
-    inputs: Annotated[tuple[LayerName, ...], BeforeValidator(_to_tuple)] = ()
-
-    @property
-    def layer_kind(self) -> LayerKind:
-        """This layer's kind."""
-        return LayerKind(getattr(self, "kind"))  # noqa: B009 (each subclass declares `kind`)
-
-    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
-        """Output shape from input shapes. Element-wise kinds keep their input's shape.
-
-        Raises:
-            WorkloadError: the inputs do not fit this layer.
-        """
-        return in_shapes[0]
-
-    def param_count(self, in_shapes: tuple[TensorShape, ...]) -> int:
-        """Number of trainable parameters (torch's `parameters()`, buffers excluded)."""
-        return 0
-
-    def macs(self, in_shapes: tuple[TensorShape, ...], out_shape: TensorShape) -> int:
-        """Multiply-accumulates of the forward pass for the whole batch (conv and linear only)."""
-        return 0
-
-    def _fail(self, message: str) -> WorkloadError:
-        return WorkloadError(f"layer '{self.name}' ({self.layer_kind}): {message}")
+# the layer kinds, and what they are made of (bnsim.graph.kinds): `bnsim.layers`
+__all__ = [
+    "CATEGORIES",
+    "INPUT_GRADIENT_ACTIVATIONS",
+    "LAYER_ADAPTER",
+    "LAYER_LIST_ADAPTER",
+    "AdaptiveAvgPool2d",
+    "Add",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "ChannelShuffle",
+    "Chunk",
+    "Concat",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2d",
+    "Hardsigmoid",
+    "Hardswish",
+    "Input",
+    "Layer",
+    "LayerKind",
+    "LayerName",
+    "Linear",
+    "MaxPool2d",
+    "Mul",
+    "NonNegativeInt",
+    "NonNegativePair",
+    "PositiveInt",
+    "PositiveInts",
+    "PositivePair",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Sigmoid",
+    "SoftmaxCrossEntropy",
+    "StochasticDepth",
+    "TensorShape",
+]
 
 
 class Input(_Layer):
@@ -169,20 +75,6 @@ class Input(_Layer):
     kind: Literal["input"] = "input"
     arity: ClassVar[tuple[int, int | None]] = (0, 0)
     channels: PositiveInt
-
-
-def _window_out(
-    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil: bool
-) -> int:
-    """Output length of a sliding window, as torch computes it (nn.Conv2d / nn.MaxPool2d docs)."""
-    span = dilation * (kernel - 1) + 1
-    numerator = size + 2 * padding - span
-    if numerator < 0:
-        return 0
-    out = (numerator + (stride - 1 if ceil else 0)) // stride + 1
-    if ceil and (out - 1) * stride >= size + padding:
-        out -= 1  # the last window must start inside the input or its left padding
-    return out
 
 
 class Conv2d(_Layer):
@@ -289,73 +181,6 @@ class Mul(_Layer):
                 f"'{self.inputs[0]}', got {scale.c}×{scale.h}×{scale.w} from '{self.inputs[1]}'"
             )
         return x
-
-
-class _Pool(_Layer):
-    kernel: PositivePair
-    stride: PositivePair  # equal to kernel when not given, as in torch
-    padding: NonNegativePair = (0, 0)
-    ceil_mode: bool = Field(default=False, strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_stride(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("stride") is None and "kernel" in data:
-            return {**data, "stride": data["kernel"]}
-        return data
-
-    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
-        x = in_shapes[0]
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel, strict=True)):
-            raise self._fail(
-                f"padding {self.padding[0]}×{self.padding[1]} exceeds half the kernel "
-                f"{self.kernel[0]}×{self.kernel[1]}"
-            )
-        h, w = (
-            _window_out(size, k, s, p, 1, ceil=self.ceil_mode)
-            for size, k, s, p in zip(
-                (x.h, x.w), self.kernel, self.stride, self.padding, strict=True
-            )
-        )
-        if h < 1 or w < 1:
-            raise self._fail(
-                f"kernel {self.kernel[0]}×{self.kernel[1]} is larger than its padded input "
-                f"{x.h + 2 * self.padding[0]}×{x.w + 2 * self.padding[1]}"
-            )
-        return TensorShape(x.n, x.c, h, w)
-
-
-class MaxPool2d(_Pool):
-    """Max pooling (torch.nn.MaxPool2d)."""
-
-    kind: Literal["maxpool"] = "maxpool"
-
-
-class AvgPool2d(_Pool):
-    """Average pooling (torch.nn.AvgPool2d)."""
-
-    kind: Literal["avgpool"] = "avgpool"
-    count_include_pad: bool = Field(default=True, strict=True)
-
-
-class AdaptiveAvgPool2d(_Layer):
-    """Average pooling to a fixed output size (torch.nn.AdaptiveAvgPool2d)."""
-
-    kind: Literal["adaptive_avgpool"] = "adaptive_avgpool"
-    output_size: PositivePair
-
-    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
-        x = in_shapes[0]
-        return TensorShape(x.n, x.c, *self.output_size)
-
-
-class GlobalAvgPool2d(_Layer):
-    """Average over the whole feature map (adaptive pooling to 1×1)."""
-
-    kind: Literal["global_avgpool"] = "global_avgpool"
-
-    def infer_shape(self, in_shapes: tuple[TensorShape, ...]) -> TensorShape:
-        return TensorShape(in_shapes[0].n, in_shapes[0].c, 1, 1)
 
 
 class Concat(_Layer):
@@ -521,21 +346,3 @@ Layer = Annotated[
 ]
 LAYER_ADAPTER: TypeAdapter[Layer] = TypeAdapter(Layer)
 LAYER_LIST_ADAPTER: TypeAdapter[list[Layer]] = TypeAdapter(list[Layer])
-
-
-def layer_to_dict(layer: _Layer) -> dict[str, Any]:
-    """The workload-YAML form of a layer: name, kind, inputs, then non-default attributes.
-
-    >>> layer_to_dict(Conv2d(name="c1", inputs=("x",), out_channels=64, kernel=7, stride=2))
-    {'name': 'c1', 'kind': 'conv2d', 'inputs': ['x'], 'out_channels': 64, 'kernel': 7, 'stride': 2}
-    """
-    attrs = layer.model_dump(exclude_defaults=True, exclude={"name", "kind", "inputs"})
-    if isinstance(layer, _Pool) and layer.stride == layer.kernel:
-        attrs.pop("stride", None)
-    for key, value in attrs.items():
-        if isinstance(value, tuple):
-            attrs[key] = value[0] if len(set(value)) == 1 else list(value)
-    document: dict[str, Any] = {"name": layer.name, "kind": layer.layer_kind.value}
-    if layer.inputs:
-        document["inputs"] = list(layer.inputs)
-    return {**document, **attrs}

@@ -18,8 +18,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from bnsim.config.datafile import describe_errors, read_yaml
 from bnsim.errors import WorkloadError
-from bnsim.graph.layer import LAYER_LIST_ADAPTER, Input, Layer, PositiveInt, layer_to_dict
+from bnsim.graph.kinds import _Layer
+from bnsim.graph.layer import LAYER_LIST_ADAPTER, Input, Layer, PositiveInt
 from bnsim.graph.network import INPUT_NAME, MAX_LAYERS, Network, build_network
+from bnsim.graph.pooling import _Pool
 from bnsim.graph.zoo import BUILDERS, DEFAULT_BATCH, MODELS, build_layers, build_model, get_model
 
 SCHEMA_VERSION = 1
@@ -295,3 +297,22 @@ def network_to_dot(network: Network) -> str:
     )
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def layer_to_dict(layer: _Layer) -> dict[str, Any]:
+    """The workload-YAML form of a layer: name, kind, inputs, then non-default attributes.
+
+    >>> from bnsim.graph.layer import Conv2d
+    >>> layer_to_dict(Conv2d(name="c1", inputs=("x",), out_channels=64, kernel=7, stride=2))
+    {'name': 'c1', 'kind': 'conv2d', 'inputs': ['x'], 'out_channels': 64, 'kernel': 7, 'stride': 2}
+    """
+    attrs = layer.model_dump(exclude_defaults=True, exclude={"name", "kind", "inputs"})
+    if isinstance(layer, _Pool) and layer.stride == layer.kernel:
+        attrs.pop("stride", None)
+    for key, value in attrs.items():
+        if isinstance(value, tuple):
+            attrs[key] = value[0] if len(set(value)) == 1 else list(value)
+    document: dict[str, Any] = {"name": layer.name, "kind": layer.layer_kind.value}
+    if layer.inputs:
+        document["inputs"] = list(layer.inputs)
+    return {**document, **attrs}
