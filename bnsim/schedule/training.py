@@ -9,11 +9,7 @@ resulting Draft (schemes/rewrite.py) and freeze it into a Schedule.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-from typing import Any
-
-from bnsim.graph import LayerKind, Network, TensorShape
+from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import (
     INPUT_GRADIENT_ACTIVATIONS,
     ChannelShuffle,
@@ -21,197 +17,26 @@ from bnsim.graph.layer import (
     Conv2d,
     Layer,
     Linear,
-    MaxPool2d,
 )
-from bnsim.graph.network import INPUT_NAME
 from bnsim.schedule import (
-    NO_REORDERS,
     Axis,
-    ElementType,
-    Kernel,
     Op,
     OpKind,
     Phase,
-    Placement,
-    Reorders,
-    Schedule,
-    Tensor,
     TensorRole,
-    check_schedule,
 )
-
-LABELS = "labels"
-SGD_DEFAULTS = (
-    ("lr", 0.1),
-    ("momentum", 0.9),
-    ("weight_decay", 1e-4),
-)  # ImageNet recipes (He et al.)
-# FLOPs per element of the element-wise ops (an FMA counts 2): the conventions of docs/schemes.md.
-FLOPS_PER_ELEMENT = {
-    "bn_stats_mean": 1,  # Σx
-    "bn_stats_var": 3,  # Σ(x-μ)²: subtract, FMA
-    "bn_stats_both": 3,  # Σx, Σx²: add, FMA
-    OpKind.BN_APPLY: 2,  # x·scale + shift
-    OpKind.BN_GRAD_REDUCE: 4,  # Σdy; Σdy·(x-μ): subtract, FMA
-    OpKind.BN_GRAD_APPLY: 4,  # k1·dy + k2·x + k3: two FMAs
-    OpKind.RELU_FWD: 1,
-    OpKind.RELU_BWD: 1,
-    OpKind.ACTIVATION_FWD: 4,  # exp (or a clamp), add, reciprocal or divide, multiply
-    OpKind.ACTIVATION_BWD: 5,
-    OpKind.SCALE_FWD: 1,
-    OpKind.SCALE_BWD: 1,
-    OpKind.SCALE_GRAD: 2,  # Σ dy·x: FMA
-    OpKind.DROPOUT_FWD: 1,
-    OpKind.DROPOUT_BWD: 1,
-    OpKind.STOCHASTIC_DEPTH_FWD: 1,
-    OpKind.STOCHASTIC_DEPTH_BWD: 1,
-    OpKind.SGD_UPDATE: 6,  # d = g + λw; v = μv + d; w -= lr·v: three FMAs
-    "loss_fwd_per_logit": 5,
-    "loss_bwd_per_logit": 2,
-}
-
-
-@dataclass(eq=False)  # identity: drafts are removed from lists by identity
-class DraftKernel:
-    """A kernel under construction; schemes move ops between draft kernels (through its Draft)."""
-
-    name: str
-    phase: Phase
-    ops: tuple[Op, ...]  # replaced only by Draft.set_ops, which keeps the Draft's index right
-    space: tuple[Axis, ...]
-
-    def main_op(self) -> Op:
-        """The op that defines the iteration space."""
-        return next(op for op in self.ops if op.placement is Placement.MAIN)
-
-
-class Draft:
-    """A mutable schedule: tensors and kernels in order.
-
-    Schemes change kernels only through `add_kernel`, `remove_kernel`, `insert_kernels` and
-    `set_ops`, which keep an index from (op kind, layer) to the kernels holding such ops, so that
-    `find` does not scan the whole draft.
-    """
-
-    def __init__(self, network: Network) -> None:
-        self.network = network
-        self.tensors: dict[str, Tensor] = {}
-        self._kernels: list[DraftKernel] = []
-        self._holders: dict[tuple[OpKind, str], list[DraftKernel]] = {}
-
-    @property
-    def kernels(self) -> tuple[DraftKernel, ...]:
-        """The kernels, in order."""
-        return tuple(self._kernels)
-
-    def add_tensor(self, tensor: Tensor) -> str:
-        """Register a tensor (idempotent for an identical one); returns its name."""
-        existing = self.tensors.get(tensor.name)
-        assert existing is None or existing == tensor, f"tensor {tensor.name} defined twice"
-        self.tensors[tensor.name] = tensor
-        return tensor.name
-
-    def add_kernel(self, name: str, phase: Phase, op: Op, space: tuple[Axis, ...]) -> DraftKernel:
-        """Append a one-op kernel."""
-        kernel = DraftKernel(name=name, phase=phase, ops=(op,), space=space)
-        self._kernels.append(kernel)
-        self._index(kernel)
-        return kernel
-
-    def remove_kernel(self, kernel: DraftKernel) -> None:
-        """Drop a kernel (its ops go with it)."""
-        self._kernels.remove(kernel)
-        self._unindex(kernel)
-
-    def insert_kernels(self, position: int, kernels: tuple[DraftKernel, ...]) -> None:
-        """Insert kernels (of another draft) before `position`."""
-        self._kernels[position:position] = kernels
-        for kernel in kernels:
-            self._index(kernel)
-
-    def set_ops(self, kernel: DraftKernel, ops: tuple[Op, ...]) -> None:
-        """Replace a kernel's ops."""
-        self._unindex(kernel)
-        kernel.ops = ops
-        self._index(kernel)
-
-    def find(self, kind: OpKind, layer: str, **attrs: Any) -> DraftKernel:
-        """The first kernel holding an op of `kind` for `layer` (with the given attrs).
-
-        Raises:
-            KeyError: no such op.
-        """
-        holders = [
-            kernel
-            for kernel in self._holders.get((kind, layer), ())
-            if any(
-                op.kind is kind
-                and op.layer == layer
-                and all(op.attr(key) == value for key, value in attrs.items())
-                for op in kernel.ops
-            )
-        ]
-        if not holders:
-            raise KeyError(f"no {kind} op for layer {layer} {attrs or ''}")
-        if len(holders) == 1:
-            return holders[0]
-        return min(holders, key=self._kernels.index)
-
-    def _index(self, kernel: DraftKernel) -> None:
-        for key in {(op.kind, op.layer) for op in kernel.ops}:
-            self._holders.setdefault(key, []).append(kernel)
-
-    def _unindex(self, kernel: DraftKernel) -> None:
-        for key in {(op.kind, op.layer) for op in kernel.ops}:
-            self._holders[key].remove(kernel)
-
-    def freeze(
-        self, scheme: str, options: tuple[tuple[str, Any], ...], reorders: Reorders = NO_REORDERS
-    ) -> Schedule:
-        """The immutable, checked Schedule, with stashed activations marked.
-
-        Raises:
-            SimulationError: the draft is not a legal schedule.
-        """
-        backward_reads = {
-            name
-            for kernel in self.kernels
-            if kernel.phase is not Phase.FWD
-            for name in (n for op in kernel.ops for n in op.reads)
-        }
-        tensors = {
-            name: replace(tensor, role=TensorRole.STASHED_ACTIVATION)
-            if tensor.role is TensorRole.ACTIVATION and name in backward_reads
-            else tensor
-            for name, tensor in self.tensors.items()
-        }
-        schedule = Schedule(
-            network=self.network,
-            scheme=scheme,
-            options=options,
-            kernels=tuple(
-                Kernel(name=k.name, phase=k.phase, ops=k.ops, space=k.space) for k in self.kernels
-            ),
-            tensors=tensors,
-            reorders=reorders,
-        )
-        check_schedule(schedule)
-        return schedule
-
-
-def act(layer: str) -> str:
-    """Name of a layer's forward output tensor."""
-    return f"act:{layer}"
-
-
-def grad(layer: str) -> str:
-    """Name of the (summed) gradient with respect to a layer's output."""
-    return f"grad:{layer}"
-
-
-def nchw_space(shape: TensorShape) -> tuple[Axis, ...]:
-    """Iteration space over samples, channels and rows of an NCHW tensor."""
-    return (Axis("n", shape.n), Axis("c", shape.c), Axis("h", shape.h))
+from bnsim.schedule.draft import (
+    FLOPS_PER_ELEMENT,
+    LABELS,
+    SGD_DEFAULTS,
+    Draft,
+    act,
+    grad,
+    nc_space,
+    nchw_space,
+    nh_space,
+)
+from bnsim.schedule.lowering import ForwardLowering
 
 
 def lower_training(network: Network, *, input_grad: bool = False) -> Draft:
@@ -231,283 +56,21 @@ def lower_training(network: Network, *, input_grad: bool = False) -> Draft:
     return lowering.draft
 
 
-class _Lowering:
-    """Per-layer lowering rules, sharing the tensor bookkeeping of one draft."""
+def lower_forward(network: Network, layers: set[str], *, prefix: str) -> Draft:
+    """A forward-only draft of `layers` (a set closed under inputs), names prefixed by `prefix`.
 
-    def __init__(
-        self, network: Network, draft: Draft, *, input_grad: bool, prefix: str = ""
-    ) -> None:
-        self.net = network
-        self.draft = draft
-        self.prefix = (
-            prefix  # names a second forward pass's activations apart (VDN's virtual batch)
-        )
-        self.tensor_of: dict[str, str] = {}  # layer → tensor holding its output (flatten aliases)
-        self.contributions: dict[str, list[str]] = {name: [] for name in network.graph}
-        # layer → its chunks' (channel range, output gradient), concatenated by chunk_backward
-        self.chunk_gradients: dict[str, list[tuple[tuple[int, int], str]]] = {
-            name: [] for name in network.graph
-        }
-        self.requires_grad = _requires_grad(network, input_grad)
+    Parameters and BN statistics keep their names, so the pass shares them with the main iteration
+    (VDN's virtual batch computes the statistics the real batch then uses).
+    """
+    lowering = _Lowering(network, Draft(network), input_grad=False, prefix=prefix)
+    for layer in network.layers:
+        if layer.name in layers:
+            lowering.forward(layer)
+    return lowering.draft
 
-    # --- helpers ---------------------------------------------------------------------------------
 
-    def tensor(
-        self,
-        name: str,
-        shape: tuple[int, ...],
-        role: TensorRole,
-        layer: str,
-        element: ElementType = ElementType.DATA,
-    ) -> str:
-        return self.draft.add_tensor(
-            Tensor(name=name, shape=shape, role=role, layer=layer, element=element)
-        )
-
-    def activation(self, layer: Layer) -> str:
-        shape = self.net.out_shape(layer.name)
-        name = self.tensor(
-            self.prefix + act(layer.name),
-            (shape.n, shape.c, shape.h, shape.w),
-            TensorRole.ACTIVATION,
-            layer.name,
-        )
-        self.tensor_of[layer.name] = name
-        return name
-
-    def param(self, prefix: str, layer: Layer, shape: tuple[int, ...]) -> str:
-        return self.tensor(f"{prefix}:{layer.name}", shape, TensorRole.WEIGHT, layer.name)
-
-    def inputs(self, layer: Layer) -> tuple[str, ...]:
-        return tuple(self.tensor_of[source] for source in layer.inputs)
-
-    def kernel(self, name: str, phase: Phase, op: Op, space: tuple[Axis, ...]) -> None:
-        self.draft.add_kernel(self.prefix + name, phase, op, space)
-
-    # --- forward ---------------------------------------------------------------------------------
-
-    def forward(self, layer: Layer) -> None:
-        kind = layer.layer_kind
-        name = layer.name
-        if kind is LayerKind.INPUT:
-            shape = self.net.out_shape(name)
-            self.tensor_of[name] = self.tensor(
-                self.prefix + act(name),
-                (shape.n, shape.c, shape.h, shape.w),
-                TensorRole.INPUT,
-                name,
-            )
-            return
-        if kind is LayerKind.FLATTEN:
-            self.tensor_of[name] = self.tensor_of[layer.inputs[0]]
-            return
-        out_shape = self.net.out_shape(name)
-        x = self.inputs(layer)
-        if isinstance(layer, Conv2d):
-            self.conv_forward(layer, x[0])
-        elif kind is LayerKind.BATCHNORM2D:
-            self.batchnorm_forward(layer, x[0])
-        elif kind in (LayerKind.RELU, LayerKind.RELU6):
-            self.elementwise(layer, OpKind.RELU_FWD, x, (self.activation(layer),), Phase.FWD)
-        elif kind.category == "activation":
-            self.elementwise(layer, OpKind.ACTIVATION_FWD, x, (self.activation(layer),), Phase.FWD)
-        elif kind is LayerKind.MUL:
-            self.elementwise(layer, OpKind.SCALE_FWD, x, (self.activation(layer),), Phase.FWD)
-        elif kind.category == "pool":
-            self.pool_forward(layer, x[0])
-        elif kind is LayerKind.CONCAT:
-            op = Op(kind=OpKind.CONCAT_FWD, layer=name, reads=x, writes=(self.activation(layer),))
-            self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
-        elif kind is LayerKind.ADD:
-            flops = (len(x) - 1) * out_shape.num_elements()
-            op = Op(
-                kind=OpKind.ADD_FWD,
-                layer=name,
-                reads=x,
-                writes=(self.activation(layer),),
-                flops=flops,
-            )
-            self.kernel(f"{name}.fwd", Phase.FWD, op, nchw_space(out_shape))
-        elif isinstance(layer, Linear):
-            self.linear_forward(layer, x[0])
-        elif kind in (LayerKind.DROPOUT, LayerKind.STOCHASTIC_DEPTH):
-            self.masked_forward(layer, x)
-        elif isinstance(layer, Chunk | ChannelShuffle):
-            self.copy_forward(layer, x[0])
-        elif kind is LayerKind.SOFTMAX_CROSS_ENTROPY:
-            self.loss_forward(layer, x[0])
-        else:  # pragma: no cover - every LayerKind is handled above
-            raise AssertionError(f"no forward lowering for {kind}")
-
-    def conv_forward(self, layer: Conv2d, x: str) -> None:
-        name = layer.name
-        in_shapes, out_shape = self.net.in_shapes(name), self.net.out_shape(name)
-        params = [
-            self.param(
-                "w", layer, (layer.out_channels, in_shapes[0].c // layer.groups, *layer.kernel)
-            )
-        ]
-        if layer.bias:
-            params.append(self.param("b", layer, (layer.out_channels,)))
-        macs = layer.macs(in_shapes, out_shape)
-        flops = 2 * macs + (out_shape.num_elements() if layer.bias else 0)
-        op = Op(
-            kind=OpKind.CONV_FWD,
-            layer=name,
-            reads=(x, *params),
-            writes=(self.activation(layer),),
-            flops=flops,
-        )
-        self.kernel(f"{name}.fwd", Phase.FWD, op, nchw_space(out_shape))
-
-    def pool_forward(self, layer: Layer, x: str) -> None:
-        """Max pooling keeps the index of each window's maximum for backward; averages do not."""
-        name = layer.name
-        out_shape = self.net.out_shape(name)
-        writes: tuple[str, ...]
-        if isinstance(layer, MaxPool2d):
-            index = self.tensor(
-                f"{self.prefix}index:{name}",
-                (out_shape.n, out_shape.c, out_shape.h, out_shape.w),
-                TensorRole.WORKSPACE,
-                name,
-                ElementType.UINT8,
-            )
-            writes = (self.activation(layer), index)
-            flops = out_shape.num_elements() * math.prod(layer.kernel)
-        else:
-            writes = (self.activation(layer),)
-            flops = self.net.in_shapes(name)[0].num_elements() + out_shape.num_elements()
-        op = Op(kind=OpKind.POOL_FWD, layer=name, reads=(x,), writes=writes, flops=flops)
-        self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
-
-    def copy_forward(self, layer: Chunk | ChannelShuffle, x: str) -> None:
-        """A chunk (its channel range, copied as a convolution's input) or a channel shuffle (all
-        channels of some rows at a time: each output row gathers every input channel)."""
-        shape = self.net.out_shape(layer.name)
-        attrs: tuple[tuple[str, Any], ...]
-        if isinstance(layer, Chunk):
-            channels = layer.channel_range(self.net.in_shapes(layer.name)[0].c)
-            kind, attrs, space = OpKind.CHUNK_FWD, (("channels", channels),), nchw_space(shape)
-        else:
-            kind, attrs, space = OpKind.SHUFFLE_FWD, (("groups", layer.groups),), _nh_space(shape)
-        writes = (self.activation(layer),)
-        op = Op(kind=kind, layer=layer.name, reads=(x,), writes=writes, attrs=attrs)
-        self.kernel(f"{layer.name}.fwd", Phase.FWD, op, space)
-
-    def masked_forward(self, layer: Layer, x: tuple[str, ...]) -> None:
-        """Dropout (a byte per element) or stochastic depth (one value per sample, in the data
-        type, as torchvision keeps it): the output and the mask backward reads."""
-        shape = self.net.out_shape(layer.name)
-        name = f"{self.prefix}mask:{layer.name}"
-        if layer.layer_kind is LayerKind.DROPOUT:
-            dims, element, kind = (
-                (shape.n, shape.c, shape.h, shape.w),
-                ElementType.UINT8,
-                OpKind.DROPOUT_FWD,
-            )
-        else:
-            dims, element, kind = (shape.n, 1, 1, 1), ElementType.DATA, OpKind.STOCHASTIC_DEPTH_FWD
-        mask = self.tensor(name, dims, TensorRole.MASK, layer.name, element)
-        self.elementwise(layer, kind, x, (self.activation(layer), mask), Phase.FWD)
-
-    def elementwise(
-        self,
-        layer: Layer,
-        kind: OpKind,
-        reads: tuple[str, ...],
-        writes: tuple[str, ...],
-        phase: Phase,
-        suffix: str = "",
-    ) -> None:
-        shape = self.net.out_shape(layer.name)
-        op = Op(
-            kind=kind,
-            layer=layer.name,
-            reads=reads,
-            writes=writes,
-            flops=FLOPS_PER_ELEMENT[kind] * shape.num_elements(),
-        )
-        self.kernel(f"{layer.name}.{phase.value}{suffix}", phase, op, nchw_space(shape))
-
-    def batchnorm_forward(self, layer: Layer, x: str) -> None:
-        name = layer.name
-        shape = self.net.out_shape(name)
-        channels = (shape.c,)
-        mean, var, running_mean, running_var = (
-            self.tensor(f"{stat}:{name}", channels, TensorRole.BN_STATISTICS, name)
-            for stat in ("mean", "var", "running_mean", "running_var")
-        )
-        gamma, beta = self.param("gamma", layer, channels), self.param("beta", layer, channels)
-        elements = shape.num_elements()
-        space = nchw_space(shape)
-        mean_op = Op(
-            kind=OpKind.BN_STATS,
-            layer=name,
-            reads=(x,),
-            writes=(mean,),
-            reduces=(mean,),
-            flops=FLOPS_PER_ELEMENT["bn_stats_mean"] * elements,
-            attrs=(("part", "mean"),),
-        )
-        running = (running_mean, running_var)
-        var_op = Op(
-            kind=OpKind.BN_STATS,
-            layer=name,
-            reads=(x, mean, *running),
-            writes=(var, *running),
-            reduces=(var, *running),
-            flops=FLOPS_PER_ELEMENT["bn_stats_var"] * elements,
-            attrs=(("part", "var"),),
-        )
-        self.kernel(f"{name}.fwd.mean", Phase.FWD, mean_op, space)
-        self.kernel(f"{name}.fwd.var", Phase.FWD, var_op, space)
-        apply_op = Op(
-            kind=OpKind.BN_APPLY,
-            layer=name,
-            reads=(x, mean, var, gamma, beta),
-            writes=(self.activation(layer),),
-            flops=FLOPS_PER_ELEMENT[OpKind.BN_APPLY] * elements,
-        )
-        self.kernel(f"{name}.fwd.apply", Phase.FWD, apply_op, space)
-
-    def linear_forward(self, layer: Linear, x: str) -> None:
-        name = layer.name
-        in_features = self.net.in_shapes(name)[0].c
-        out_shape = self.net.out_shape(name)
-        params = [self.param("w", layer, (layer.out_features, in_features))]
-        if layer.bias:
-            params.append(self.param("b", layer, (layer.out_features,)))
-        flops = 2 * out_shape.n * in_features * layer.out_features + (
-            out_shape.num_elements() if layer.bias else 0
-        )
-        op = Op(
-            kind=OpKind.FC_FWD,
-            layer=name,
-            reads=(x, *params),
-            writes=(self.activation(layer),),
-            flops=flops,
-        )
-        self.kernel(f"{name}.fwd", Phase.FWD, op, _nc_space(out_shape))
-
-    def loss_forward(self, layer: Layer, logits: str) -> None:
-        name = layer.name
-        shape = self.net.in_shapes(name)[0]
-        labels = self.tensor(LABELS, (shape.n,), TensorRole.INPUT, INPUT_NAME, ElementType.INT64)
-        loss = self.tensor(f"loss:{name}", (1,), TensorRole.ACTIVATION, name)
-        log_probs = self.tensor(f"logp:{name}", (shape.n, shape.c), TensorRole.WORKSPACE, name)
-        self.tensor_of[name] = loss
-        op = Op(
-            kind=OpKind.LOSS_FWD,
-            layer=name,
-            reads=(logits, labels),
-            writes=(loss, log_probs),
-            reduces=(loss,),
-            flops=FLOPS_PER_ELEMENT["loss_fwd_per_logit"] * shape.n * shape.c,
-        )
-        self.kernel(f"{name}.fwd", Phase.FWD, op, (Axis("n", shape.n),))
-
-    # --- backward --------------------------------------------------------------------------------
+class _Lowering(ForwardLowering):
+    """The forward rules and the backward pass's: gradients, their contributions, the update."""
 
     def contribution(self, source: str, consumer: str) -> str:
         """Tensor for `consumer`'s gradient contribution to `source`'s output; registers it."""
@@ -556,7 +119,7 @@ class _Lowering:
         dx = self.contribution(layer.inputs[0], name)
         attrs = (("groups", layer.groups),)
         op = Op(kind=OpKind.SHUFFLE_BWD, layer=name, reads=(g,), writes=(dx,), attrs=attrs)
-        self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, _nh_space(self.net.out_shape(name)))
+        self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, nh_space(self.net.out_shape(name)))
 
     def chunk_backward(self, layer: Layer) -> None:
         """The gradients of `layer`'s chunks concatenated into one contribution to its gradient, as
@@ -633,7 +196,7 @@ class _Lowering:
                 writes=(dx,),
                 flops=self.net.out_shape(name).num_elements(),
             )
-            self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, _nc_space(in_shape))
+            self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, nc_space(in_shape))
         elif kind is LayerKind.CONCAT:
             slices = tuple(index for index, need in enumerate(needs) if need)
             parts = tuple(self.contribution(layer.inputs[index], name) for index in slices)
@@ -644,7 +207,7 @@ class _Lowering:
                 writes=parts,
                 attrs=(("slices", slices),),
             )
-            self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, _nc_space(self.net.out_shape(name)))
+            self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, nc_space(self.net.out_shape(name)))
         else:  # pragma: no cover
             raise AssertionError(f"no backward lowering for {kind}")
 
@@ -664,7 +227,7 @@ class _Lowering:
                 writes=(dx,),
                 flops=matrix_flops,
             )
-            space = nchw_space(in_shapes[0]) if conv else _nc_space(in_shapes[0])
+            space = nchw_space(in_shapes[0]) if conv else nc_space(in_shapes[0])
             self.kernel(f"{name}.bwd_data", Phase.BWD_DATA, op, space)
         grads = [
             self.tensor(f"dw:{name}", self.draft.tensors[w].shape, TensorRole.WEIGHT_GRADIENT, name)
@@ -745,7 +308,7 @@ class _Lowering:
                 writes=(ds,),
                 flops=FLOPS_PER_ELEMENT[OpKind.SCALE_GRAD] * shape.num_elements(),
             )
-            self.kernel(f"{name}.bwd_data.scale", Phase.BWD_DATA, op, _nc_space(shape))
+            self.kernel(f"{name}.bwd_data.scale", Phase.BWD_DATA, op, nc_space(shape))
 
     def loss_backward(self, layer: Layer) -> None:
         name = layer.name
@@ -791,36 +354,3 @@ class _Lowering:
                 op,
                 (Axis("e", tensor.num_elements()),),
             )
-
-
-def lower_forward(network: Network, layers: set[str], *, prefix: str) -> Draft:
-    """A forward-only draft of `layers` (a set closed under inputs), names prefixed by `prefix`.
-
-    Parameters and BN statistics keep their names, so the pass shares them with the main iteration
-    (VDN's virtual batch computes the statistics the real batch then uses).
-    """
-    lowering = _Lowering(network, Draft(network), input_grad=False, prefix=prefix)
-    for layer in network.layers:
-        if layer.name in layers:
-            lowering.forward(layer)
-    return lowering.draft
-
-
-def _nh_space(shape: TensorShape) -> tuple[Axis, ...]:
-    return (Axis("n", shape.n), Axis("h", shape.h))
-
-
-def _nc_space(shape: TensorShape) -> tuple[Axis, ...]:
-    return (Axis("n", shape.n), Axis("c", shape.c))
-
-
-def _requires_grad(network: Network, input_grad: bool) -> dict[str, bool]:
-    """Whether each layer's output needs a gradient: parameters upstream, or the input itself."""
-    needs: dict[str, bool] = {}
-    for layer in network.layers:
-        if layer.layer_kind is LayerKind.INPUT:
-            needs[layer.name] = input_grad
-        else:
-            has_params = layer.param_count(network.in_shapes(layer.name)) > 0
-            needs[layer.name] = has_params or any(needs[source] for source in layer.inputs)
-    return needs

@@ -23,7 +23,8 @@ from bnsim.errors import ConfigError
 from bnsim.graph import Network
 from bnsim.heap import frozen_heap
 from bnsim.schedule import NO_REORDERS, Reorders, Schedule
-from bnsim.schedule.training import Draft, lower_training
+from bnsim.schedule.draft import Draft
+from bnsim.schedule.training import lower_training
 from bnsim.schemes import baseline, bnff, fission, recompute, sampling
 from bnsim.schemes.reorders import add_reorders
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bnsim.graph import LayerKind
 from bnsim.schedule import OpKind, Placement
-from bnsim.schedule.training import Draft, act
+from bnsim.schedule.draft import Draft, act
 from bnsim.schemes.rewrite import (
     batchnorm_layers,
     bn_chain,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import INPUT_GRADIENT_ACTIVATIONS
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
-from bnsim.schedule.training import FLOPS_PER_ELEMENT, Draft, DraftKernel, act, grad
+from bnsim.schedule.draft import FLOPS_PER_ELEMENT, Draft, DraftKernel, act, grad
 from bnsim.schemes.rewrite import (
     ACTIVATION_KINDS,
     RELU_KINDS,

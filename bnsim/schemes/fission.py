@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from bnsim.schedule.training import Draft
+from bnsim.schedule.draft import Draft
 from bnsim.schemes.rewrite import batchnorm_layers, use_one_pass_statistics
 
 

@@ -10,7 +10,7 @@ traffic.
 
 from __future__ import annotations
 
-from bnsim.schedule.training import Draft
+from bnsim.schedule.draft import Draft
 from bnsim.schemes.bnff import BNFFOptions, fission_and_fusion
 
 RecomputeOptions = BNFFOptions

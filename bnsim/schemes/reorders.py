@@ -28,7 +28,7 @@ from bnsim.schedule import (
     TensorRole,
     memory_reads,
 )
-from bnsim.schedule.training import Draft, DraftKernel
+from bnsim.schedule.draft import Draft, DraftKernel
 
 # oneDNN's kernels read a plain (nchw) input directly below this many input channels
 PLAIN_INPUT_CHANNELS = {OpKind.CONV_FWD: 16, OpKind.CONV_BWD_WEIGHT: 4}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from bnsim.graph import LayerKind, Network
 from bnsim.graph.layer import Conv2d
 from bnsim.schedule import Op, OpKind, Placement, TensorRole
-from bnsim.schedule.training import Draft, DraftKernel
+from bnsim.schedule.draft import Draft, DraftKernel
 
 
 def fuse(draft: Draft, host: DraftKernel, guest: DraftKernel, placement: Placement) -> None:

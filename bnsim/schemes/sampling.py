@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bnsim.graph import rebuild
 from bnsim.schedule import Op, OpKind
+from bnsim.schedule.draft import Draft
 from bnsim.schedule.selection import Sampling, select
-from bnsim.schedule.training import Draft, lower_forward
+from bnsim.schedule.training import lower_forward
 from bnsim.schemes.rewrite import batchnorm_layers, use_one_pass_statistics
 
 VIRTUAL_PREFIX = "virtual/"
