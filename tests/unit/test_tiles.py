@@ -123,7 +123,7 @@ def test_the_compiled_inner_loop_equals_its_source(
     trace = Trace(build_schedule(network, scheme), machine, SimOptions(step_bytes=4096))
     compiled = [trace.boxes(index) for index in range(len(trace.schedule.kernels))]
     source = _source_module()
-    monkeypatch.setattr("bnsim.trace.thread_boxes", source.thread_boxes)
+    monkeypatch.setattr("bnsim.trace.tracing.thread_boxes", source.thread_boxes)
     interpreted = [trace.boxes(index) for index in range(len(trace.schedule.kernels))]
     assert compiled == interpreted
     streams = [stream for boxes, _ in compiled for box in boxes for stream in box.streams]
