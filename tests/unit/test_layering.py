@@ -185,6 +185,7 @@ THIRD_PARTY = {
     "bnsim.schedule.training": {"yaml", "pydantic", "networkx"},
     "bnsim.sim": {"simpy"},
     "bnsim.sim.analytic": {"numpy"},  # the stack distances, vectorised
+    "bnsim.sim.analyticplan": {"numpy"},  # the schedule as columns
     "bnsim.sim.membench": {"numpy"},  # request streams built as arrays
     "bnsim.sim.dramrate": {"numpy"},  # request streams built as arrays
     "bnsim.sim.dram": {"numpy"},  # request streams as arrays for the compiled model
