@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
@@ -101,9 +102,6 @@ def _source_module() -> ModuleType:
     return module
 
 
-@pytest.mark.skipif(
-    Path(tiles_module.__file__).suffix == ".py", reason="the compiled inner loop is not built"
-)
 @pytest.mark.parametrize(
     ("workload", "scheme"),
     [
@@ -118,6 +116,13 @@ def _source_module() -> ModuleType:
 def test_the_compiled_inner_loop_equals_its_source(
     workload: str, scheme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # `pip install` compiles the loop (setup.py fails without it); only an uninstalled checkout
+    # runs it interpreted, and then there is nothing to compare
+    if Path(tiles_module.__file__).suffix == ".py":
+        message = "the compiled inner loop is not built (pip install -e . builds it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     network = build_model(workload, batch=4, image=32 if workload != "inception_v3" else 75)
     machine = load_machine(REPO / "hwconfigs" / "cmp16.yaml")
     trace = Trace(build_schedule(network, scheme), machine, SimOptions(step_bytes=4096))
