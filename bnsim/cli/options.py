@@ -9,6 +9,7 @@ from typing import Any
 
 from bnsim import units
 from bnsim.errors import EXIT_BAD_INPUT, ConfigError
+from bnsim.files import write_text_whole
 
 
 def add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -61,14 +62,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename: an interrupted run never leaves a truncated file."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """Write an output file whole or not at all (an interrupted run leaves no truncated file)."""
+    write_text_whole(path, text)
 
 
 def check_image_path(path: str) -> None:

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from bnsim.config.machine import Machine, machine_from_dict
 from bnsim.errors import ConfigError
 from bnsim.experiment.sweeps import SUMMARY_FILE, records_of, stored_points
+from bnsim.files import write_text_whole
 from bnsim.report import plots
 from bnsim.report.machine import element_costs, machine_roofs, machine_rows
 from bnsim.report.plotdata import baseline_index
@@ -274,13 +275,5 @@ def figure_html(figure: Figure, caption: str) -> str:
 
 
 def write_report(text: str, path: str | Path) -> Path:
-    """Write a report through a temporary file and a rename (no half-written report)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
+    """Write a report whole or not at all (no half-written report)."""
+    return write_text_whole(path, text)

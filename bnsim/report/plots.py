@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullLocator
 
 from bnsim.errors import ConfigError
+from bnsim.files import write_whole
 from bnsim.report.plotdata import (
     FONT_SIZE,
     FORMATS,
@@ -302,13 +303,10 @@ def save(figure: Figure, path: str | Path, *, dpi: int = 150) -> Path:
             f"{path.suffix or '(none)'!r}; use .png, .svg or .pdf"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        figure.savefig(partial, format=extension, dpi=dpi, bbox_inches="tight")
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_whole(
+        path,
+        lambda partial: figure.savefig(partial, format=extension, dpi=dpi, bbox_inches="tight"),
+    )
     return path
 
 

@@ -69,6 +69,7 @@ ALLOWED = {
     "bnsim.result.timeline": set(),
     "bnsim.experiment.parallel": set(),
     "bnsim.heap": set(),
+    "bnsim.files": set(),
     "bnsim.experiment.point": {
         "bnsim.experiment.parallel",
         "bnsim.graph",
@@ -87,6 +88,7 @@ ALLOWED = {
         "bnsim.trace",
     },
     "bnsim.experiment.sweeps": {
+        "bnsim.files",
         "bnsim",  # the package's own names: __version__
         "bnsim.config.keys",
         "bnsim.units",
@@ -128,6 +130,7 @@ ALLOWED = {
         "bnsim.heap",
     },
     "bnsim.report": {
+        "bnsim.files",
         "bnsim.errors",
         "bnsim.units",
         "bnsim.report",
@@ -161,6 +164,7 @@ ALLOWED = {
     # a report reads a result document's machine, or a sweep's store
     "bnsim.report.html": {
         "bnsim.errors",
+        "bnsim.files",
         "bnsim.config.machine",
         "bnsim.report",
         "bnsim.result",

@@ -11,6 +11,7 @@ from typing import Any
 from bnsim.config.keys import key_value
 from bnsim.experiment.sweeps.grid import POINT_KEYS
 from bnsim.experiment.sweeps.plan import Task
+from bnsim.files import write_text_whole
 
 SUMMARY_FILE = "summary.csv"
 
@@ -125,11 +126,5 @@ def write_summary(
     writer.writeheader()
     writer.writerows(rows)
     path = Path(folder) / SUMMARY_FILE
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(buffer.getvalue(), encoding="utf-8")
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_text_whole(path, buffer.getvalue())
     return path
