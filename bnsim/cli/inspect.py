@@ -6,15 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bnsim import __version__
 from bnsim.cli.options import write_text
 from bnsim.errors import EXIT_OK, EXIT_UNEXPECTED, ConfigError
 from bnsim.report.tables import markdown_table, text_table
-
-if TYPE_CHECKING:
-    pass
 
 # Library modules that pull in networkx, pydantic or matplotlib are imported inside the handlers
 # that need them, so that `bnsim --help` and argument errors answer at once.
